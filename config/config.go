@@ -1,0 +1,138 @@
+// Package config turns the YAML configuration file into a typed, validated
+// Config. Loading either returns a complete, valid configuration or every
+// problem in the file at once, each naming the file, line, key path and
+// value; nothing is ever half-loaded.
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+)
+
+// Values of Config.OnExit.
+const (
+	OnExitKeep     = "keep"
+	OnExitWithdraw = "withdraw"
+)
+
+// Values of Check.Type.
+const (
+	CheckDNS  = "dns"
+	CheckTCP  = "tcp"
+	CheckHTTP = "http"
+	CheckExec = "exec"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Interface     string    `yaml:"interface"`
+	OnExit        string    `yaml:"on_exit"`
+	LogLevel      string    `yaml:"log_level"`
+	LogFormat     string    `yaml:"log_format"`
+	FRR           FRR       `yaml:"frr"`
+	ControlSocket string    `yaml:"control_socket"`
+	StateDir      string    `yaml:"state_dir"`
+	MetricsListen string    `yaml:"metrics_listen"`
+	Services      []Service `yaml:"services"`
+
+	// Path is the file the configuration was read from.
+	Path string `yaml:"-"`
+}
+
+// FRR says how to reach the local FRR through vtysh.
+type FRR struct {
+	Vtysh     string        `yaml:"vtysh"`
+	Pathspace string        `yaml:"pathspace"`
+	Timeout   time.Duration `yaml:"timeout"`
+	Verify    bool          `yaml:"verify"`
+}
+
+// Service is one set of anycast prefixes guarded by one set of checks.
+type Service struct {
+	Name         string         `yaml:"name"`
+	Prefixes     []netip.Prefix `yaml:"prefixes"`
+	Interval     time.Duration  `yaml:"interval"`
+	FastInterval time.Duration  `yaml:"fast_interval"`
+	Timeout      time.Duration  `yaml:"timeout"`
+	Rise         int            `yaml:"rise"`
+	Fall         int            `yaml:"fall"`
+	Checks       []Check        `yaml:"checks"`
+}
+
+// Check is one probe. Which keys apply depends on Type; the `check` struct tag
+// names the types a key belongs to, and the loader rejects the others.
+type Check struct {
+	Type    string        `yaml:"type"`
+	Timeout time.Duration `yaml:"timeout"`
+
+	Server         string `yaml:"server" check:"dns"`
+	Query          string `yaml:"query" check:"dns"`
+	QType          string `yaml:"qtype" check:"dns"`
+	Transport      string `yaml:"transport" check:"dns"`
+	Rcode          string `yaml:"rcode" check:"dns"`
+	AnswerContains string `yaml:"answer_contains" check:"dns"`
+
+	Address string `yaml:"address" check:"tcp"`
+
+	URL          string `yaml:"url" check:"http"`
+	Status       int    `yaml:"status" check:"http"`
+	BodyContains string `yaml:"body_contains" check:"http"`
+
+	Command []string `yaml:"command" check:"exec"`
+}
+
+// String names the check the way logs and `probe` show it.
+func (c Check) String() string {
+	switch c.Type {
+	case CheckDNS:
+		return fmt.Sprintf("dns %s %s/%s %s", c.Server, c.Query, c.QType, c.Transport)
+	case CheckTCP:
+		return "tcp " + c.Address
+	case CheckHTTP:
+		return "http " + c.URL
+	case CheckExec:
+		return "exec " + strings.Join(c.Command, " ")
+	}
+	return c.Type
+}
+
+// Service returns the service with that name, if any.
+func (c *Config) Service(name string) (Service, bool) {
+	for _, s := range c.Services {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Service{}, false
+}
+
+// Load reads, decodes, fills defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for bytes already read; name is used in messages.
+func Parse(name string, data []byte) (*Config, error) {
+	var c Config
+	r := newReport(name)
+	if err := decode(r, data, &c); err != nil {
+		return nil, err // not YAML at all: nothing more can be said
+	}
+	applyDefaults(&c, r.present)
+	validate(r, &c)
+	if err := r.err(); err != nil {
+		return nil, err
+	}
+	c.Path = name
+	return &c, nil
+}
+
+func servicePath(i int) string  { return fmt.Sprintf("services[%d]", i) }
+func checkPath(i, j int) string { return fmt.Sprintf("services[%d].checks[%d]", i, j) }

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.err from the current messages")
+
+// Each testdata/invalid-*.yaml breaks one rule; its .err file holds the exact
+// text an operator sees from check-config.
+func TestInvalidConfigsReportEveryProblem(t *testing.T) {
+	files, err := filepath.Glob("testdata/invalid-*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no invalid fixtures: %v", err)
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
+			c, err := Load(f)
+			if err == nil {
+				t.Fatalf("Load(%s) accepted the file: %+v", f, c)
+			}
+			golden := strings.TrimSuffix(f, ".yaml") + ".err"
+			if *update {
+				if werr := os.WriteFile(golden, []byte(err.Error()+"\n"), 0o644); werr != nil {
+					t.Fatal(werr)
+				}
+			}
+			want, rerr := os.ReadFile(golden)
+			if rerr != nil {
+				t.Fatalf("missing golden file (run go test ./config -update): %v", rerr)
+			}
+			if got := err.Error() + "\n"; got != string(want) {
+				t.Errorf("Load(%s) error:\n%s\nwant:\n%s", f, got, want)
+			}
+		})
+	}
+}
+
+func TestFullConfigKeepsEveryValueAndNormalises(t *testing.T) {
+	c, err := Load("testdata/valid-full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Interface: "lo", OnExit: OnExitWithdraw, LogLevel: "debug", LogFormat: "json",
+		FRR:           FRR{Vtysh: "/usr/bin/vtysh", Pathspace: "node1", Timeout: 3 * time.Second, Verify: false},
+		ControlSocket: "/run/aw/control.sock", StateDir: "/var/lib/aw", MetricsListen: "",
+		Services: []Service{{
+			Name:     "dns",
+			Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32"), netip.MustParsePrefix("2001:db8::53/128")},
+			Interval: time.Second, FastInterval: 200 * time.Millisecond, Timeout: 500 * time.Millisecond,
+			Rise: 3, Fall: 2,
+			Checks: []Check{
+				{Type: "dns", Timeout: 500 * time.Millisecond, Server: "127.0.0.1:53", Query: "health.example.",
+					QType: "AAAA", Transport: "tcp", Rcode: "NXDOMAIN", AnswerContains: "198.51.100.99"},
+				{Type: "tcp", Timeout: 500 * time.Millisecond, Address: "127.0.0.1:53"},
+				{Type: "http", Timeout: 500 * time.Millisecond, URL: "http://127.0.0.1:8080/healthz", Status: 204, BodyContains: "ok"},
+				{Type: "exec", Timeout: 900 * time.Millisecond, Command: []string{"/bin/true", "-H", "127.0.0.1"}},
+			},
+		}},
+		Path: "testdata/valid-full.yaml",
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("Load:\n got %+v\nwant %+v", c, want)
+	}
+}
+
+func TestAbsentKeysTakeDefaults(t *testing.T) {
+	c, err := Load("testdata/valid-minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Interface != "lo" || c.OnExit != OnExitKeep || c.LogLevel != "info" || c.LogFormat != "text" ||
+		c.FRR != (FRR{Vtysh: "vtysh", Timeout: 2 * time.Second, Verify: true}) ||
+		c.ControlSocket != "/run/anycast-watchdog/control.sock" || c.StateDir != "/var/lib/anycast-watchdog" ||
+		c.MetricsListen != "127.0.0.1:9795" {
+		t.Errorf("global defaults: %+v", c)
+	}
+	web := c.Services[0]
+	if web.Interval != time.Second || web.FastInterval != 200*time.Millisecond || web.Timeout != 500*time.Millisecond ||
+		web.Rise != 3 || web.Fall != 2 || web.Checks[0].Timeout != 500*time.Millisecond {
+		t.Errorf("service defaults: %+v", web)
+	}
+	// A service faster than the defaults gets them capped at its interval
+	// rather than an error about keys it never wrote.
+	fast := c.Services[1]
+	if fast.FastInterval != 100*time.Millisecond || fast.Timeout != 100*time.Millisecond {
+		t.Errorf("fast service: fast_interval %s timeout %s, want both 100ms", fast.FastInterval, fast.Timeout)
+	}
+	dns := fast.Checks[0]
+	if dns.Server != "[::1]:5353" || dns.QType != "A" || dns.Transport != "udp" || dns.Rcode != "NOERROR" {
+		t.Errorf("dns check defaults: %+v", dns)
+	}
+}
+
+func TestEmptyServiceListIsValid(t *testing.T) {
+	c, err := Load("testdata/valid-no-services.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Services) != 0 {
+		t.Errorf("services: %+v", c.Services)
+	}
+}
+
+func TestLoadMissingFileNamesIt(t *testing.T) {
+	_, err := Load("testdata/does-not-exist.yaml")
+	if err == nil || !strings.Contains(err.Error(), "testdata/does-not-exist.yaml") || !os.IsNotExist(unwrapAll(err)) {
+		t.Errorf("error %v, want a not-exist error naming the file", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok || u.Unwrap() == nil {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+func TestCheckString(t *testing.T) {
+	c, err := Load("testdata/valid-full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ch := range c.Services[0].Checks {
+		got = append(got, ch.String())
+	}
+	want := []string{
+		"dns 127.0.0.1:53 health.example./AAAA tcp",
+		"tcp 127.0.0.1:53",
+		"http http://127.0.0.1:8080/healthz",
+		"exec /bin/true -H 127.0.0.1",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}

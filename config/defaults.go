@@ -1,0 +1,83 @@
+package config
+
+import "time"
+
+// Every default lives here, and README.md's configuration reference mirrors
+// this file. A key that is absent from the YAML takes the value below; a key
+// that is present is validated as written, so `rise: 0` is an error rather
+// than a silent 3.
+
+// DefaultPath is where run, check-config, probe and the client commands look
+// for the configuration unless --config says otherwise.
+const DefaultPath = "/etc/anycast-watchdog/config.yaml"
+
+const (
+	defaultInterface     = "lo"
+	defaultOnExit        = OnExitKeep
+	defaultLogLevel      = "info"
+	defaultLogFormat     = "text"
+	defaultVtysh         = "vtysh"
+	defaultFRRTimeout    = 2 * time.Second
+	defaultFRRVerify     = true
+	defaultControlSocket = "/run/anycast-watchdog/control.sock"
+	defaultStateDir      = "/var/lib/anycast-watchdog"
+	defaultMetricsListen = "127.0.0.1:9795"
+
+	defaultInterval     = 1 * time.Second
+	defaultFastInterval = 200 * time.Millisecond // capped at interval when interval is shorter
+	defaultTimeout      = 500 * time.Millisecond // capped at interval when interval is shorter
+	defaultRise         = 3
+	defaultFall         = 2
+
+	defaultDNSQType     = "A"
+	defaultDNSTransport = "udp"
+	defaultDNSRcode     = "NOERROR"
+	defaultDNSPort      = "53"
+	defaultHTTPStatus   = 200
+)
+
+// applyDefaults fills every key the file did not set. present reports whether
+// a key path was written in the file.
+func applyDefaults(c *Config, present func(path string) bool) {
+	setDefault(&c.Interface, present("interface"), defaultInterface)
+	setDefault(&c.OnExit, present("on_exit"), defaultOnExit)
+	setDefault(&c.LogLevel, present("log_level"), defaultLogLevel)
+	setDefault(&c.LogFormat, present("log_format"), defaultLogFormat)
+	setDefault(&c.FRR.Vtysh, present("frr.vtysh"), defaultVtysh)
+	setDefault(&c.FRR.Timeout, present("frr.timeout"), defaultFRRTimeout)
+	if !present("frr.verify") {
+		c.FRR.Verify = defaultFRRVerify
+	}
+	setDefault(&c.ControlSocket, present("control_socket"), defaultControlSocket)
+	setDefault(&c.StateDir, present("state_dir"), defaultStateDir)
+	setDefault(&c.MetricsListen, present("metrics_listen"), defaultMetricsListen)
+
+	for i := range c.Services {
+		s := &c.Services[i]
+		p := servicePath(i)
+		setDefault(&s.Interval, present(p+".interval"), defaultInterval)
+		setDefault(&s.FastInterval, present(p+".fast_interval"), min(defaultFastInterval, s.Interval))
+		setDefault(&s.Timeout, present(p+".timeout"), min(defaultTimeout, s.Interval))
+		setDefault(&s.Rise, present(p+".rise"), defaultRise)
+		setDefault(&s.Fall, present(p+".fall"), defaultFall)
+		for j := range s.Checks {
+			ch := &s.Checks[j]
+			cp := checkPath(i, j)
+			setDefault(&ch.Timeout, present(cp+".timeout"), s.Timeout)
+			switch ch.Type {
+			case CheckDNS:
+				setDefault(&ch.QType, present(cp+".qtype"), defaultDNSQType)
+				setDefault(&ch.Transport, present(cp+".transport"), defaultDNSTransport)
+				setDefault(&ch.Rcode, present(cp+".rcode"), defaultDNSRcode)
+			case CheckHTTP:
+				setDefault(&ch.Status, present(cp+".status"), defaultHTTPStatus)
+			}
+		}
+	}
+}
+
+func setDefault[T any](v *T, present bool, def T) {
+	if !present {
+		*v = def
+	}
+}

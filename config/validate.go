@@ -1,0 +1,320 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+var (
+	// Linux interface names: at most 15 bytes; never starting with '-', so a
+	// name can never be read as an option by ip.
+	interfaceName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,14}$`)
+	// Service names end up in log fields, metric labels and state file names.
+	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	// FRR pathspace names become a directory under /var/run/frr.
+	pathspaceName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+)
+
+// validator checks a decoded, defaulted Config and normalises a few values
+// (a DNS server without a port gets :53, a query gets its final dot).
+type validator struct{ r *report }
+
+// fail records a problem, unless the value never decoded: that was reported.
+func (v *validator) fail(path, format string, args ...any) {
+	if !v.r.decodeFailed(path) {
+		v.r.add(v.r.lineOf(path), path, fmt.Sprintf(format, args...))
+	}
+}
+
+func (v *validator) present(path string) bool { return v.r.present(path) }
+
+func validate(r *report, c *Config) {
+	v := &validator{r: r}
+	if !interfaceName.MatchString(c.Interface) || c.Interface == "." || c.Interface == ".." {
+		v.fail("interface", "%q is not a valid interface name", c.Interface)
+	}
+	oneOf(v, "on_exit", c.OnExit, OnExitKeep, OnExitWithdraw)
+	oneOf(v, "log_level", c.LogLevel, "debug", "info", "warn", "error")
+	oneOf(v, "log_format", c.LogFormat, "text", "json")
+	if c.FRR.Vtysh == "" {
+		v.fail("frr.vtysh", "must name the vtysh program")
+	}
+	if c.FRR.Pathspace != "" && !pathspaceName.MatchString(c.FRR.Pathspace) {
+		v.fail("frr.pathspace", "%q is not a valid FRR pathspace name", c.FRR.Pathspace)
+	}
+	positive(v, "frr.timeout", c.FRR.Timeout)
+	absolute(v, "control_socket", c.ControlSocket)
+	absolute(v, "state_dir", c.StateDir)
+	if c.MetricsListen != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsListen); err != nil || !validPort(port) {
+			v.fail("metrics_listen", "%q is not host:port (use \"\" to disable metrics)", c.MetricsListen)
+		}
+	}
+
+	names := map[string]string{}
+	owners := map[netip.Addr]string{} // anycast address → "service "x" (path)"
+	for i := range c.Services {
+		s := &c.Services[i]
+		p := servicePath(i)
+		switch {
+		case !v.present(p + ".name"):
+			v.fail(p, "name is required")
+		case !serviceName.MatchString(s.Name):
+			v.fail(p+".name", "%q is not a valid service name (letters, digits, '.', '_', '-'; at most 63)", s.Name)
+		case names[s.Name] != "":
+			v.fail(p+".name", "%q is already the name of %s", s.Name, names[s.Name])
+		default:
+			names[s.Name] = p
+		}
+		if len(s.Prefixes) == 0 {
+			v.fail(p+".prefixes", "at least one prefix is required")
+		}
+		for j, pfx := range s.Prefixes {
+			pp := fmt.Sprintf("%s.prefixes[%d]", p, j)
+			if msg := hostRouteProblem(pfx); msg != "" {
+				v.fail(pp, "%s %s", pfx, msg)
+				continue
+			}
+			if other, dup := owners[pfx.Addr()]; dup {
+				v.fail(pp, "%s is already managed by %s", pfx, other)
+				continue
+			}
+			owners[pfx.Addr()] = fmt.Sprintf("service %q (%s)", s.Name, pp)
+		}
+		validateTiming(v, p, s)
+		if len(s.Checks) == 0 {
+			v.fail(p+".checks", "at least one check is required")
+		}
+		for j := range s.Checks {
+			validateCheck(v, checkPath(i, j), s, &s.Checks[j])
+		}
+	}
+	// Only after every service's prefixes are known can a check be tested
+	// against all of them.
+	for i, s := range c.Services {
+		for j, ch := range s.Checks {
+			for _, a := range checkTargets(ch) {
+				if owner, ok := owners[a]; ok {
+					v.fail(checkPath(i, j), "%s targets %s, an anycast address of %s: "+
+						"while withdrawn here the probe would reach another node and pass; probe a unicast address such as 127.0.0.1",
+						ch, a, owner)
+				}
+			}
+		}
+	}
+}
+
+func validateTiming(v *validator, p string, s *Service) {
+	positive(v, p+".interval", s.Interval)
+	if s.Interval <= 0 {
+		return // the rules below compare against interval
+	}
+	if positive(v, p+".fast_interval", s.FastInterval) && s.FastInterval > s.Interval {
+		v.fail(p+".fast_interval", "%s is longer than interval %s", s.FastInterval, s.Interval)
+	}
+	if positive(v, p+".timeout", s.Timeout) && s.Timeout > s.Interval {
+		v.fail(p+".timeout", "%s is longer than interval %s", s.Timeout, s.Interval)
+	}
+	atLeastOne(v, p+".rise", s.Rise)
+	atLeastOne(v, p+".fall", s.Fall)
+}
+
+func validateCheck(v *validator, p string, s *Service, ch *Check) {
+	// A check that inherits the service timeout is judged at the service.
+	if v.present(p+".timeout") && positive(v, p+".timeout", ch.Timeout) && s.Interval > 0 && ch.Timeout > s.Interval {
+		v.fail(p+".timeout", "%s is longer than the service's interval %s", ch.Timeout, s.Interval)
+	}
+	switch ch.Type {
+	case CheckDNS:
+		validateDNS(v, p, ch)
+	case CheckTCP:
+		if !v.present(p + ".address") {
+			v.fail(p, "a tcp check needs address (host:port)")
+		} else if host, port, err := net.SplitHostPort(ch.Address); err != nil || host == "" || !validPort(port) {
+			v.fail(p+".address", "%q is not host:port", ch.Address)
+		}
+	case CheckHTTP:
+		u, err := url.Parse(ch.URL)
+		switch {
+		case !v.present(p + ".url"):
+			v.fail(p, "an http check needs url")
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			v.fail(p+".url", "%q is not an http:// or https:// URL", ch.URL)
+		}
+		if ch.Status < 100 || ch.Status > 599 {
+			v.fail(p+".status", "%d is not an HTTP status code", ch.Status)
+		}
+	case CheckExec:
+		validateExec(v, p, ch)
+	case "":
+		v.fail(p, "type is required (dns, tcp, http or exec)")
+	default:
+		v.fail(p+".type", "%q is not a check type (dns, tcp, http or exec)", ch.Type)
+	}
+}
+
+func validateDNS(v *validator, p string, ch *Check) {
+	if !v.present(p + ".server") {
+		v.fail(p, "a dns check needs server (address or address:port)")
+	} else if srv, ok := dnsServer(ch.Server); ok {
+		ch.Server = srv
+	} else {
+		v.fail(p+".server", "%q is not an IP address with an optional port", ch.Server)
+	}
+	if !v.present(p + ".query") {
+		v.fail(p, "a dns check needs query (the name to ask for)")
+	} else if _, ok := dns.IsDomainName(ch.Query); !ok {
+		v.fail(p+".query", "%q is not a domain name", ch.Query)
+	} else {
+		ch.Query = dns.Fqdn(ch.Query)
+	}
+	ch.QType = strings.ToUpper(ch.QType)
+	if _, ok := dns.StringToType[ch.QType]; !ok {
+		v.fail(p+".qtype", "%q is not a DNS record type", ch.QType)
+	}
+	ch.Transport = strings.ToLower(ch.Transport)
+	oneOf(v, p+".transport", ch.Transport, "udp", "tcp")
+	ch.Rcode = strings.ToUpper(ch.Rcode)
+	if _, ok := dns.StringToRcode[ch.Rcode]; !ok {
+		v.fail(p+".rcode", "%q is not a DNS response code such as NOERROR or NXDOMAIN", ch.Rcode)
+	}
+}
+
+func validateExec(v *validator, p string, ch *Check) {
+	if len(ch.Command) == 0 || ch.Command[0] == "" {
+		v.fail(p+".command", "an exec check needs command, a list starting with the program's absolute path")
+		return
+	}
+	prog := ch.Command[0]
+	if !filepath.IsAbs(prog) {
+		v.fail(p+".command[0]", "%q is not an absolute path (the daemon runs without a shell or a useful PATH)", prog)
+		return
+	}
+	fi, err := os.Stat(prog)
+	switch {
+	case err != nil:
+		v.fail(p+".command[0]", "%q: %v", prog, unwrapPathError(err))
+	case !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0:
+		v.fail(p+".command[0]", "%q is not an executable file", prog)
+	}
+}
+
+// dnsServer accepts "addr" or "addr:port" with an IP address and returns
+// "addr:port".
+func dnsServer(s string) (string, bool) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.String(), ap.Port() != 0
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return netip.AddrPortFrom(a, 53).String(), true
+	}
+	return "", false
+}
+
+// hostRouteProblem says why p cannot be an anycast host route, or "".
+func hostRouteProblem(p netip.Prefix) string {
+	a := p.Addr()
+	switch {
+	case a.Is4In6():
+		return "is an IPv4-mapped IPv6 address; write the IPv4 /32"
+	case p.Bits() != a.BitLen():
+		return fmt.Sprintf("is not a host route (want /%d)", a.BitLen())
+	case a.IsUnspecified(), a.IsLoopback(), a.IsMulticast(), a.IsLinkLocalUnicast():
+		return "is not a unicast address that can be announced"
+	}
+	return ""
+}
+
+// checkTargets lists the IP literals a check sends traffic to. Host names
+// are not resolved at load time.
+func checkTargets(ch Check) []netip.Addr {
+	var out []netip.Addr
+	add := func(s string) {
+		if a, ok := literalAddr(s); ok {
+			out = append(out, a)
+		}
+	}
+	switch ch.Type {
+	case CheckDNS:
+		add(ch.Server)
+	case CheckTCP:
+		add(ch.Address)
+	case CheckHTTP:
+		if u, err := url.Parse(ch.URL); err == nil {
+			add(u.Host)
+		}
+	case CheckExec:
+		for _, arg := range ch.Command[min(1, len(ch.Command)):] {
+			// "-H 192.0.2.53", "--server=192.0.2.53:53", "http://192.0.2.53/"
+			if i := strings.LastIndex(arg, "="); i >= 0 {
+				arg = arg[i+1:]
+			}
+			if u, err := url.Parse(arg); err == nil && u.Host != "" {
+				arg = u.Host
+			}
+			add(arg)
+		}
+	}
+	return out
+}
+
+func literalAddr(s string) (netip.Addr, bool) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return a.Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+func oneOf(v *validator, path, value string, allowed ...string) {
+	for _, a := range allowed {
+		if value == a {
+			return
+		}
+	}
+	v.fail(path, "%q is not one of %s", value, strings.Join(allowed, ", "))
+}
+
+func positive(v *validator, path string, d time.Duration) bool {
+	if d <= 0 {
+		v.fail(path, "%s must be longer than zero", d)
+		return false
+	}
+	return true
+}
+
+func atLeastOne(v *validator, path string, n int) {
+	if n < 1 {
+		v.fail(path, "%d must be at least 1", n)
+	}
+}
+
+func absolute(v *validator, path, value string) {
+	if !filepath.IsAbs(value) {
+		v.fail(path, "%q is not an absolute path", value)
+	}
+}
+
+func validPort(s string) bool {
+	n, err := strconv.Atoi(s)
+	return err == nil && n > 0 && n < 65536
+}
+
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
