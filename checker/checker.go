@@ -1,0 +1,71 @@
+// Package checker runs health probes. Every probe has one signature: it gets
+// a context whose deadline is its only timeout and returns nil when the
+// service is healthy or an error that says why not, so that the caller can
+// log the reason once.
+package checker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/anycast-watchdog/anycast-watchdog/config"
+)
+
+// Checker is one configured probe.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// New builds the probe a check configuration describes. The configuration
+// must already be validated by config.Load.
+func New(c config.Check) (Checker, error) {
+	switch c.Type {
+	case config.CheckDNS:
+		return newDNS(c)
+	case config.CheckTCP:
+		return tcpChecker{address: c.Address}, nil
+	case config.CheckHTTP:
+		return newHTTP(c), nil
+	case config.CheckExec:
+		return execChecker{argv: c.Command}, nil
+	}
+	return nil, fmt.Errorf("unknown check type %q", c.Type)
+}
+
+// Mismatch is a probe that got an answer, but the wrong one.
+type Mismatch struct {
+	Reason string // short and stable: "rcode", "answer", "status", "body", "exit"
+	Detail string
+}
+
+func (m *Mismatch) Error() string { return m.Detail }
+
+func mismatch(reason, format string, args ...any) error {
+	return &Mismatch{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Reason sorts a probe error into a short, stable word for logs and metric
+// labels: timeout, refused, unreachable, rcode, answer, status, body, exit or
+// error.
+func Reason(err error) string {
+	var m *Mismatch
+	var ne net.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &m):
+		return m.Reason
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return "unreachable"
+	}
+	return "error"
+}

@@ -1,0 +1,86 @@
+package checker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycast-watchdog/anycast-watchdog/config"
+)
+
+// dnsChecker asks one question and judges the response code and, optionally,
+// the answer records.
+type dnsChecker struct {
+	server         string
+	transport      string
+	query          string
+	qtype          uint16
+	rcode          int
+	answerContains string
+}
+
+func newDNS(c config.Check) (Checker, error) {
+	qtype, ok := dns.StringToType[c.QType]
+	if !ok {
+		return nil, fmt.Errorf("unknown qtype %q", c.QType)
+	}
+	rcode, ok := dns.StringToRcode[c.Rcode]
+	if !ok {
+		return nil, fmt.Errorf("unknown rcode %q", c.Rcode)
+	}
+	return dnsChecker{server: c.Server, transport: c.Transport, query: c.Query, qtype: qtype,
+		rcode: rcode, answerContains: c.AnswerContains}, nil
+}
+
+func (d dnsChecker) Check(ctx context.Context) error {
+	// The client's own timeouts would cut a probe short at 2 s; make the
+	// context deadline the only one that can fire.
+	client := &dns.Client{Net: d.transport, Timeout: time.Hour}
+	conn, err := client.DialContext(ctx, d.server)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// ExchangeWithConnContext honours the deadline but not a cancellation.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	q := new(dns.Msg)
+	q.SetQuestion(d.query, d.qtype)
+	q.RecursionDesired = true
+	r, _, err := client.ExchangeWithConnContext(ctx, q, conn)
+	if err != nil {
+		// Past the deadline the socket is closed under the read, or its own
+		// deadline (the context's) fires first: either way, no response.
+		if cerr := ctx.Err(); cerr != nil {
+			err = cerr
+		}
+		if Reason(err) == "timeout" {
+			return fmt.Errorf("no response before the deadline: %w", err)
+		}
+		return err
+	}
+	if r.Rcode != d.rcode {
+		return mismatch("rcode", "rcode %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[d.rcode])
+	}
+	if d.answerContains == "" {
+		return nil
+	}
+	var seen []string
+	for _, rr := range r.Answer {
+		data := strings.TrimPrefix(rr.String(), rr.Header().String())
+		if strings.Contains(data, d.answerContains) {
+			return nil
+		}
+		seen = append(seen, dns.TypeToString[rr.Header().Rrtype]+" "+data)
+	}
+	truncated := ""
+	if r.Truncated {
+		truncated = " (response truncated; consider transport: tcp)"
+	}
+	return mismatch("answer", "no answer record contains %q; answers: [%s]%s",
+		d.answerContains, strings.Join(seen, ", "), truncated)
+}

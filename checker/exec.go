@@ -1,0 +1,87 @@
+package checker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	// maxExecOutput is how much of each of stdout and stderr is kept for
+	// the log; the rest is read and dropped so the child never blocks.
+	maxExecOutput = 4 << 10
+	// execWaitDelay bounds how long a finished or killed check may hold the
+	// round up through a descendant that escaped the process group and
+	// still holds its output pipes.
+	execWaitDelay = 200 * time.Millisecond
+)
+
+// execChecker runs a program (never through a shell); exit status 0 passes.
+type execChecker struct{ argv []string }
+
+func (e execChecker) Check(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, e.argv[0], e.argv[1:]...)
+	// Its own process group, so a timeout kills the script's children too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = execWaitDelay
+	var stdout, stderr cappedBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+
+	err := cmd.Run()
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("killed its process group: %w%s", ctx.Err(), outputSuffix(&stdout, &stderr))
+	case err == nil:
+		return nil
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return mismatch("exit", "%s%s", exit, outputSuffix(&stdout, &stderr))
+	}
+	if errors.Is(err, exec.ErrWaitDelay) {
+		return mismatch("exit", "exited, but a descendant kept its output open%s", outputSuffix(&stdout, &stderr))
+	}
+	return err
+}
+
+// outputSuffix renders what the program printed for a log line.
+func outputSuffix(stdout, stderr *cappedBuffer) string {
+	var b strings.Builder
+	for _, s := range []struct {
+		name string
+		buf  *cappedBuffer
+	}{{"stdout", stdout}, {"stderr", stderr}} {
+		if text := s.buf.String(); text != "" {
+			fmt.Fprintf(&b, "; %s: %q", s.name, text)
+		}
+	}
+	return b.String()
+}
+
+// cappedBuffer keeps the first maxExecOutput bytes written to it and counts
+// the rest.
+type cappedBuffer struct {
+	buf     bytes.Buffer
+	dropped int
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	keep := min(len(p), maxExecOutput-c.buf.Len())
+	c.buf.Write(p[:keep])
+	c.dropped += len(p) - keep
+	return len(p), nil
+}
+
+func (c *cappedBuffer) String() string {
+	s := strings.TrimSpace(c.buf.String())
+	if c.dropped > 0 {
+		s += fmt.Sprintf(" …(%d more bytes dropped)", c.dropped)
+	}
+	return s
+}
