@@ -1,0 +1,165 @@
+package ifaddr
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
+)
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// The fixtures were captured from iproute2 6.1 in a scratch namespace.
+func TestParseShow(t *testing.T) {
+	tests := []struct {
+		file string
+		want Link
+	}{
+		{"testdata/lo-with-anycast.json", Link{Name: "lo", Up: true, Prefixes: []netip.Prefix{
+			pfx("127.0.0.1/8"), pfx("192.0.2.53/32"), pfx("2001:db8::53/128"), pfx("::1/128")}}},
+		{"testdata/lo-plain.json", Link{Name: "lo", Up: true, Prefixes: []netip.Prefix{pfx("127.0.0.1/8"), pfx("::1/128")}}},
+		{"testdata/lo-down.json", Link{Name: "lo", Up: false, Prefixes: []netip.Prefix{pfx("127.0.0.1/8")}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			got, err := ParseShow(mustRead(t, tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseShowRejectsBadInput(t *testing.T) {
+	for name, in := range map[string]string{
+		"not json":        `Device "lo" does not exist.`,
+		"no interface":    `[]`,
+		"bad address":     `[{"ifname":"lo","addr_info":[{"family":"inet","local":"192.0.2.300","prefixlen":32}]}]`,
+		"bad prefix len":  `[{"ifname":"lo","addr_info":[{"family":"inet","local":"192.0.2.3","prefixlen":33}]}]`,
+		"two interfaces":  `[{"ifname":"lo"},{"ifname":"eth0"}]`,
+		"truncated json":  `[{"ifname":"lo","addr_info":[{"fam`,
+		"wrong json type": `{"ifname":"lo"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if l, err := ParseShow([]byte(in)); err == nil {
+				t.Errorf("ParseShow(%q) = %+v, want an error", in, l)
+			}
+		})
+	}
+}
+
+func TestParseShowKeepsHostBits(t *testing.T) {
+	l, err := ParseShow([]byte(`[{"ifname":"lo","flags":["UP"],"addr_info":[{"family":"inet","local":"192.0.2.53","prefixlen":24}]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Has(pfx("192.0.2.53/32")) || !l.Has(netip.PrefixFrom(netip.MustParseAddr("192.0.2.53"), 24)) {
+		t.Errorf("192.0.2.53/24 must not count as the /32: %+v", l)
+	}
+}
+
+// exitError stands for *exec.ExitError: ip ran and exited non-zero.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return "exit status 2" }
+func (e exitError) ExitCode() int { return e.code }
+
+// fakeIP records each argv and answers with the canned stderr, if any.
+type fakeIP struct {
+	calls  [][]string
+	stderr string
+	err    error // a non-exit failure: not found, timeout
+}
+
+func (f *fakeIP) run(_ context.Context, argv ...string) ([]byte, error) {
+	f.calls = append(f.calls, argv)
+	switch {
+	case f.err != nil:
+		return nil, &command.Error{Argv: argv, Err: f.err}
+	case f.stderr != "":
+		return nil, &command.Error{Argv: argv, Err: exitError{2}, Stderr: f.stderr}
+	}
+	return nil, nil
+}
+
+func TestAddAndDel(t *testing.T) {
+	tests := []struct {
+		name     string
+		op       string
+		prefix   string
+		stderr   string
+		err      error
+		wantArgv string
+		wantErr  string
+	}{
+		{name: "add v4", op: "add", prefix: "192.0.2.53/32", wantArgv: "ip addr add 192.0.2.53/32 dev lo"},
+		{name: "add v6 without DAD", op: "add", prefix: "2001:db8::53/128", wantArgv: "ip addr add 2001:db8::53/128 dev lo nodad"},
+		{name: "del v4", op: "del", prefix: "192.0.2.53/32", wantArgv: "ip addr del 192.0.2.53/32 dev lo"},
+		// Captured from iproute2 6.1 and from older iproute2.
+		{name: "add present v4", op: "add", prefix: "192.0.2.53/32", stderr: "Error: ipv4: Address already assigned."},
+		{name: "add present v6", op: "add", prefix: "2001:db8::53/128", stderr: "Error: ipv6: address already assigned."},
+		{name: "add present, old ip", op: "add", prefix: "192.0.2.53/32", stderr: "RTNETLINK answers: File exists"},
+		{name: "del absent v4", op: "del", prefix: "192.0.2.53/32", stderr: "Error: ipv4: Address not found."},
+		{name: "del absent v6", op: "del", prefix: "2001:db8::53/128", stderr: "Error: ipv6: address not found."},
+		{name: "del absent, old ip", op: "del", prefix: "192.0.2.53/32", stderr: "RTNETLINK answers: Cannot assign requested address"},
+		{name: "add, no permission", op: "add", prefix: "192.0.2.53/32", stderr: "RTNETLINK answers: Operation not permitted",
+			wantErr: "add 192.0.2.53/32 to lo: ip addr add 192.0.2.53/32 dev lo: exit status 2: RTNETLINK answers: Operation not permitted"},
+		{name: "del, no device", op: "del", prefix: "192.0.2.53/32", stderr: `Cannot find device "lo"`,
+			wantErr: `remove 192.0.2.53/32 from lo: ip addr del 192.0.2.53/32 dev lo: exit status 2: Cannot find device "lo"`},
+		{name: "ip missing is not success", op: "del", prefix: "192.0.2.53/32", err: errors.New(`exec: "ip": executable file not found in $PATH`),
+			wantErr: `remove 192.0.2.53/32 from lo: ip addr del 192.0.2.53/32 dev lo: exec: "ip": executable file not found in $PATH`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeIP{stderr: tt.stderr, err: tt.err}
+			c := New(f.run, "ip", "lo")
+			op := c.Add
+			if tt.op == "del" {
+				op = c.Del
+			}
+			err := op(context.Background(), pfx(tt.prefix))
+			if tt.wantErr == "" && err != nil {
+				t.Fatalf("%s: %v, want success", tt.op, err)
+			}
+			if tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr) {
+				t.Fatalf("%s error:\n%v\nwant:\n%s", tt.op, err, tt.wantErr)
+			}
+			if tt.wantArgv != "" && (len(f.calls) != 1 || strings.Join(f.calls[0], " ") != tt.wantArgv) {
+				t.Errorf("ran %q, want %q", f.calls, tt.wantArgv)
+			}
+		})
+	}
+}
+
+func TestShow(t *testing.T) {
+	capture := mustRead(t, "testdata/lo-with-anycast.json")
+	var argv []string
+	c := New(func(_ context.Context, a ...string) ([]byte, error) { argv = a; return capture, nil }, "/usr/sbin/ip", "lo")
+	l, err := c.Show(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(argv, " ") != "/usr/sbin/ip -j addr show dev lo" {
+		t.Errorf("ran %q", argv)
+	}
+	if !l.Up || !l.Has(pfx("192.0.2.53/32")) || !l.Has(pfx("2001:db8::53/128")) {
+		t.Errorf("Show = %+v", l)
+	}
+}

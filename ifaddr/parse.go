@@ -1,0 +1,56 @@
+package ifaddr
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// Link is what `ip -j addr show dev IF` says about one interface.
+type Link struct {
+	Name     string
+	Up       bool // administratively up: a down loopback advertises nothing
+	Prefixes []netip.Prefix
+}
+
+// Has reports whether p is configured on the link.
+func (l Link) Has(p netip.Prefix) bool { return slices.Contains(l.Prefixes, p) }
+
+type ipLink struct {
+	Ifname   string   `json:"ifname"`
+	Flags    []string `json:"flags"`
+	AddrInfo []struct {
+		Family    string `json:"family"`
+		Local     string `json:"local"`
+		Prefixlen int    `json:"prefixlen"`
+	} `json:"addr_info"`
+}
+
+// ParseShow parses the output of `ip -j addr show dev IF`.
+func ParseShow(data []byte) (Link, error) {
+	var links []ipLink
+	if err := json.Unmarshal(data, &links); err != nil {
+		return Link{}, fmt.Errorf("parse ip -j addr show: %w", err)
+	}
+	if len(links) != 1 {
+		return Link{}, fmt.Errorf("parse ip -j addr show: want one interface, got %d", len(links))
+	}
+	l := Link{Name: links[0].Ifname, Up: slices.Contains(links[0].Flags, "UP")}
+	for _, a := range links[0].AddrInfo {
+		if a.Family != "inet" && a.Family != "inet6" {
+			continue
+		}
+		addr, err := netip.ParseAddr(a.Local)
+		if err != nil {
+			return Link{}, fmt.Errorf("parse ip -j addr show: address %q: %w", a.Local, err)
+		}
+		p, err := addr.Prefix(a.Prefixlen)
+		if err != nil || p.Bits() != a.Prefixlen {
+			return Link{}, fmt.Errorf("parse ip -j addr show: prefix length %d for %s", a.Prefixlen, addr)
+		}
+		// Keep the host bits: 192.0.2.53/24 on lo is not 192.0.2.0/24.
+		l.Prefixes = append(l.Prefixes, netip.PrefixFrom(addr, a.Prefixlen))
+	}
+	return l, nil
+}

@@ -1,0 +1,67 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+func TestHelperProcess(t *testing.T) {
+	switch os.Getenv("COMMAND_HELPER") {
+	case "":
+		return
+	case "ok":
+		fmt.Print(`[{"ifname":"lo"}]`)
+	case "fail":
+		fmt.Fprintln(os.Stderr, "ospfd is not running")
+		os.Exit(1)
+	case "hang":
+		time.Sleep(time.Hour)
+	}
+	os.Exit(0)
+}
+
+func helper(t *testing.T, mode string) []string {
+	t.Setenv("COMMAND_HELPER", mode)
+	return []string{os.Args[0], "-test.run=TestHelperProcess"}
+}
+
+func TestRun(t *testing.T) {
+	ctx := context.Background()
+	t.Run("stdout on success", func(t *testing.T) {
+		out, err := Run(ctx, helper(t, "ok")...)
+		if err != nil || string(out) != `[{"ifname":"lo"}]` {
+			t.Errorf("Run = %q, %v", out, err)
+		}
+	})
+	t.Run("exit code and stderr", func(t *testing.T) {
+		_, err := Run(ctx, helper(t, "fail")...)
+		var ce *Error
+		var exit *exec.ExitError
+		if !errors.As(err, &ce) || ce.Stderr != "ospfd is not running" || !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Errorf("Run error = %#v", err)
+		}
+	})
+	t.Run("missing program", func(t *testing.T) {
+		_, err := Run(ctx, "/nonexistent/vtysh", "-c", "show version")
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("Run error = %v, want not-exist", err)
+		}
+	})
+	t.Run("hang is killed at the deadline", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := Run(ctx, helper(t, "hang")...)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Run error = %v, want deadline exceeded", err)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("Run returned after %s", took)
+		}
+	})
+}
