@@ -1,0 +1,284 @@
+package advertise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/anycast-watchdog/anycast-watchdog/checker"
+	"github.com/anycast-watchdog/anycast-watchdog/config"
+)
+
+// CheckResult is one check's outcome in one round.
+type CheckResult struct {
+	Check   string // config.Check.String()
+	Err     error
+	Latency time.Duration
+}
+
+// Round is what one round did, for observers (metrics, benchmarks).
+type Round struct {
+	Service   string
+	Scheduled time.Time // when it was due
+	Started   time.Time
+	Ended     time.Time
+	Results   []CheckResult
+	From, To  State
+}
+
+// ServiceStatus is a snapshot of one service for status and logs.
+type ServiceStatus struct {
+	Name     string
+	State    State
+	Since    time.Time // when State was entered
+	Reason   string    // why it was entered
+	Passes   int       // consecutive passing rounds
+	Fails    int       // consecutive failing rounds
+	Rounds   uint64
+	Checks   []CheckResult // of the last round
+	Prefixes []PrefixStatus
+}
+
+type namedChecker struct {
+	cfg     config.Check
+	checker checker.Checker
+}
+
+// serviceLoop runs one service's rounds until its context ends.
+type serviceLoop struct {
+	cfg     config.Service
+	checks  []namedChecker
+	addrs   *addressManager
+	clock   Clock
+	log     logrus.FieldLogger
+	onRound func(Round)
+	now     chan struct{} // run a round now
+	done    chan struct{}
+	// firstRound is closed after the first round's verdict is applied.
+	firstRound chan struct{}
+	cancel     context.CancelFunc
+
+	mu     sync.Mutex
+	hyst   Hysteresis
+	status ServiceStatus
+}
+
+func newServiceLoop(cfg config.Service, advertised bool, addrs *addressManager, clock Clock,
+	log logrus.FieldLogger, onRound func(Round), newChecker func(config.Check) (checker.Checker, error)) (*serviceLoop, error) {
+	l := &serviceLoop{
+		cfg: cfg, addrs: addrs, clock: clock, onRound: onRound,
+		log:        log.WithFields(logrus.Fields{"service": cfg.Name, "prefixes": prefixList(cfg.Prefixes)}),
+		hyst:       NewHysteresis(cfg.Rise, cfg.Fall, advertised),
+		now:        make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		firstRound: make(chan struct{}),
+	}
+	for _, c := range cfg.Checks {
+		ch, err := newChecker(c)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: check %s: %w", cfg.Name, c, err)
+		}
+		l.checks = append(l.checks, namedChecker{cfg: c, checker: ch})
+	}
+	reason := "starting: prefixes absent, must rise"
+	if advertised {
+		reason = "starting: prefixes already on the interface"
+	}
+	l.startAs(advertised, reason)
+	return l, nil
+}
+
+// startAs sets the initial state before the loop runs.
+func (l *serviceLoop) startAs(advertised bool, reason string) {
+	l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, advertised)
+	l.status = ServiceStatus{Name: l.cfg.Name, State: l.hyst.State(), Since: l.clock.Now(), Reason: reason}
+}
+
+// firstDelay spreads the services' rounds over their interval, stable per
+// name, so that many services do not all probe in the same millisecond.
+func firstDelay(name string, interval time.Duration) time.Duration {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return time.Duration(uint64(h.Sum32()) % uint64(interval))
+}
+
+func (l *serviceLoop) start(parent context.Context) {
+	ctx, cancel := context.WithCancel(parent)
+	l.cancel = cancel
+	go l.run(ctx)
+}
+
+// stop ends the loop and waits for it; a round under way is abandoned and
+// its results ignored.
+func (l *serviceLoop) stop() {
+	l.cancel()
+	<-l.done
+}
+
+// runNow asks for a round as soon as the current one (if any) ends.
+func (l *serviceLoop) runNow() {
+	select {
+	case l.now <- struct{}{}:
+	default:
+	}
+}
+
+func (l *serviceLoop) run(ctx context.Context) {
+	defer close(l.done)
+	// The first round runs at once for a quick first verdict; later rounds
+	// keep a per-service offset on the grid.
+	scheduled := l.clock.Now()
+	offset := firstDelay(l.cfg.Name, l.cfg.Interval)
+	for {
+		if wait := scheduled.Sub(l.clock.Now()); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-l.clock.After(wait):
+			case <-l.now:
+				scheduled = l.clock.Now()
+			}
+		}
+		started := l.clock.Now()
+		results := l.runChecks(ctx)
+		if ctx.Err() != nil {
+			return // cancelled checks say nothing about the service
+		}
+		from, to := l.observe(ctx, results)
+		if l.status.Rounds == 1 {
+			close(l.firstRound)
+		}
+		ended := l.clock.Now()
+		if l.onRound != nil {
+			l.onRound(Round{Service: l.cfg.Name, Scheduled: scheduled, Started: started, Ended: ended,
+				Results: results, From: from, To: to})
+		}
+		l.mu.Lock()
+		period := l.hyst.Period(l.cfg.Interval, l.cfg.FastInterval)
+		l.mu.Unlock()
+		scheduled = nextRound(scheduled.Add(offset), ended, period)
+		offset = 0
+	}
+}
+
+// runChecks runs every check concurrently, each under its own deadline.
+func (l *serviceLoop) runChecks(ctx context.Context) []CheckResult {
+	results := make([]CheckResult, len(l.checks))
+	var wg sync.WaitGroup
+	for i, c := range l.checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+			defer cancel()
+			start := l.clock.Now()
+			err := c.checker.Check(cctx)
+			results[i] = CheckResult{Check: c.cfg.String(), Err: err, Latency: l.clock.Now().Sub(start)}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// observe feeds a round into the hysteresis, logs a state change with its
+// cause, and applies a change of advertisement.
+func (l *serviceLoop) observe(ctx context.Context, results []CheckResult) (from, to State) {
+	var failed []CheckResult
+	for _, r := range results {
+		if r.Err != nil {
+			failed = append(failed, r)
+		}
+	}
+	l.mu.Lock()
+	from, to = l.hyst.Observe(len(failed) == 0)
+	passes, fails := l.hyst.Streak()
+	l.status.State, l.status.Passes, l.status.Fails = to, passes, fails
+	l.status.Rounds++
+	l.status.Checks = results
+	reason := ""
+	if from != to {
+		reason = transitionReason(to, failed, passes, fails, l.cfg)
+		l.status.Since, l.status.Reason = l.clock.Now(), reason
+	}
+	l.mu.Unlock()
+
+	for _, r := range failed {
+		l.log.WithFields(logrus.Fields{"check": r.Check, "reason": checker.Reason(r.Err), "latency": r.Latency.Round(time.Microsecond).String()}).
+			WithError(r.Err).Debug("check failed")
+	}
+	if from == to {
+		return from, to
+	}
+	entry := l.log.WithFields(logrus.Fields{"from": from.String(), "to": to.String()})
+	switch len(failed) {
+	case 0:
+	case 1:
+		entry = entry.WithFields(logrus.Fields{"check": failed[0].Check, "error": failed[0].Err.Error()})
+	default:
+		entry = entry.WithFields(logrus.Fields{"check": failed[0].Check, "error": failureText(failed)})
+	}
+	switch {
+	case to == Down:
+		entry.Warn("service down: " + reason)
+	case to == Up:
+		entry.Info("service up: " + reason)
+	default:
+		entry.Info("service " + to.String() + ": " + reason)
+	}
+	if from.Advertised() != to.Advertised() {
+		l.addrs.set(ctx, l.cfg.Prefixes, to.Advertised(), reason)
+	}
+	return from, to
+}
+
+func transitionReason(to State, failed []CheckResult, passes, fails int, s config.Service) string {
+	switch to {
+	case Up:
+		if passes >= s.Rise {
+			return fmt.Sprintf("%d consecutive passing rounds (rise %d)", passes, s.Rise)
+		}
+		return "checks pass again"
+	case Rising:
+		return fmt.Sprintf("checks pass (%d of rise %d)", passes, s.Rise)
+	case Falling:
+		return fmt.Sprintf("%s (%d of fall %d)", failureText(failed), fails, s.Fall)
+	}
+	return fmt.Sprintf("%s (%d consecutive failing rounds, fall %d)", failureText(failed), fails, s.Fall)
+}
+
+// failureText names each failing check with its error.
+func failureText(failed []CheckResult) string {
+	parts := make([]string, len(failed))
+	for i, r := range failed {
+		msg := r.Err.Error()
+		if errors.Is(r.Err, context.DeadlineExceeded) && !strings.Contains(msg, "deadline") {
+			msg += " (timeout)"
+		}
+		parts[i] = r.Check + ": " + msg
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (l *serviceLoop) snapshot() ServiceStatus {
+	l.mu.Lock()
+	s := l.status
+	s.Checks = append([]CheckResult(nil), s.Checks...)
+	l.mu.Unlock()
+	s.Prefixes = l.addrs.status(l.cfg.Prefixes)
+	return s
+}
+
+func prefixList(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
