@@ -63,7 +63,9 @@ func (f *fakeInterface) change(op string, p netip.Prefix, to bool) error {
 }
 
 func (f *fakeInterface) Add(_ context.Context, p netip.Prefix) error { return f.change("add", p, true) }
-func (f *fakeInterface) Del(_ context.Context, p netip.Prefix) error { return f.change("del", p, false) }
+func (f *fakeInterface) Del(_ context.Context, p netip.Prefix) error {
+	return f.change("del", p, false)
+}
 
 // byHand changes the interface behind the daemon's back.
 func (f *fakeInterface) byHand(p string, present bool) {
