@@ -80,12 +80,9 @@ func newServiceLoop(cfg config.Service, advertised bool, addrs *addressManager, 
 		done:       make(chan struct{}),
 		firstRound: make(chan struct{}),
 	}
-	for _, c := range cfg.Checks {
-		ch, err := newChecker(c)
-		if err != nil {
-			return nil, fmt.Errorf("service %s: check %s: %w", cfg.Name, c, err)
-		}
-		l.checks = append(l.checks, namedChecker{cfg: c, checker: ch})
+	var err error
+	if l.checks, err = buildCheckers(cfg, newChecker); err != nil {
+		return nil, err
 	}
 	reason := "starting: prefixes absent, must rise"
 	if advertised {
@@ -168,23 +165,49 @@ func (l *serviceLoop) run(ctx context.Context) {
 	}
 }
 
-// runChecks runs every check concurrently, each under its own deadline.
 func (l *serviceLoop) runChecks(ctx context.Context) []CheckResult {
-	results := make([]CheckResult, len(l.checks))
+	return runChecks(ctx, l.clock, l.checks)
+}
+
+// runChecks runs every check concurrently, each under its own deadline.
+func runChecks(ctx context.Context, clock Clock, checks []namedChecker) []CheckResult {
+	results := make([]CheckResult, len(checks))
 	var wg sync.WaitGroup
-	for i, c := range l.checks {
+	for i, c := range checks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 			defer cancel()
-			start := l.clock.Now()
+			start := clock.Now()
 			err := c.checker.Check(cctx)
-			results[i] = CheckResult{Check: c.cfg.String(), Err: err, Latency: l.clock.Now().Sub(start)}
+			results[i] = CheckResult{Check: c.cfg.String(), Err: err, Latency: clock.Now().Sub(start)}
 		}()
 	}
 	wg.Wait()
 	return results
+}
+
+// Probe runs one round of a service's checks exactly as the daemon would,
+// and changes nothing.
+func Probe(ctx context.Context, svc config.Service) ([]CheckResult, error) {
+	checks, err := buildCheckers(svc, checker.New)
+	if err != nil {
+		return nil, err
+	}
+	return runChecks(ctx, realClock{}, checks), nil
+}
+
+func buildCheckers(svc config.Service, newChecker func(config.Check) (checker.Checker, error)) ([]namedChecker, error) {
+	var out []namedChecker
+	for _, c := range svc.Checks {
+		ch, err := newChecker(c)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: check %s: %w", svc.Name, c, err)
+		}
+		out = append(out, namedChecker{cfg: c, checker: ch})
+	}
+	return out, nil
 }
 
 // observe feeds a round into the hysteresis, logs a state change with its

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -36,6 +37,9 @@ type Supervisor struct {
 	cancel   context.CancelFunc
 	done     chan struct{} // the reconciler ended
 	ready    chan struct{}
+	// reconcileEvery is read by the reconciler without mu, so that Stop
+	// can hold mu while it waits for the reconciler to end.
+	reconcileEvery atomic.Int64
 }
 
 // New returns a Supervisor that changes the interface through ctl.
@@ -72,7 +76,7 @@ func (s *Supervisor) Start(ctx context.Context, cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ctx, s.cancel = context.WithCancel(ctx)
-	s.cfg, s.loadedAt = cfg, s.opts.Clock.Now()
+	s.setConfig(cfg)
 	for name, l := range loops {
 		s.adopt(name, l, link)
 	}
@@ -179,7 +183,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 	for name, l := range loops {
 		s.adopt(name, l, link)
 	}
-	s.cfg, s.loadedAt = cfg, s.opts.Clock.Now()
+	s.setConfig(cfg)
 	return nil
 }
 
@@ -223,18 +227,21 @@ func (s *Supervisor) Status() []ServiceStatus {
 	return out
 }
 
+// setConfig records the running configuration. Call with mu held.
+func (s *Supervisor) setConfig(cfg *config.Config) {
+	s.cfg, s.loadedAt = cfg, s.opts.Clock.Now()
+	s.reconcileEvery.Store(int64(reconcileInterval(cfg)))
+}
+
 // reconcileLoop keeps the interface matching the wishes, at the shortest
 // service interval.
 func (s *Supervisor) reconcileLoop() {
 	defer close(s.done)
 	for {
-		s.mu.Lock()
-		every := reconcileInterval(s.cfg)
-		s.mu.Unlock()
 		select {
 		case <-s.ctx.Done():
 			return
-		case <-s.opts.Clock.After(every):
+		case <-s.opts.Clock.After(time.Duration(s.reconcileEvery.Load())):
 		}
 		s.addrs.reconcile(s.ctx)
 	}

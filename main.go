@@ -1,0 +1,253 @@
+// Command anycast-watchdog withdraws a host's anycast addresses from its
+// loopback while the service behind them fails its health checks, so that
+// the local ospfd stops advertising them, and puts them back when it
+// recovers. See anycast-watchdog(8) and README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"slices"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/sirupsen/logrus"
+
+	"github.com/anycast-watchdog/anycast-watchdog/advertise"
+	"github.com/anycast-watchdog/anycast-watchdog/checker"
+	"github.com/anycast-watchdog/anycast-watchdog/config"
+	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
+	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
+)
+
+// version is set at link time (-X main.version=…) by the Makefile.
+var version = ""
+
+const usage = `Usage: anycast-watchdog [COMMAND] [--config PATH] [ARGS]
+
+Withdraws anycast addresses from the loopback while their service fails its
+health checks, so that the local ospfd stops advertising them.
+
+Commands:
+  run            run the daemon (the default when no command is given)
+  check-config   validate the configuration; exit 0 when valid, 1 listing every problem
+  probe [SVC…]   run each check of the named services (default: all) once and print
+                 the results; changes nothing; exit 1 if any check fails
+  version        print the version
+
+Options:
+  --config PATH  configuration file (default ` + config.DefaultPath + `)
+
+Signals to the daemon: SIGHUP reloads the configuration (a bad one is
+refused and the running one kept); SIGTERM or SIGINT stops it, applying
+on_exit to the managed addresses.
+`
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && !isFlag(args[0]) {
+		cmd, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("anycast-watchdog "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {} // printed below: to stdout when asked for, else a hint
+	configPath := fs.String("config", config.DefaultPath, "configuration file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		fmt.Fprintln(stderr, "Run 'anycast-watchdog --help' for usage.")
+		return 2
+	}
+	switch cmd {
+	case "run":
+		if fs.NArg() > 0 {
+			fmt.Fprintf(stderr, "anycast-watchdog run: unexpected arguments %q\n", fs.Args())
+			return 2
+		}
+		return run(*configPath, stderr)
+	case "check-config":
+		return checkConfig(*configPath, stdout, stderr)
+	case "probe":
+		return probe(*configPath, fs.Args(), stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "anycast-watchdog", versionString())
+		return 0
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "anycast-watchdog: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+func isFlag(s string) bool { return len(s) > 0 && s[0] == '-' }
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return "dev-" + s.Value[:min(12, len(s.Value))]
+			}
+		}
+	}
+	return "dev"
+}
+
+func checkConfig(path string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "anycast-watchdog: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: valid, %d services\n", path, len(cfg.Services))
+	return 0
+}
+
+func probe(path string, names []string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "anycast-watchdog: %v\n", err)
+		return 1
+	}
+	for _, n := range names {
+		if _, ok := cfg.Service(n); !ok {
+			fmt.Fprintf(stderr, "anycast-watchdog probe: no service %q in %s\n", n, path)
+			return 2
+		}
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tCHECK\tRESULT\tLATENCY\tERROR")
+	failed := false
+	for _, svc := range cfg.Services {
+		if len(names) > 0 && !slices.Contains(names, svc.Name) {
+			continue
+		}
+		results, err := advertise.Probe(context.Background(), svc)
+		if err != nil {
+			fmt.Fprintf(stderr, "anycast-watchdog probe: %v\n", err)
+			return 1
+		}
+		for _, r := range results {
+			result, msg := "pass", ""
+			if r.Err != nil {
+				failed = true
+				result, msg = "FAIL", checker.Reason(r.Err)+": "+r.Err.Error()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", svc.Name, r.Check, result, r.Latency.Round(10*time.Microsecond), msg)
+		}
+	}
+	tw.Flush()
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// newLogger configures a logger as the file says. Under systemd
+// (JOURNAL_STREAM set) the journal stamps each line, so we do not.
+func newLogger(cfg *config.Config, out io.Writer) *logrus.Logger {
+	log := logrus.New()
+	log.SetOutput(out)
+	configureLogger(log, cfg)
+	return log
+}
+
+func configureLogger(log *logrus.Logger, cfg *config.Config) {
+	level, _ := logrus.ParseLevel(cfg.LogLevel) // validated by config
+	log.SetLevel(level)
+	journal := os.Getenv("JOURNAL_STREAM") != ""
+	if cfg.LogFormat == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{DisableTimestamp: journal})
+	} else {
+		log.SetFormatter(&logrus.TextFormatter{DisableTimestamp: journal, FullTimestamp: true})
+	}
+}
+
+func run(path string, stderr io.Writer) int {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "anycast-watchdog: not starting: %v\n", err)
+		return 1
+	}
+	log := newLogger(cfg, stderr)
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+
+	ctx := context.Background()
+	sup := advertise.New(ifaddr.New(command.Run, "ip", cfg.Interface), cfg.Interface, advertise.Options{Log: log})
+	if err := sup.Start(ctx, cfg); err != nil {
+		log.WithError(err).Error("not starting")
+		return 1
+	}
+	log.WithFields(logrus.Fields{"version": versionString(), "config": path, "services": len(cfg.Services),
+		"interface": cfg.Interface}).Info("anycast-watchdog started")
+
+	statusTick := time.NewTicker(time.Second)
+	defer statusTick.Stop()
+	ready, status := sup.Ready(), ""
+	for {
+		select {
+		case <-ready:
+			ready = nil
+			notify(log, daemon.SdNotifyReady)
+			log.Info("every service has its first verdict; ready")
+		case <-statusTick.C:
+			if s := advertise.Summary(sup.Status()); s != status {
+				status = s
+				notify(log, "STATUS="+s)
+			}
+		case sig := <-signals:
+			if sig != syscall.SIGHUP {
+				log.WithFields(logrus.Fields{"signal": sig.String(), "on_exit": cfg.OnExit}).Info("stopping")
+				notify(log, daemon.SdNotifyStopping)
+				sup.Stop(ctx, cfg.OnExit)
+				log.Info("stopped")
+				return 0
+			}
+			notify(log, daemon.SdNotifyMonotonicUsec()+daemon.SdNotifyReloading)
+			if next, err := reload(ctx, sup, path); err != nil {
+				log.WithError(err).Error("reload failed; the running configuration stays")
+			} else {
+				cfg = next
+				configureLogger(log, cfg)
+				log.WithFields(logrus.Fields{"config": path, "services": len(cfg.Services)}).Info("configuration reloaded")
+			}
+			notify(log, daemon.SdNotifyReady)
+		}
+	}
+}
+
+func reload(ctx context.Context, sup *advertise.Supervisor, path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := sup.Reload(ctx, cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// notify tells systemd; without NOTIFY_SOCKET it does nothing.
+func notify(log logrus.FieldLogger, state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		log.WithError(err).Warn("cannot notify systemd")
+	}
+}

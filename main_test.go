@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCommandLine(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.yaml", `services:
+  - name: web
+    prefixes: [203.0.113.80/32]
+    checks: [{type: tcp, address: "`+l.Addr().String()+`"}]
+  - name: dns
+    prefixes: [192.0.2.53/32]
+    checks: [{type: tcp, address: "127.0.0.1:1"}]
+`)
+	bad := write("bad.yaml", "services:\n  - name: dns\n    rise: 0\n")
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  []string
+		wantErr  []string
+	}{
+		{name: "version", args: []string{"version"}, wantOut: []string{"anycast-watchdog "}},
+		{name: "help", args: []string{"--help"}, wantOut: []string{"Usage: anycast-watchdog", "check-config"}},
+		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantErr: []string{`unknown command "frobnicate"`}},
+		{name: "unknown flag", args: []string{"run", "--cfg", good}, wantCode: 2, wantErr: []string{"flag provided but not defined: -cfg"}},
+		{name: "check-config valid", args: []string{"check-config", "--config", good}, wantOut: []string{"valid, 2 services"}},
+		{name: "check-config lists every problem", args: []string{"check-config", "--config", bad}, wantCode: 1,
+			wantErr: []string{"3 problems:", "services[0].prefixes: at least one prefix is required",
+				"services[0].rise: 0 must be at least 1", "services[0].checks: at least one check is required"}},
+		{name: "check-config missing file", args: []string{"check-config", "--config", filepath.Join(dir, "nope.yaml")}, wantCode: 1,
+			wantErr: []string{"read config: open " + filepath.Join(dir, "nope.yaml") + ": no such file or directory"}},
+		{name: "run refuses a bad config", args: []string{"run", "--config", bad}, wantCode: 1, wantErr: []string{"not starting:", "3 problems"}},
+		{name: "probe one passing service", args: []string{"probe", "--config", good, "web"},
+			wantOut: []string{"SERVICE", "web      tcp " + l.Addr().String() + "  pass"}},
+		{name: "probe reports failures and exits 1", args: []string{"probe", "--config", good}, wantCode: 1,
+			wantOut: []string{"dns      tcp 127.0.0.1:1", "FAIL", "refused: dial tcp 127.0.0.1:1"}},
+		{name: "probe unknown service", args: []string{"probe", "--config", good, "ntp"}, wantCode: 2, wantErr: []string{`no service "ntp"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := realMain(tt.args, &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Errorf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, tt.wantCode, &stdout, &stderr)
+			}
+			for _, s := range tt.wantOut {
+				if !strings.Contains(stdout.String(), s) {
+					t.Errorf("stdout lacks %q:\n%s", s, &stdout)
+				}
+			}
+			for _, s := range tt.wantErr {
+				if !strings.Contains(stderr.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, &stderr)
+				}
+			}
+		})
+	}
+}
