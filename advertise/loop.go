@@ -227,41 +227,42 @@ func (l *serviceLoop) observe(ctx context.Context, results []CheckResult) (from,
 	l.status.Checks = results
 	reason := ""
 	if from != to {
-		reason = transitionReason(to, failed, passes, fails, l.cfg)
+		reason = transitionReason(to, passes, fails, l.cfg)
 		l.status.Since, l.status.Reason = l.clock.Now(), reason
+		if len(failed) > 0 {
+			l.status.Reason += ": " + failureText(failed)
+		}
 	}
 	l.mu.Unlock()
 
 	for _, r := range failed {
-		l.log.WithFields(logrus.Fields{"check": r.Check, "reason": checker.Reason(r.Err), "latency": r.Latency.Round(time.Microsecond).String()}).
+		l.log.WithFields(logrus.Fields{"check": r.Check, "failure": checker.Reason(r.Err), "latency": r.Latency.Round(time.Microsecond).String()}).
 			WithError(r.Err).Debug("check failed")
 	}
 	if from == to {
 		return from, to
 	}
-	entry := l.log.WithFields(logrus.Fields{"from": from.String(), "to": to.String()})
-	switch len(failed) {
-	case 0:
-	case 1:
+	entry := l.log.WithFields(logrus.Fields{"from": from.String(), "to": to.String(), "reason": reason})
+	if len(failed) > 0 {
 		entry = entry.WithFields(logrus.Fields{"check": failed[0].Check, "error": failed[0].Err.Error()})
-	default:
-		entry = entry.WithFields(logrus.Fields{"check": failed[0].Check, "error": failureText(failed)})
+		if len(failed) > 1 {
+			entry = entry.WithField("also_failing", failureText(failed[1:]))
+		}
 	}
-	switch {
-	case to == Down:
-		entry.Warn("service down: " + reason)
-	case to == Up:
-		entry.Info("service up: " + reason)
-	default:
-		entry.Info("service " + to.String() + ": " + reason)
+	if to == Down {
+		entry.Warn("service down")
+	} else {
+		entry.Info("service " + to.String())
 	}
 	if from.Advertised() != to.Advertised() {
-		l.addrs.set(ctx, l.cfg.Prefixes, to.Advertised(), reason)
+		l.addrs.set(ctx, l.cfg.Prefixes, to.Advertised(), "service "+to.String()+": "+reason)
 	}
 	return from, to
 }
 
-func transitionReason(to State, failed []CheckResult, passes, fails int, s config.Service) string {
+// transitionReason says in a few words why a state was entered; the
+// failing checks go alongside it.
+func transitionReason(to State, passes, fails int, s config.Service) string {
 	switch to {
 	case Up:
 		if passes >= s.Rise {
@@ -269,11 +270,11 @@ func transitionReason(to State, failed []CheckResult, passes, fails int, s confi
 		}
 		return "checks pass again"
 	case Rising:
-		return fmt.Sprintf("checks pass (%d of rise %d)", passes, s.Rise)
+		return fmt.Sprintf("passing round %d of rise %d", passes, s.Rise)
 	case Falling:
-		return fmt.Sprintf("%s (%d of fall %d)", failureText(failed), fails, s.Fall)
+		return fmt.Sprintf("failing round %d of fall %d", fails, s.Fall)
 	}
-	return fmt.Sprintf("%s (%d consecutive failing rounds, fall %d)", failureText(failed), fails, s.Fall)
+	return fmt.Sprintf("%d consecutive failing rounds (fall %d)", fails, s.Fall)
 }
 
 // failureText names each failing check with its error.

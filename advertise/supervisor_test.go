@@ -47,11 +47,11 @@ func TestAbsentServiceRisesThenFallsThenRises(t *testing.T) {
 	// One line per state change, naming the check and its error.
 	log := w.logText()
 	for _, s := range []string{
-		`msg="service rising: checks pass (1 of rise 3)"`,
-		`msg="service up: 3 consecutive passing rounds (rise 3)"`,
-		`msg="service falling: tcp dns: connection refused (1 of fall 2)"`,
-		`level=warning msg="service down: tcp dns: connection refused (2 consecutive failing rounds, fall 2)" check="tcp dns" error="connection refused" from=falling`,
-		`msg="removed address"`,
+		`level=info msg="service rising" from=down prefixes="192.0.2.53/32,2001:db8::53/128" reason="passing round 1 of rise 3" service=dns to=rising`,
+		`level=info msg="service up" from=rising prefixes="192.0.2.53/32,2001:db8::53/128" reason="3 consecutive passing rounds (rise 3)" service=dns to=up`,
+		`level=info msg="service falling" check="tcp dns" error="connection refused" from=up prefixes="192.0.2.53/32,2001:db8::53/128" reason="failing round 1 of fall 2" service=dns to=falling`,
+		`level=warning msg="service down" check="tcp dns" error="connection refused" from=falling prefixes="192.0.2.53/32,2001:db8::53/128" reason="2 consecutive failing rounds (fall 2)" service=dns to=down`,
+		`level=info msg="removed address" interface=lo prefix=192.0.2.53/32 reason="service down: 2 consecutive failing rounds (fall 2)" service=dns`,
 	} {
 		if !strings.Contains(log, s) {
 			t.Errorf("log lacks %s; log:\n%s", s, log)

@@ -1,0 +1,254 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/integration/lab"
+)
+
+var (
+	anycastV4 = netip.MustParsePrefix("192.0.2.53/32")
+	anycastV6 = netip.MustParsePrefix("2001:db8::53/128")
+)
+
+const (
+	interval     = 300 * time.Millisecond
+	fastInterval = 100 * time.Millisecond
+	fall         = 2
+	rise         = 2
+)
+
+// node is one anycast host: a namespace with a DNS server and the daemon.
+type node struct {
+	t      *testing.T
+	ns     *lab.Namespace
+	dns    *lab.Process
+	daemon *lab.Process
+	config string
+}
+
+func newNode(t *testing.T, l *lab.Lab, role string) *node {
+	t.Helper()
+	ns, err := l.AddNamespace(nsName(t, role))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, ns: ns, config: filepath.Join(l.Dir, role+".yaml")}
+	n.writeConfig(fmt.Sprintf(`interface: lo
+on_exit: keep
+log_level: debug
+control_socket: %s/control.sock
+state_dir: %s
+metrics_listen: ""
+services:
+  - name: dns
+    prefixes: [%s, %s]
+    interval: %s
+    fast_interval: %s
+    timeout: 250ms
+    rise: %d
+    fall: %d
+    checks:
+      - type: dns
+        server: 127.0.0.1:53
+        query: health.example.
+        answer_contains: 198.51.100.99
+`, l.Dir, l.Dir, anycastV4, anycastV6, interval, fastInterval, rise, fall))
+	return n
+}
+
+func (n *node) writeConfig(body string) {
+	n.t.Helper()
+	if err := os.WriteFile(n.config, []byte(body), 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+func (n *node) startDNS() {
+	n.t.Helper()
+	p, err := n.ns.DNSServer("dnsmasq", "198.51.100.99")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.dns = p
+	if _, ok := lab.WaitFor(context.Background(), 3*time.Second, func() bool {
+		out, err := n.ns.Run("dig", "+short", "+time=1", "+tries=1", "@127.0.0.1", "health.example", "A")
+		return err == nil && strings.TrimSpace(string(out)) == "198.51.100.99"
+	}); !ok {
+		n.t.Fatalf("dnsmasq does not answer; log:\n%s", p.Log())
+	}
+}
+
+func (n *node) startDaemon() {
+	n.t.Helper()
+	p, err := n.ns.Start("anycast-watchdog", binary, "run", "--config", n.config)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.daemon = p
+}
+
+func (n *node) has(p netip.Prefix) bool { return n.ns.Has("lo", p) }
+
+// waitBoth waits until both anycast prefixes are present (or both absent).
+func (n *node) waitBoth(present bool, within time.Duration, what string) time.Duration {
+	n.t.Helper()
+	took, ok := lab.WaitFor(context.Background(), within, func() bool {
+		return n.has(anycastV4) == present && n.has(anycastV6) == present
+	})
+	if !ok {
+		addrs, _ := n.ns.Addresses("lo")
+		n.t.Fatalf("%s: not within %s; lo has %v; daemon log:\n%s", what, within, addrs, n.daemon.Log())
+	}
+	return took
+}
+
+func TestDaemonAddsWithdrawsAndRestores(t *testing.T) {
+	n := newNode(t, newLab(t), "core")
+	n.startDNS()
+	n.startDaemon()
+
+	n.waitBoth(true, interval+rise*fastInterval+2*time.Second, "healthy service is advertised")
+	if n.daemon.Exited() {
+		t.Fatalf("daemon exited:\n%s", n.daemon.Log())
+	}
+
+	// Withdraw: the first failing round comes within one interval, the
+	// service is down fall-1 fast intervals later.
+	n.dns.Stop(2 * time.Second)
+	bound := interval + (fall-1)*fastInterval + time.Second
+	took := n.waitBoth(false, bound, "failed service is withdrawn")
+	t.Logf("withdrawn %s after the DNS server stopped (bound %s)", took.Round(time.Millisecond), bound)
+
+	// Restore.
+	n.startDNS()
+	took = n.waitBoth(true, interval+rise*fastInterval+time.Second, "recovered service is restored")
+	t.Logf("restored %s after the DNS server came back", took.Round(time.Millisecond))
+
+	log := n.daemon.Log()
+	for _, want := range []string{
+		`msg="service down" check="dns 127.0.0.1:53 health.example./A udp" error=`,
+		`msg="removed address"`,
+		`msg="service up" from=rising prefixes="192.0.2.53/32,2001:db8::53/128" reason="2 consecutive passing rounds (rise 2)"`,
+		`msg="added address"`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("daemon log lacks %s:\n%s", want, log)
+		}
+	}
+}
+
+func TestDaemonPutsBackHandEdits(t *testing.T) {
+	n := newNode(t, newLab(t), "hand")
+	n.startDNS()
+	n.startDaemon()
+	n.waitBoth(true, 5*time.Second, "advertised")
+
+	if _, err := n.ns.Run("ip", "addr", "del", anycastV4.String(), "dev", "lo"); err != nil {
+		t.Fatal(err)
+	}
+	n.waitBoth(true, 2*interval+time.Second, "address removed by hand is put back")
+	if !strings.Contains(n.daemon.Log(), "address changed outside anycast-watchdog; putting it back") {
+		t.Errorf("no log line for the hand edit:\n%s", n.daemon.Log())
+	}
+}
+
+func TestDaemonKeepsRunningConfigOnBadReload(t *testing.T) {
+	n := newNode(t, newLab(t), "reload")
+	n.startDNS()
+	n.startDaemon()
+	n.waitBoth(true, 5*time.Second, "advertised")
+
+	good, _ := os.ReadFile(n.config)
+	n.writeConfig("services: [ this is : not yaml")
+	n.daemon.Signal(syscall.SIGHUP)
+	if _, ok := lab.WaitFor(context.Background(), 3*time.Second, func() bool {
+		return strings.Contains(n.daemon.Log(), "reload failed; the running configuration stays")
+	}); !ok {
+		t.Fatalf("no reload failure logged:\n%s", n.daemon.Log())
+	}
+	// Still guarding: a failure still withdraws.
+	n.dns.Stop(2 * time.Second)
+	n.waitBoth(false, interval+(fall-1)*fastInterval+time.Second, "withdrawn under the kept configuration")
+
+	n.writeConfig(string(good))
+	n.daemon.Signal(syscall.SIGHUP)
+	if _, ok := lab.WaitFor(context.Background(), 3*time.Second, func() bool {
+		return strings.Contains(n.daemon.Log(), "configuration reloaded")
+	}); !ok {
+		t.Fatalf("good config not reloaded:\n%s", n.daemon.Log())
+	}
+}
+
+// A restart of the daemon (SIGTERM with on_exit: keep, or SIGKILL) must
+// never take a healthy node's address away, not even for 10 ms.
+func TestDaemonRestartNeverBlipsHealthyService(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			n := newNode(t, newLab(t), "restart")
+			n.startDNS()
+			n.startDaemon()
+			n.waitBoth(true, 5*time.Second, "advertised")
+
+			stopSampling := make(chan struct{})
+			missing := make(chan string, 1)
+			go func() {
+				defer close(missing)
+				for {
+					select {
+					case <-stopSampling:
+						return
+					case <-time.After(10 * time.Millisecond):
+					}
+					if !n.has(anycastV4) || !n.has(anycastV6) {
+						missing <- time.Now().Format("15:04:05.000")
+						return
+					}
+				}
+			}()
+			n.daemon.Signal(sig)
+			code, err := n.daemon.Wait(5 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sig == syscall.SIGTERM && code != 0 {
+				t.Errorf("SIGTERM: exit code %d, want 0; log:\n%s", code, n.daemon.Log())
+			}
+			n.startDaemon()
+			time.Sleep(3 * interval) // several rounds of the new daemon
+			close(stopSampling)
+			if at, ok := <-missing; ok {
+				t.Fatalf("a healthy address was missing at %s; log:\n%s", at, n.daemon.Log())
+			}
+			if !strings.Contains(n.daemon.Log(), "starting: prefixes already on the interface") {
+				t.Errorf("restarted daemon did not start the service as up:\n%s", n.daemon.Log())
+			}
+		})
+	}
+}
+
+func TestDaemonWithdrawsOnExitWhenConfigured(t *testing.T) {
+	n := newNode(t, newLab(t), "onexit")
+	cfg, _ := os.ReadFile(n.config)
+	n.writeConfig(strings.Replace(string(cfg), "on_exit: keep", "on_exit: withdraw", 1))
+	n.startDNS()
+	n.startDaemon()
+	n.waitBoth(true, 5*time.Second, "advertised")
+	n.daemon.Signal(syscall.SIGTERM)
+	if code, err := n.daemon.Wait(5 * time.Second); err != nil || code != 0 {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	if n.has(anycastV4) || n.has(anycastV6) {
+		t.Errorf("on_exit: withdraw left addresses behind")
+	}
+}
