@@ -84,9 +84,9 @@ func newServiceLoop(cfg config.Service, advertised bool, addrs *addressManager, 
 	if l.checks, err = buildCheckers(cfg, newChecker); err != nil {
 		return nil, err
 	}
-	reason := "starting: prefixes absent, must rise"
+	reason := "prefixes absent at start: must rise"
 	if advertised {
-		reason = "starting: prefixes already on the interface"
+		reason = "prefixes already on the interface at start: up, falls only through fall failures"
 	}
 	l.startAs(advertised, reason)
 	return l, nil

@@ -125,7 +125,7 @@ func (s *Supervisor) adopt(name string, l *serviceLoop, link ifaddr.Link) {
 	want := l.hyst.State().Advertised()
 	s.addrs.manage(name, l.cfg.Prefixes, want, link.Has)
 	s.opts.Log.WithFields(logrus.Fields{"service": name, "prefixes": prefixList(l.cfg.Prefixes),
-		"state": l.hyst.State().String()}).Info("service started: " + l.status.Reason)
+		"state": l.hyst.State().String(), "reason": l.status.Reason}).Info("service started")
 	s.loops[name] = l
 	l.start(s.ctx)
 }

@@ -230,7 +230,7 @@ func TestDaemonRestartNeverBlipsHealthyService(t *testing.T) {
 			if at, ok := <-missing; ok {
 				t.Fatalf("a healthy address was missing at %s; log:\n%s", at, n.daemon.Log())
 			}
-			if !strings.Contains(n.daemon.Log(), "starting: prefixes already on the interface") {
+			if !strings.Contains(n.daemon.Log(), "prefixes already on the interface at start") {
 				t.Errorf("restarted daemon did not start the service as up:\n%s", n.daemon.Log())
 			}
 		})

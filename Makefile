@@ -1,0 +1,34 @@
+# anycast-watchdog. `make test` is what CI runs (as root, through .ci/run).
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || cat VERSION)
+GO      ?= go
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: build test unit integration demo bench-checks clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o anycast-watchdog .
+
+## test: vet, the unit tier with the race detector, then the integration tier
+## (it needs root and skips itself without it).
+test: unit integration
+
+unit:
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+	$(GO) test -race -count=1 ./...
+
+integration:
+	$(GO) test -tags integration -count=1 -v ./integration/...
+
+## demo: the main job on a built-in lab (root; installs what it needs).
+demo: build
+	@command -v dnsmasq >/dev/null || (apt-get update -qq && apt-get install -y -qq dnsmasq-base)
+	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
+	$(GO) run ./integration/demo --binary ./anycast-watchdog
+
+## bench-checks: 200 services x 5 checks for 60 s; prints checks/s, CPU, RSS, lateness.
+bench-checks:
+	$(GO) run ./bench/checks
+
+clean:
+	rm -rf anycast-watchdog dist
