@@ -1,0 +1,165 @@
+// Package frr reads what the local FRR advertises, through vtysh with an
+// argument vector and a hard deadline. It never changes FRR's
+// configuration. Parsing is done by pure functions (parse.go).
+package frr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
+)
+
+// The show commands whose JSON says what this router originates.
+const (
+	showRouterLSAs      = "show ip ospf database router self-originate json"
+	showIntraPrefixLSAs = "show ipv6 ospf6 database intra-prefix self-originate detail json"
+)
+
+// Client asks one FRR instance (one pathspace) through vtysh.
+type Client struct {
+	run       command.Runner
+	vtysh     string
+	pathspace string
+	timeout   time.Duration
+	// runDir holds the daemons' vty sockets; used to tell "not running"
+	// from "permission denied".
+	runDir string
+}
+
+// New returns a Client. pathspace "" is the default instance.
+func New(run command.Runner, vtysh, pathspace string, timeout time.Duration) *Client {
+	runDir := "/var/run/frr"
+	if pathspace != "" {
+		runDir = filepath.Join(runDir, pathspace)
+	}
+	return &Client{run: run, vtysh: vtysh, pathspace: pathspace, timeout: timeout, runDir: runDir}
+}
+
+// Originated returns the host routes this router's ospfd (v6: ospf6d)
+// advertises now.
+func (c *Client) Originated(ctx context.Context, v6 bool) ([]netip.Prefix, error) {
+	daemon, show, parse := "ospfd", showRouterLSAs, ParseRouterLSAs
+	if v6 {
+		daemon, show, parse = "ospf6d", showIntraPrefixLSAs, ParseIntraPrefixLSAs
+	}
+	out, err := c.show(ctx, daemon, show)
+	if err != nil {
+		return nil, err
+	}
+	prefixes, err := parse(out)
+	if err != nil {
+		return nil, &Error{Kind: BadOutput, Daemon: daemon, Err: err}
+	}
+	return prefixes, nil
+}
+
+func (c *Client) show(ctx context.Context, daemon, show string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	argv := []string{c.vtysh}
+	if c.pathspace != "" {
+		argv = append(argv, "-N", c.pathspace)
+	}
+	argv = append(argv, "-d", daemon, "-c", show)
+	out, err := c.run(ctx, argv...)
+	if err != nil {
+		return nil, c.classify(daemon, err)
+	}
+	return out, nil
+}
+
+// Kind sorts vtysh failures by what the operator must do about them.
+type Kind string
+
+const (
+	NotRunning       Kind = "not-running"       // start the daemon
+	VtyshMissing     Kind = "vtysh-missing"     // install frr or fix frr.vtysh
+	PermissionDenied Kind = "permission-denied" // add the user to group frrvty
+	Timeout          Kind = "timeout"           // the daemon is hung or overloaded
+	BadOutput        Kind = "bad-output"        // not the JSON we know
+	Failed           Kind = "failed"            // anything else vtysh said
+)
+
+// Error is a read-back that failed, with what to do about it.
+type Error struct {
+	Kind   Kind
+	Daemon string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	switch e.Kind {
+	case NotRunning:
+		return fmt.Sprintf("%s is not running", e.Daemon)
+	case VtyshMissing:
+		return fmt.Sprintf("vtysh not found (install frr or set frr.vtysh): %v", e.Err)
+	case PermissionDenied:
+		return fmt.Sprintf("permission denied talking to %s: the daemon's user must be in group frrvty", e.Daemon)
+	case Timeout:
+		return fmt.Sprintf("%s did not answer in time (hung or overloaded)", e.Daemon)
+	}
+	return fmt.Sprintf("%s: %v", e.Daemon, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// classify turns a vtysh failure into an Error. vtysh's words differ by
+// version and by -d, so the daemon's vty socket is consulted too.
+func (c *Client) classify(daemon string, err error) error {
+	var ce *command.Error
+	stderr := ""
+	if errors.As(err, &ce) {
+		stderr = ce.Stderr
+	}
+	var exit *exec.ExitError
+	kind := Failed
+	switch {
+	case errors.Is(err, exec.ErrNotFound), errors.Is(err, os.ErrNotExist) && !errors.As(err, &exit):
+		kind = VtyshMissing
+	case errors.Is(err, context.DeadlineExceeded):
+		kind = Timeout
+	case errors.Is(err, os.ErrPermission) && !errors.As(err, &exit):
+		kind = VtyshMissing // vtysh itself not executable
+	default:
+		kind = classifyStderr(stderr, c.socketState(daemon))
+	}
+	return &Error{Kind: kind, Daemon: daemon, Err: err}
+}
+
+// socketState says whether daemon's vty socket exists and whether we may
+// connect to it: nil, os.ErrNotExist or os.ErrPermission.
+func (c *Client) socketState(daemon string) error {
+	path := filepath.Join(c.runDir, daemon+".vty")
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return os.ErrPermission
+		}
+		return os.ErrNotExist
+	}
+	if err := syscall.Access(path, 2 /* W_OK */); err != nil {
+		return os.ErrPermission
+	}
+	return nil
+}
+
+// classifyStderr decides from vtysh's stderr and the socket's state.
+func classifyStderr(stderr string, socket error) Kind {
+	switch {
+	case strings.Contains(stderr, "is not running"):
+		return NotRunning
+	case strings.Contains(stderr, "try running me as a privileged user"), errors.Is(socket, os.ErrPermission):
+		return PermissionDenied
+	case strings.Contains(stderr, "failed to connect to any daemons"), errors.Is(socket, os.ErrNotExist):
+		return NotRunning
+	}
+	return Failed
+}
