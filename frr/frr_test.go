@@ -193,7 +193,10 @@ func TestOriginatedThroughVtysh(t *testing.T) {
 			{"node1", true, "-N|node1|-d|ospf6d|-c|" + showIntraPrefixLSAs},
 		} {
 			var argv []string
-			run := func(_ context.Context, a ...string) ([]byte, error) { argv = a; return read(t, "ospf6-intra-prefix-self-present.json"), nil }
+			run := func(_ context.Context, a ...string) ([]byte, error) {
+				argv = a
+				return read(t, "ospf6-intra-prefix-self-present.json"), nil
+			}
 			New(run, "vtysh", tt.pathspace, time.Second).Originated(ctx, tt.v6)
 			if got := strings.Join(argv[1:], "|"); got != tt.want || argv[0] != "vtysh" {
 				t.Errorf("argv %q, want vtysh %s", argv, tt.want)
