@@ -24,6 +24,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/advertise"
 	"github.com/anycast-watchdog/anycast-watchdog/checker"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
+	"github.com/anycast-watchdog/anycast-watchdog/frr"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
 )
@@ -191,7 +192,12 @@ func run(path string, stderr io.Writer) int {
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 
 	ctx := context.Background()
-	sup := advertise.New(ifaddr.New(command.Run, "ip", cfg.Interface), cfg.Interface, advertise.Options{Log: log})
+	sup := advertise.New(ifaddr.New(command.Run, "ip", cfg.Interface), cfg.Interface, advertise.Options{
+		Log: log,
+		ReadBack: func(c config.FRR) advertise.ReadBack {
+			return frr.New(command.Run, c.Vtysh, c.Pathspace, c.Timeout)
+		},
+	})
 	if err := sup.Start(ctx, cfg); err != nil {
 		log.WithError(err).Error("not starting")
 		return 1

@@ -35,6 +35,10 @@ type addressManager struct {
 	clock Clock
 	log   logrus.FieldLogger
 
+	// onChange is called, without blocking, when a prefix's presence
+	// changes: the read-back verifier listens.
+	onChange func()
+
 	mu       sync.Mutex
 	prefixes map[netip.Prefix]*prefixState
 	showErr  string // last failure to read the interface, logged once
@@ -42,12 +46,13 @@ type addressManager struct {
 }
 
 type prefixState struct {
-	service  string
-	want     bool
-	present  bool  // as last applied or read
-	err      error // last failure to apply
-	failures int
-	retryAt  time.Time
+	service   string
+	want      bool
+	present   bool      // as last applied or read
+	changedAt time.Time // when present last changed
+	err       error     // last failure to apply
+	failures  int
+	retryAt   time.Time
 }
 
 // PrefixStatus is what status shows for one prefix.
@@ -55,7 +60,8 @@ type PrefixStatus struct {
 	Prefix  netip.Prefix
 	Want    bool
 	Present bool
-	Err     error
+	Err     error        // last failure to change it
+	Verify  VerifyStatus // what FRR says
 }
 
 func newAddressManager(ctl AddressControl, dev string, clock Clock, log logrus.FieldLogger) *addressManager {
@@ -75,7 +81,7 @@ func (m *addressManager) manage(service string, prefixes []netip.Prefix, want bo
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, p := range prefixes {
-		m.prefixes[p] = &prefixState{service: service, want: want, present: present(p)}
+		m.prefixes[p] = &prefixState{service: service, want: want, present: present(p), changedAt: m.clock.Now()}
 	}
 }
 
@@ -127,7 +133,19 @@ func (m *addressManager) apply(ctx context.Context, p netip.Prefix, st *prefixSt
 	if st.present != st.want || st.err != nil {
 		log.WithField("reason", reason).Info(verb + " address")
 	}
-	st.present, st.err, st.failures = st.want, nil, 0
+	m.observe(st, st.want)
+	st.err, st.failures = nil, 0
+}
+
+// observe records p's presence. Call with mu held.
+func (m *addressManager) observe(st *prefixState, present bool) {
+	if st.present == present {
+		return
+	}
+	st.present, st.changedAt = present, m.clock.Now()
+	if m.onChange != nil {
+		m.onChange()
+	}
 }
 
 // reconcile reads the interface and puts back whatever differs from the
@@ -160,7 +178,7 @@ func (m *addressManager) reconcile(ctx context.Context) {
 	for p, st := range m.prefixes {
 		has := link.Has(p)
 		if has == st.want && st.err == nil {
-			st.present = has
+			m.observe(st, has)
 			continue
 		}
 		if st.err != nil && now.Before(st.retryAt) {
@@ -172,7 +190,7 @@ func (m *addressManager) reconcile(ctx context.Context) {
 			m.log.WithFields(logrus.Fields{"service": st.service, "prefix": p.String(), "interface": m.dev,
 				"present": has, "want": st.want}).Warn("address changed outside anycast-watchdog; putting it back")
 		}
-		st.present = has
+		m.observe(st, has)
 		m.apply(ctx, p, st, reason)
 	}
 }
@@ -185,6 +203,23 @@ func (m *addressManager) withdrawAll(ctx context.Context, reason string) {
 		st.want = false
 		m.apply(ctx, p, st, reason)
 	}
+}
+
+type prefixSnapshot struct {
+	service   string
+	present   bool
+	changedAt time.Time
+}
+
+// snapshot returns every managed prefix's presence.
+func (m *addressManager) snapshot() map[netip.Prefix]prefixSnapshot {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[netip.Prefix]prefixSnapshot, len(m.prefixes))
+	for p, st := range m.prefixes {
+		out[p] = prefixSnapshot{service: st.service, present: st.present, changedAt: st.changedAt}
+	}
+	return out
 }
 
 // status reports the prefixes in the order given.

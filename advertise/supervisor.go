@@ -22,12 +22,16 @@ type Options struct {
 	Log        logrus.FieldLogger
 	NewChecker func(config.Check) (checker.Checker, error)
 	OnRound    func(Round) // called after every round, from the service's goroutine
+	// ReadBack builds the FRR read-back from the frr section; nil, or
+	// frr.verify: false, turns verification off.
+	ReadBack func(config.FRR) ReadBack
 }
 
 // Supervisor runs one loop per configured service and the reconciler.
 type Supervisor struct {
-	opts  Options
-	addrs *addressManager
+	opts   Options
+	addrs  *addressManager
+	verify *verifier
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -53,13 +57,23 @@ func New(ctl AddressControl, dev string, opts Options) *Supervisor {
 	if opts.NewChecker == nil {
 		opts.NewChecker = checker.New
 	}
-	return &Supervisor{
+	s := &Supervisor{
 		opts:  opts,
 		addrs: newAddressManager(ctl, dev, opts.Clock, opts.Log),
 		loops: map[string]*serviceLoop{},
 		done:  make(chan struct{}),
 		ready: make(chan struct{}),
 	}
+	s.verify = newVerifier(s.addrs, opts.Clock, opts.Log)
+	s.addrs.onChange = s.verify.changed
+	return s
+}
+
+func (s *Supervisor) readBack(cfg *config.Config) ReadBack {
+	if s.opts.ReadBack == nil || !cfg.FRR.Verify {
+		return nil
+	}
+	return s.opts.ReadBack(cfg.FRR)
 }
 
 // Start reads the interface once, starts every service as up if any of its
@@ -80,7 +94,9 @@ func (s *Supervisor) Start(ctx context.Context, cfg *config.Config) error {
 	for name, l := range loops {
 		s.adopt(name, l, link)
 	}
+	s.verify.setReadBack(s.readBack(cfg))
 	go s.reconcileLoop()
+	go s.verify.run(s.ctx)
 	go s.waitReady(loops)
 	return nil
 }
@@ -183,6 +199,9 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 	for name, l := range loops {
 		s.adopt(name, l, link)
 	}
+	if cfg.FRR != s.cfg.FRR {
+		s.verify.setReadBack(s.readBack(cfg))
+	}
 	s.setConfig(cfg)
 	return nil
 }
@@ -198,10 +217,15 @@ func (s *Supervisor) Stop(ctx context.Context, onExit string) {
 		l.stop()
 	}
 	<-s.done
+	<-s.verify.done
 	if onExit == config.OnExitWithdraw {
 		s.addrs.withdrawAll(ctx, "stopping with on_exit: withdraw")
 	}
 }
+
+// FRRHealth returns, per routing daemon read back, its last error ("" when
+// the read-back works).
+func (s *Supervisor) FRRHealth() map[string]string { return s.verify.healthStatus() }
 
 // RunNow asks the named service for a round at once.
 func (s *Supervisor) RunNow(name string) bool {
@@ -221,7 +245,11 @@ func (s *Supervisor) Status() []ServiceStatus {
 	out := make([]ServiceStatus, 0, len(s.cfg.Services))
 	for _, svc := range s.cfg.Services {
 		if l, ok := s.loops[svc.Name]; ok {
-			out = append(out, l.snapshot())
+			st := l.snapshot()
+			for i := range st.Prefixes {
+				st.Prefixes[i].Verify = s.verify.status(st.Prefixes[i].Prefix)
+			}
+			out = append(out, st)
 		}
 	}
 	return out

@@ -1,0 +1,254 @@
+package advertise
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+// ReadBack says which host routes the local routing daemons originate now;
+// *frr.Client is the real one.
+type ReadBack interface {
+	Originated(ctx context.Context, v6 bool) ([]netip.Prefix, error)
+}
+
+// Advertised is what the read-back says of one prefix.
+type Advertised string
+
+const (
+	AdvertisedYes     Advertised = "yes"
+	AdvertisedNo      Advertised = "no"
+	AdvertisedUnknown Advertised = "unknown"
+)
+
+const (
+	// confirmWindow is how long after a change of the interface the
+	// routing daemon may take before a difference counts as a mismatch.
+	confirmWindow = 5 * time.Second
+	// reverifyEvery is the period of verification when nothing changes.
+	reverifyEvery = 10 * time.Second
+	firstRetry    = 50 * time.Millisecond
+	maxRetry      = time.Second
+)
+
+// VerifyStatus is the read-back's view of one prefix.
+type VerifyStatus struct {
+	Advertised Advertised
+	Reason     string // why unknown, or what the mismatch is
+	Mismatches int    // episodes where FRR disagreed with the interface
+	CheckedAt  time.Time
+}
+
+type verifyState struct {
+	VerifyStatus
+	inMismatch bool
+	confirmed  time.Time // the change (its changedAt) last confirmed and logged
+}
+
+// verifier confirms, on its own goroutine, that the routing daemons follow
+// the interface. It never blocks a check or an address change: they only
+// kick it.
+type verifier struct {
+	addrs *addressManager
+	clock Clock
+	log   logrus.FieldLogger
+	kick  chan struct{}
+	done  chan struct{} // run ended
+	// window and every are confirmWindow and reverifyEvery; tests shorten them.
+	window, every time.Duration
+
+	mu      sync.Mutex
+	rb      ReadBack // nil: verification is off
+	state   map[netip.Prefix]*verifyState
+	health  map[bool]string // per family (v6?), last read-back error; "" when fine
+	checked bool
+}
+
+func newVerifier(addrs *addressManager, clock Clock, log logrus.FieldLogger) *verifier {
+	return &verifier{addrs: addrs, clock: clock, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}),
+		window: confirmWindow, every: reverifyEvery,
+		state: map[netip.Prefix]*verifyState{}, health: map[bool]string{}}
+}
+
+// changed tells the verifier the interface changed; it returns at once.
+func (v *verifier) changed() {
+	select {
+	case v.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (v *verifier) run(ctx context.Context) {
+	defer close(v.done)
+	retry := firstRetry
+	for {
+		pending := v.verifyOnce(ctx)
+		wait := v.every
+		if pending {
+			wait, retry = retry, min(2*retry, maxRetry)
+		} else {
+			retry = firstRetry
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-v.kick:
+			retry = firstRetry
+		case <-v.clock.After(wait):
+		}
+	}
+}
+
+// verifyOnce reads the daemons once and compares; it reports whether a
+// recent change is still unconfirmed.
+func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
+	v.mu.Lock()
+	rb := v.rb
+	v.mu.Unlock()
+	if rb == nil {
+		return false
+	}
+	managed := v.addrs.snapshot()
+	families := map[bool]bool{}
+	for p := range managed {
+		families[p.Addr().Is6()] = true
+	}
+	originated := map[bool][]netip.Prefix{}
+	errs := map[bool]error{}
+	for v6 := range families {
+		originated[v6], errs[v6] = rb.Originated(ctx, v6)
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.checked = true
+	now := v.clock.Now()
+	for v6 := range families {
+		v.noteHealth(v6, errs[v6])
+	}
+	for p, snap := range managed {
+		st := v.state[p]
+		if st == nil {
+			st = &verifyState{}
+			v.state[p] = st
+		}
+		st.CheckedAt = now
+		log := v.log.WithFields(logrus.Fields{"service": snap.service, "prefix": p.String()})
+		if err := errs[p.Addr().Is6()]; err != nil {
+			st.Advertised, st.Reason = AdvertisedUnknown, err.Error()
+			continue
+		}
+		adv := slices.Contains(originated[p.Addr().Is6()], p)
+		st.Advertised, st.Reason = AdvertisedNo, ""
+		if adv {
+			st.Advertised = AdvertisedYes
+		}
+		if adv == snap.present {
+			if st.inMismatch {
+				log.WithField("advertised", st.Advertised).Info("advertisement matches the interface again")
+			} else if !st.confirmed.Equal(snap.changedAt) {
+				log.WithFields(logrus.Fields{"advertised": st.Advertised, "after": now.Sub(snap.changedAt).Round(time.Millisecond).String()}).
+					Info("advertisement confirmed")
+			}
+			st.inMismatch, st.confirmed = false, snap.changedAt
+			continue
+		}
+		if now.Sub(snap.changedAt) < v.window {
+			pending = true
+			continue
+		}
+		st.Reason = mismatchReason(p, snap.present)
+		if !st.inMismatch {
+			st.inMismatch = true
+			st.Mismatches++
+			log.WithFields(logrus.Fields{"present": snap.present, "advertised": st.Advertised}).Warn(st.Reason)
+		}
+	}
+	for p := range v.state {
+		if _, ok := managed[p]; !ok {
+			delete(v.state, p)
+		}
+	}
+	return pending
+}
+
+// noteHealth logs a change in a family's read-back health. Call with mu held.
+func (v *verifier) noteHealth(v6 bool, err error) {
+	daemon := "ospfd"
+	if v6 {
+		daemon = "ospf6d"
+	}
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	switch prev := v.health[v6]; {
+	case msg == prev:
+	case msg != "":
+		v.log.WithField("daemon", daemon).WithError(err).
+			Warn("cannot read back what FRR advertises; checks and address control go on")
+	default:
+		v.log.WithField("daemon", daemon).Info("FRR read-back works again")
+	}
+	v.health[v6] = msg
+}
+
+func mismatchReason(p netip.Prefix, present bool) string {
+	switch {
+	case present && p.Addr().Is4():
+		return "address is on the interface but ospfd does not advertise it: the FRR configuration does not cover " +
+			p.String() + "; put it in a `network` statement of the area under `router ospf` and make sure the interface is in OSPF (e.g. `ip ospf passive` on lo)"
+	case present:
+		return "address is on the interface but ospf6d does not advertise it: the FRR configuration does not cover " +
+			p.String() + "; put the interface in the area (`ipv6 ospf6 area 0` under `interface lo`)"
+	}
+	return "address is off the interface but FRR still advertises " + p.String() +
+		" (a static or redistributed route?); traffic may still be drawn here"
+}
+
+// setReadBack switches the read-back (nil turns verification off) and
+// verifies again.
+func (v *verifier) setReadBack(rb ReadBack) {
+	v.mu.Lock()
+	v.rb = rb
+	if rb == nil {
+		v.state, v.health = map[netip.Prefix]*verifyState{}, map[bool]string{}
+	}
+	v.mu.Unlock()
+	v.changed()
+}
+
+// status returns the read-back view of p, or unknown with why.
+func (v *verifier) status(p netip.Prefix) VerifyStatus {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.rb == nil {
+		return VerifyStatus{Advertised: AdvertisedUnknown, Reason: "read-back is off (frr.verify: false)"}
+	}
+	if st, ok := v.state[p]; ok {
+		return st.VerifyStatus
+	}
+	return VerifyStatus{Advertised: AdvertisedUnknown, Reason: "not verified yet"}
+}
+
+// health returns the last read-back error per daemon ("" when fine).
+func (v *verifier) healthStatus() map[string]string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := map[string]string{}
+	for v6, msg := range v.health {
+		name := "ospfd"
+		if v6 {
+			name = "ospf6d"
+		}
+		out[name] = msg
+	}
+	return out
+}
