@@ -8,10 +8,10 @@ require (
 	github.com/miekg/dns v1.1.73
 	github.com/sirupsen/logrus v1.10.2
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/sys v0.47.0
 )
 
 require (
 	github.com/hashicorp/errwrap v1.0.0 // indirect
 	golang.org/x/net v0.57.0 // indirect
-	golang.org/x/sys v0.47.0 // indirect
 )

@@ -26,8 +26,9 @@ type Lab struct {
 	// Dir holds logs and configuration files of the lab's processes.
 	Dir string
 
-	mu       sync.Mutex
-	cleanups []func()
+	mu           sync.Mutex
+	cleanups     []func()
+	frrStateOnce sync.Once
 }
 
 // New returns an empty lab that writes its files below dir.
@@ -120,10 +121,10 @@ type Process struct {
 }
 
 // Start runs argv inside the namespace in the background, with stdout and
-// stderr appended to Dir/<name>.log. ip netns exec execs the program, so the
+// stderr appended to Dir/<namespace>-<name>.log. ip netns exec execs the program, so the
 // PID is the program's own.
 func (ns *Namespace) Start(name string, argv ...string) (*Process, error) {
-	logPath := filepath.Join(ns.lab.Dir, name+".log")
+	logPath := filepath.Join(ns.lab.Dir, ns.Name+"-"+name+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -195,15 +196,15 @@ func (p *Process) Log() string {
 	return string(b)
 }
 
-// WaitFor polls cond every 10 ms until it holds or timeout passes, and
-// returns how long it took.
+// WaitFor polls cond every 10 ms until it holds, timeout passes or ctx (if
+// not nil) ends, and returns how long it took.
 func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) (time.Duration, bool) {
 	start := time.Now()
 	for {
 		if cond() {
 			return time.Since(start), true
 		}
-		if time.Since(start) > timeout || ctx.Err() != nil {
+		if time.Since(start) > timeout || (ctx != nil && ctx.Err() != nil) {
 			return time.Since(start), false
 		}
 		time.Sleep(10 * time.Millisecond)

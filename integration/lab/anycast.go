@@ -1,0 +1,260 @@
+package lab
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+)
+
+// The anycast lab's addresses, all from the documentation ranges.
+var (
+	AnycastV4 = netip.MustParsePrefix("192.0.2.53/32")
+	AnycastV6 = netip.MustParsePrefix("2001:db8::53/128")
+)
+
+// AnycastOptions shape the lab.
+type AnycastOptions struct {
+	Binary       string // anycast-watchdog
+	Nodes        int    // default 2
+	Interval     time.Duration
+	FastInterval time.Duration
+	Rise, Fall   int
+	// Uncovered lists nodes (1-based) whose FRR config does not cover
+	// the anycast prefixes.
+	Uncovered   []int
+	MinArrival0 bool // `timers lsa min-arrival 0` on every router
+}
+
+// AnycastLab is a router and anycast nodes on point-to-point links, each
+// node with FRR, a DNS server answering on the anycast addresses and on
+// 127.0.0.1, and anycast-watchdog.
+type AnycastLab struct {
+	*Lab
+	Opts      AnycastOptions
+	Router    *Namespace
+	RouterFRR *FRR
+	Nodes     []*Node
+}
+
+// Node is one anycast host.
+type Node struct {
+	Index     int
+	NS        *Namespace
+	FRR       *FRR
+	DNS       *Process
+	Watchdog  *Process
+	RouterDev string // the router's interface toward this node
+	Config    string // the watchdog's configuration file
+	lab       *AnycastLab
+}
+
+// NewAnycastLab builds the topology and starts FRR and the DNS servers;
+// the watchdogs are started by the caller (StartWatchdog). prefix names the
+// namespaces: <prefix>-r, <prefix>-n1, …
+func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error) {
+	if o.Nodes == 0 {
+		o.Nodes = 2
+	}
+	a := &AnycastLab{Lab: l, Opts: o}
+	var err error
+	if a.Router, err = l.AddNamespace(prefix + "-r"); err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"} {
+		if _, err := a.Router.Run("sysctl", "-qw", k); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := a.Router.Run("ip", "addr", "add", "203.0.113.254/32", "dev", "lo"); err != nil {
+		return nil, err
+	}
+	var routerIfs []string
+	for i := 1; i <= o.Nodes; i++ {
+		ns, err := l.AddNamespace(fmt.Sprintf("%s-n%d", prefix, i))
+		if err != nil {
+			return nil, err
+		}
+		rdev, ndev := fmt.Sprintf("r-n%d", i), fmt.Sprintf("n%d-r", i)
+		if err := l.Link(a.Router, rdev, fmt.Sprintf("198.51.100.%d/31", 2*(i-1)), ns, ndev, fmt.Sprintf("198.51.100.%d/31", 2*(i-1)+1)); err != nil {
+			return nil, err
+		}
+		routerIfs = append(routerIfs, rdev)
+		rid := fmt.Sprintf("203.0.113.%d", i)
+		if _, err := ns.Run("ip", "addr", "add", rid+"/32", "dev", "lo"); err != nil {
+			return nil, err
+		}
+		covered := true
+		for _, u := range o.Uncovered {
+			covered = covered && u != i
+		}
+		networks := []string{"198.51.100.0/24", "203.0.113.0/24"}
+		if covered {
+			networks = append(networks, "192.0.2.0/24")
+		}
+		f, err := ns.StartFRR(OSPFConfig{RouterID: rid, Interfaces: []string{ndev}, Networks: networks,
+			LoInOSPF6: covered, MinArrival0: o.MinArrival0})
+		if err != nil {
+			return nil, err
+		}
+		n := &Node{Index: i, NS: ns, FRR: f, RouterDev: rdev, lab: a, Config: filepath.Join(l.Dir, ns.Name+".yaml")}
+		if err := n.StartDNS(); err != nil {
+			return nil, err
+		}
+		a.Nodes = append(a.Nodes, n)
+	}
+	if a.RouterFRR, err = a.Router.StartFRR(OSPFConfig{RouterID: "203.0.113.254", Interfaces: routerIfs,
+		Networks: []string{"198.51.100.0/24", "203.0.113.0/24"}, MinArrival0: o.MinArrival0}); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// WaitAdjacent waits until the router has a full adjacency to every node
+// in OSPF and OSPFv3 (it reaches every node's router-id).
+func (a *AnycastLab) WaitAdjacent(timeout time.Duration) error {
+	for _, n := range a.Nodes {
+		rid := netip.MustParsePrefix(fmt.Sprintf("203.0.113.%d/32", n.Index))
+		if _, ok := WaitFor(nil, timeout, func() bool { return len(a.Router.NextHops(rid)) > 0 }); !ok {
+			out, _ := a.RouterFRR.Vtysh("show ip ospf neighbor")
+			return fmt.Errorf("router never learned node %d's router-id; neighbors:\n%s\nrouter ospfd log:\n%s\nnode ospfd log:\n%s",
+				n.Index, out, a.RouterFRR.Daemons["ospfd"].Log(), n.FRR.Daemons["ospfd"].Log())
+		}
+	}
+	return nil
+}
+
+// StartDNS starts the node's DNS server: health.example. answers
+// 198.51.100.99 (what the watchdog checks), whoami.example. answers the
+// node's router-id (which node a client reached).
+func (n *Node) StartDNS() error {
+	p, err := n.NS.Start("dnsmasq", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+		"--no-hosts", "--bind-dynamic", "--listen-address=127.0.0.1", "--listen-address="+AnycastV4.Addr().String(),
+		"--listen-address="+AnycastV6.Addr().String(), "--port=53", "--address=/health.example/198.51.100.99",
+		fmt.Sprintf("--address=/whoami.example/203.0.113.%d", n.Index), "--user=root", "--group=root", "--pid-file", "--log-facility=-")
+	if err != nil {
+		return err
+	}
+	n.DNS = p
+	if _, ok := WaitFor(nil, 3*time.Second, func() bool {
+		_, err := n.NS.Query("127.0.0.1:53", "health.example.", 200*time.Millisecond)
+		return err == nil
+	}); !ok {
+		return fmt.Errorf("dnsmasq in %s does not answer; log:\n%s", n.NS.Name, p.Log())
+	}
+	return nil
+}
+
+// WriteConfig writes the watchdog's configuration with extra YAML lines
+// appended to the service.
+func (n *Node) WriteConfig(onExit string) error {
+	o := n.lab.Opts
+	return os.WriteFile(n.Config, []byte(fmt.Sprintf(`interface: lo
+on_exit: %s
+log_level: info
+frr:
+  pathspace: %s
+  timeout: 500ms
+control_socket: %s/%s.sock
+state_dir: %s
+metrics_listen: ""
+services:
+  - name: dns
+    prefixes: [%s, %s]
+    interval: %s
+    fast_interval: %s
+    timeout: %s
+    rise: %d
+    fall: %d
+    checks:
+      - type: dns
+        server: 127.0.0.1:53
+        query: health.example.
+        answer_contains: 198.51.100.99
+`, onExit, n.NS.Name, n.lab.Dir, n.NS.Name, n.lab.Dir, AnycastV4, AnycastV6, o.Interval, o.FastInterval,
+		min(o.FastInterval, 250*time.Millisecond), o.Rise, o.Fall)), 0o644)
+}
+
+// StartWatchdog starts anycast-watchdog in the node (writing its config
+// first if there is none).
+func (n *Node) StartWatchdog() error {
+	if _, err := os.Stat(n.Config); err != nil {
+		if err := n.WriteConfig("keep"); err != nil {
+			return err
+		}
+	}
+	p, err := n.NS.Start("anycast-watchdog", n.lab.Opts.Binary, "run", "--config", n.Config)
+	if err != nil {
+		return err
+	}
+	n.Watchdog = p
+	return nil
+}
+
+// Has reports whether both anycast prefixes are on the node's loopback.
+func (n *Node) Has() (v4, v6 bool) {
+	return n.NS.Has("lo", AnycastV4), n.NS.Has("lo", AnycastV6)
+}
+
+// Routes returns the router's next-hop devices for the anycast /32 and /128.
+func (a *AnycastLab) Routes() (v4, v6 []string) {
+	return a.Router.NextHops(AnycastV4), a.Router.NextHops(AnycastV6)
+}
+
+// Query asks server a question of type A from inside ns and returns the
+// answer's data. The socket is made on an OS thread moved into ns, which is
+// then discarded.
+func (ns *Namespace) Query(server, name string, timeout time.Duration) (string, error) {
+	type result struct {
+		answer string
+		err    error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := ns.enter(); err != nil {
+			ch <- result{err: err}
+			return
+		}
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		c := &dns.Client{Timeout: timeout}
+		r, _, err := c.Exchange(m, server)
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		var answers []string
+		for _, rr := range r.Answer {
+			if a, ok := rr.(*dns.A); ok {
+				answers = append(answers, a.A.String())
+			}
+		}
+		if r.Rcode != dns.RcodeSuccess || len(answers) == 0 {
+			ch <- result{err: fmt.Errorf("rcode %s, %d answers", dns.RcodeToString[r.Rcode], len(answers))}
+			return
+		}
+		ch <- result{answer: strings.Join(answers, ",")}
+	}()
+	res := <-ch
+	return res.answer, res.err
+}
+
+// enter moves the calling (locked) thread into ns's network namespace.
+func (ns *Namespace) enter() error {
+	f, err := os.Open(filepath.Join("/run/netns", ns.Name))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("setns %s: %w", ns.Name, err)
+	}
+	return nil
+}

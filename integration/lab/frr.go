@@ -1,0 +1,226 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+)
+
+// FRR is one FRR instance (zebra, ospfd, ospf6d) in a namespace, using the
+// namespace's name as its pathspace: configs in /etc/frr/<ns>, sockets in
+// /var/run/frr/<ns>, reached with `vtysh -N <ns>`.
+type FRR struct {
+	ns      *Namespace
+	Daemons map[string]*Process
+}
+
+// OSPFConfig is what the lab writes into one instance's configuration.
+type OSPFConfig struct {
+	RouterID   string
+	Interfaces []string // point-to-point links; lo is always passive
+	// Networks are the IPv4 `network … area 0` statements; leaving out the
+	// anycast range makes a node whose config does not cover its prefix.
+	Networks []string
+	// LoInOSPF6 puts lo into OSPFv3 area 0.
+	LoInOSPF6 bool
+	// MinArrival0 sets `timers lsa min-arrival 0`, so that a restore right
+	// after a withdrawal is accepted at once.
+	MinArrival0 bool
+}
+
+var ospfTemplate = template.Must(template.New("ospfd").Parse(`hostname {{.Host}}
+interface lo
+ ip ospf passive
+!
+{{range .Interfaces}}interface {{.}}
+ ip ospf network point-to-point
+ ip ospf hello-interval 1
+ ip ospf dead-interval 3
+!
+{{end}}router ospf
+ ospf router-id {{.RouterID}}
+{{range .Networks}} network {{.}} area 0
+{{end}} timers throttle spf 0 50 1000
+{{if .MinArrival0}} timers lsa min-arrival 0
+{{end}}!
+`))
+
+var ospf6Template = template.Must(template.New("ospf6d").Parse(`hostname {{.Host}}
+{{if .LoInOSPF6}}interface lo
+ ipv6 ospf6 area 0
+ ipv6 ospf6 passive
+!
+{{end}}{{range .Interfaces}}interface {{.}}
+ ipv6 ospf6 area 0
+ ipv6 ospf6 network point-to-point
+ ipv6 ospf6 hello-interval 1
+ ipv6 ospf6 dead-interval 3
+!
+{{end}}router ospf6
+ ospf6 router-id {{.RouterID}}
+ timers throttle spf 0 50 1000
+{{if .MinArrival0}} timers lsa min-arrival 0
+{{end}}!
+`))
+
+// StartFRR writes the instance's configuration and starts its daemons in
+// the foreground, so the lab holds their PIDs. Close stops them and removes
+// the configuration and run directories.
+func (ns *Namespace) StartFRR(c OSPFConfig) (*FRR, error) {
+	frrUser, err := user.Lookup("frr")
+	if err != nil {
+		return nil, fmt.Errorf("no frr user: is frr installed? %w", err)
+	}
+	ns.lab.frrStateOnce.Do(func() { ns.lab.removeNewFRRState() })
+	uid, _ := strconv.Atoi(frrUser.Uid)
+	gid, _ := strconv.Atoi(frrUser.Gid)
+	confDir, runDir := filepath.Join("/etc/frr", ns.Name), filepath.Join("/var/run/frr", ns.Name)
+	for _, d := range []string{confDir, runDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+		d := d
+		ns.lab.onClose(func() { os.RemoveAll(d) })
+		os.Chown(d, uid, gid)
+	}
+	data := struct {
+		OSPFConfig
+		Host string
+	}{c, ns.Name}
+	files := map[string]*template.Template{"ospfd.conf": ospfTemplate, "ospf6d.conf": ospf6Template}
+	for name, tmpl := range files {
+		var b strings.Builder
+		if err := tmpl.Execute(&b, data); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(confDir, name), []byte(b.String()), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "zebra.conf"), []byte("hostname "+ns.Name+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(confDir, "vtysh.conf"), nil, 0o644); err != nil {
+		return nil, err
+	}
+	f := &FRR{ns: ns, Daemons: map[string]*Process{}}
+	for _, daemon := range []string{"zebra", "ospfd", "ospf6d"} {
+		if err := f.Start(daemon); err != nil {
+			return nil, err
+		}
+		if daemon == "zebra" {
+			// ospfd and ospf6d connect to zebra's socket at start.
+			if _, ok := WaitFor(nil, 3*time.Second, func() bool {
+				_, err := os.Stat(filepath.Join(runDir, "zserv.api"))
+				return err == nil
+			}); !ok {
+				return nil, fmt.Errorf("zebra in %s did not come up; log:\n%s", ns.Name, f.Daemons["zebra"].Log())
+			}
+		}
+	}
+	return f, nil
+}
+
+// frrStateFiles are written by ospfd/ospf6d outside their pathspace.
+var frrStateFiles = []string{"ospfd-gr.json", "ospf6d-gr.json", "ospf6d-at-seq-no.dat"}
+
+// removeNewFRRState arranges for Close to remove the FRR state files that
+// did not exist before the lab started its daemons, and only those.
+func (l *Lab) removeNewFRRState() {
+	for _, name := range frrStateFiles {
+		path := filepath.Join("/var/run/frr", name)
+		if _, err := os.Stat(path); os.IsNotExist(err) {
+			l.onClose(func() { os.Remove(path) })
+		}
+	}
+}
+
+// Start (re)starts one daemon of the instance.
+func (f *FRR) Start(daemon string) error {
+	p, err := f.ns.Start(daemon, "/usr/lib/frr/"+daemon, "-N", f.ns.Name, "-F", "traditional", "-A", "127.0.0.1",
+		"-f", filepath.Join("/etc/frr", f.ns.Name, daemon+".conf"), "--log", "stdout")
+	if err != nil {
+		return err
+	}
+	f.Daemons[daemon] = p
+	return nil
+}
+
+// Vtysh runs show commands against the instance.
+func (f *FRR) Vtysh(cmds ...string) (string, error) {
+	argv := []string{"vtysh", "-N", f.ns.Name}
+	for _, c := range cmds {
+		argv = append(argv, "-c", c)
+	}
+	out, err := exec.Command(argv[0], argv[1:]...).Output()
+	return string(out), err
+}
+
+// NextHops returns the devices through which ns routes to p, sorted: one
+// per anycast node reachable at equal cost.
+func (ns *Namespace) NextHops(p netip.Prefix) []string {
+	family := "-4"
+	if p.Addr().Is6() {
+		family = "-6"
+	}
+	out, err := exec.Command("ip", "-n", ns.Name, family, "-j", "route", "show", p.String()).Output()
+	if err != nil {
+		return nil
+	}
+	devs, _ := ParseNextHops(out)
+	return devs
+}
+
+// ParseNextHops reads `ip -j route show PREFIX`: a single path has its dev
+// at the top, a multipath route a nexthops list.
+func ParseNextHops(data []byte) ([]string, error) {
+	var routes []struct {
+		Dev      string `json:"dev"`
+		NextHops []struct {
+			Dev string `json:"dev"`
+		} `json:"nexthops"`
+	}
+	if err := json.Unmarshal(data, &routes); err != nil {
+		return nil, err
+	}
+	var devs []string
+	for _, r := range routes {
+		if r.Dev != "" {
+			devs = append(devs, r.Dev)
+		}
+		for _, nh := range r.NextHops {
+			devs = append(devs, nh.Dev)
+		}
+	}
+	sort.Strings(devs)
+	return devs, nil
+}
+
+// Link connects a and b with a veth pair named after each end's peer and
+// puts the addresses on it.
+func (l *Lab) Link(a *Namespace, aDev, aAddr string, b *Namespace, bDev, bAddr string) error {
+	if out, err := exec.Command("ip", "link", "add", aDev, "netns", a.Name, "type", "veth", "peer", "name", bDev, "netns", b.Name).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip link add %s: %w: %s", aDev, err, out)
+	}
+	for _, end := range []struct {
+		ns        *Namespace
+		dev, addr string
+	}{{a, aDev, aAddr}, {b, bDev, bAddr}} {
+		if _, err := end.ns.Run("ip", "addr", "add", end.addr, "dev", end.dev); err != nil {
+			return err
+		}
+		if _, err := end.ns.Run("ip", "link", "set", "dev", end.dev, "up"); err != nil {
+			return err
+		}
+	}
+	return nil // deleting either namespace deletes the pair
+}
