@@ -22,8 +22,8 @@ integration:
 
 ## demo: the main job on a built-in lab (root; installs what it needs).
 demo: build
-	@command -v dnsmasq >/dev/null || (apt-get update -qq && apt-get install -y -qq dnsmasq-base)
-	@command -v ip >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
+	@command -v dnsmasq >/dev/null && command -v ip >/dev/null && test -x /usr/lib/frr/ospfd || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends frr dnsmasq-base iproute2)
 	$(GO) run ./integration/demo --binary ./anycast-watchdog
 
 ## bench-checks: 200 services x 5 checks for 60 s; prints checks/s, CPU, RSS, lateness.

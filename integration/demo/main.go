@@ -1,18 +1,20 @@
-// Command demo shows what anycast-watchdog does, in a throwaway network
-// namespace: a DNS server and the daemon guarding the anycast addresses on
-// the namespace's loopback. It breaks the DNS server, shows the addresses
-// withdrawn, repairs it, shows them restored, prints the measured times and
-// cleans up, also on Ctrl-C. Run it as root: make demo.
+// Command demo shows what anycast-watchdog does, on a lab it builds in
+// network namespaces: a router and two anycast DNS nodes, each node with
+// FRR (ospfd, ospf6d), a DNS server on 192.0.2.53 and 2001:db8::53, and
+// anycast-watchdog. It breaks node 1's DNS server, shows the route
+// withdrawn and the traffic moving to node 2, repairs it, shows the route
+// return, prints the measured times and cleans up, also on Ctrl-C.
+// Run it as root: make demo.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -20,9 +22,11 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/integration/lab"
 )
 
-var (
-	anycastV4 = netip.MustParsePrefix("192.0.2.53/32")
-	anycastV6 = netip.MustParsePrefix("2001:db8::53/128")
+const (
+	interval = 500 * time.Millisecond
+	fast     = 100 * time.Millisecond
+	rise     = 3
+	fall     = 2
 )
 
 func main() {
@@ -43,6 +47,9 @@ func demo(binary string) error {
 	if err != nil {
 		return err
 	}
+	if _, err := os.Stat(binary); err != nil {
+		return fmt.Errorf("no anycast-watchdog binary (make build): %w", err)
+	}
 	dir, err := os.MkdirTemp("", "aw-demo-")
 	if err != nil {
 		return err
@@ -52,96 +59,154 @@ func demo(binary string) error {
 	if err != nil {
 		return err
 	}
-	defer l.Close()
+	defer func() {
+		l.Close()
+		say("cleaned up: namespaces deleted, every process the demo started stopped")
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	ns, err := l.AddNamespace(fmt.Sprintf("aw-demo-%d", os.Getpid()%100000))
-	if err != nil {
-		return err
-	}
-	say("created network namespace %s, a stand-in for one anycast DNS node", ns.Name)
-	dns, err := ns.DNSServer("dnsmasq", "198.51.100.99")
-	if err != nil {
-		return err
-	}
-	say("started a DNS server (dnsmasq) on 127.0.0.1:53 in it")
+	fmt.Println("anycast-watchdog demo: one router, two anycast DNS nodes, OSPF between them.")
+	fmt.Println("Both nodes carry 192.0.2.53/32 and 2001:db8::53/128 on their loopback; their ospfd")
+	fmt.Println("advertise them; the router sends each query to one of them. anycast-watchdog on each")
+	fmt.Printf("node checks its DNS server every %s and withdraws the addresses after %d failures.\n\n", interval, fall)
 
-	config := filepath.Join(dir, "config.yaml")
-	os.WriteFile(config, []byte(`metrics_listen: ""
-services:
-  - name: dns
-    prefixes: [192.0.2.53/32, 2001:db8::53/128]
-    interval: 500ms
-    fast_interval: 100ms
-    timeout: 300ms
-    rise: 3
-    fall: 2
-    checks:
-      - type: dns
-        server: 127.0.0.1:53
-        query: health.example.
-        answer_contains: 198.51.100.99
-`), 0o644)
-	say("anycast-watchdog guards 192.0.2.53/32 and 2001:db8::53/128 with a DNS check every 500 ms (rise 3, fall 2)")
-	daemon, err := ns.Start("anycast-watchdog", binary, "run", "--config", config)
+	say("building the lab: namespaces, veths, zebra+ospfd+ospf6d on each, dnsmasq on each node")
+	a, err := l.NewAnycastLab(fmt.Sprintf("awdemo%d", os.Getpid()%10000), lab.AnycastOptions{
+		Binary: binary, Interval: interval, FastInterval: fast, Rise: rise, Fall: fall, MinArrival0: true})
 	if err != nil {
 		return err
 	}
-	show := func() {
-		out, _ := ns.Run("ip", "-br", "addr", "show", "dev", "lo")
-		say("loopback now: %s", strings.Join(strings.Fields(string(out))[2:], " "))
+	if err := a.WaitAdjacent(20 * time.Second); err != nil {
+		return err
 	}
-	both := func(present bool) func() bool {
-		return func() bool { return ns.Has("lo", anycastV4) == present && ns.Has("lo", anycastV6) == present }
+	say("OSPF is up between the router and both nodes")
+	for _, n := range a.Nodes {
+		if err := n.StartWatchdog(); err != nil {
+			return err
+		}
 	}
-	step := func(what string, present bool) (time.Duration, error) {
-		took, ok := lab.WaitFor(ctx, 10*time.Second, both(present))
+	say("started anycast-watchdog on both nodes (rise %d, fall %d)", rise, fall)
+
+	routes := func() string {
+		v4, v6 := a.Routes()
+		return fmt.Sprintf("192.0.2.53 via %s; 2001:db8::53 via %s", names(a, v4), names(a, v6))
+	}
+	waitRoutes := func(want int, what string) (time.Duration, error) {
+		took, ok := lab.WaitFor(ctx, 20*time.Second, func() bool {
+			v4, v6 := a.Routes()
+			return len(v4) == want && len(v6) == want
+		})
 		if ctx.Err() != nil {
-			return 0, fmt.Errorf("interrupted; cleaning up")
+			return 0, fmt.Errorf("interrupted")
 		}
 		if !ok {
-			return 0, fmt.Errorf("%s did not happen; daemon log:\n%s", what, daemon.Log())
+			return 0, fmt.Errorf("%s did not happen; node 1's watchdog log:\n%s", what, a.Nodes[0].Watchdog.Log())
 		}
-		say("%s after %s", what, took.Round(time.Millisecond))
-		show()
 		return took, nil
 	}
-
-	show()
-	rise, err := step("the service passed 3 rounds in a row: addresses ADDED", true)
-	if err != nil {
+	if _, err := waitRoutes(2, "the first advertisement"); err != nil {
 		return err
 	}
-	say("(ospfd would now advertise them; routers send this node its share of clients)")
-
-	say("breaking the service: stopping the DNS server")
-	dns.Stop(2 * time.Second)
-	withdraw, err := step("2 failing rounds: addresses WITHDRAWN", false)
-	if err != nil {
-		return err
-	}
-	say("(ospfd stops advertising them; clients go to the other nodes instead of a black hole)")
-
-	say("repairing the service: starting the DNS server again")
-	if _, err := ns.DNSServer("dnsmasq", "198.51.100.99"); err != nil {
-		return err
-	}
-	restore, err := step("3 passing rounds: addresses RESTORED", true)
-	if err != nil {
-		return err
-	}
+	say("router: %s", routes())
+	say("a DNS client on the router asks 192.0.2.53 'whoami.example' 20 times: %s", traffic(a))
 
 	fmt.Println()
-	fmt.Println("What the daemon logged:")
-	for _, line := range strings.Split(strings.TrimSpace(daemon.Log()), "\n") {
-		fmt.Println("  " + line)
+	n1 := a.Nodes[0]
+	say("BREAKING node 1: stopping its DNS server (the host and its ospfd stay up)")
+	logFrom := len(n1.Watchdog.Log())
+	broke := time.Now()
+	n1.DNS.Stop(2 * time.Second)
+	removed, _ := lab.WaitFor(ctx, 10*time.Second, func() bool { v4, _ := n1.Has(); return !v4 })
+	say("node 1's watchdog removed the addresses from its loopback %s after the failure", removed.Round(time.Millisecond))
+	withdrawn, err := waitRoutes(1, "the withdrawal")
+	if err != nil {
+		return err
 	}
+	withdrawn = time.Since(broke)
+	say("router: %s  (%s after the failure)", routes(), withdrawn.Round(time.Millisecond))
+	say("20 queries again: %s", traffic(a))
+	time.Sleep(500 * time.Millisecond) // let the read-back confirm
+	say("node 1's watchdog said:")
+	grep(n1.Watchdog.Log()[logFrom:], "service down", "removed address", "advertisement confirmed\" advertised=no")
+
 	fmt.Println()
-	fmt.Printf("measured: first advertisement %s, withdrawal %s after the failure, restore %s after the repair\n",
-		rise.Round(time.Millisecond), withdraw.Round(time.Millisecond), restore.Round(time.Millisecond))
-	fmt.Printf("worst case for this config: withdraw ≤ interval + (fall-1)×fast_interval = 600 ms; restore ≤ interval + (rise-1)×fast_interval = 700 ms\n")
-	daemon.Stop(3 * time.Second)
-	say("stopped the daemon (on_exit: keep) and removed the namespace")
+	say("REPAIRING node 1: starting its DNS server again")
+	logFrom = len(n1.Watchdog.Log())
+	repaired := time.Now()
+	if err := n1.StartDNS(); err != nil {
+		return err
+	}
+	if _, err := waitRoutes(2, "the restore"); err != nil {
+		return err
+	}
+	restored := time.Since(repaired)
+	say("router: %s  (%s after the repair)", routes(), restored.Round(time.Millisecond))
+	say("20 queries again: %s", traffic(a))
+	time.Sleep(500 * time.Millisecond) // let the read-back confirm
+	say("node 1's watchdog said:")
+	grep(n1.Watchdog.Log()[logFrom:], "service up", "added address", "advertisement confirmed\" advertised=yes")
+
+	fmt.Println()
+	fmt.Printf("measured: withdrawn from the router %s after the failure, restored %s after the repair\n",
+		withdrawn.Round(time.Millisecond), restored.Round(time.Millisecond))
+	fmt.Printf("worst case for this config: withdraw ≈ interval + (fall-1)×fast_interval = %s (+ check time + OSPF ~20 ms);\n",
+		interval+(fall-1)*fast)
+	fmt.Printf("                            restore  ≈ interval + (rise-1)×fast_interval = %s (+ OSPF ~20 ms)\n",
+		interval+(rise-1)*fast)
 	return nil
+}
+
+// traffic sends 20 queries from the router and counts answers per node.
+func traffic(a *lab.AnycastLab) string {
+	count := map[string]int{}
+	for i := 0; i < 20; i++ {
+		ans, err := a.Router.Query("192.0.2.53:53", "whoami.example.", 500*time.Millisecond)
+		switch {
+		case err != nil:
+			count["no answer"]++
+		case ans == "203.0.113.1":
+			count["node 1"]++
+		case ans == "203.0.113.2":
+			count["node 2"]++
+		default:
+			count[ans]++
+		}
+	}
+	var parts []string
+	for k, v := range count {
+		parts = append(parts, fmt.Sprintf("%d answered by %s", v, k))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+func names(a *lab.AnycastLab, devs []string) string {
+	if len(devs) == 0 {
+		return "(no route)"
+	}
+	var out []string
+	for _, d := range devs {
+		for _, n := range a.Nodes {
+			if n.RouterDev == d {
+				out = append(out, fmt.Sprintf("node %d", n.Index))
+			}
+		}
+	}
+	return strings.Join(out, " + ")
+}
+
+// grep prints the log lines that contain any of the phrases, shortened.
+func grep(log string, phrases ...string) {
+	for _, line := range strings.Split(log, "\n") {
+		for _, p := range phrases {
+			if strings.Contains(line, p) {
+				if i := strings.Index(line, "level="); i >= 0 {
+					line = line[i:]
+				}
+				fmt.Println("      " + line)
+				break
+			}
+		}
+	}
 }

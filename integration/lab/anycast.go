@@ -67,7 +67,10 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 	if a.Router, err = l.AddNamespace(prefix + "-r"); err != nil {
 		return nil, err
 	}
-	for _, k := range []string{"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"} {
+	// Forward, and hash ECMP flows on ports too, so that queries from one
+	// client (each from a new port) spread over the nodes.
+	for _, k := range []string{"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+		"net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1"} {
 		if _, err := a.Router.Run("sysctl", "-qw", k); err != nil {
 			return nil, err
 		}
