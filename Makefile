@@ -3,7 +3,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || cat VERSI
 GO      ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test unit integration demo bench-checks clean
+.PHONY: build test unit integration demo deps-lab bench-checks bench-failover clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o anycast-watchdog .
@@ -21,14 +21,22 @@ integration:
 	$(GO) test -tags integration -count=1 -v ./integration/...
 
 ## demo: the main job on a built-in lab (root; installs what it needs).
-demo: build
+demo: build deps-lab
+	$(GO) run ./integration/demo --binary ./anycast-watchdog
+
+deps-lab:
 	@command -v dnsmasq >/dev/null && command -v ip >/dev/null && test -x /usr/lib/frr/ospfd || \
 		(apt-get update -qq && apt-get install -y -qq --no-install-recommends frr dnsmasq-base iproute2)
-	$(GO) run ./integration/demo --binary ./anycast-watchdog
 
 ## bench-checks: 200 services x 5 checks for 60 s; prints checks/s, CPU, RSS, lateness.
 bench-checks:
 	$(GO) run ./bench/checks
+
+## bench-failover: TRIALS break/repair trials on the FRR lab (root); prints
+## detection, propagation, total, floor, total-floor and lost queries.
+TRIALS ?= 20
+bench-failover: build deps-lab
+	$(GO) run ./bench/failover -binary ./anycast-watchdog -trials $(TRIALS)
 
 clean:
 	rm -rf anycast-watchdog dist

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -260,4 +261,25 @@ func (ns *Namespace) enter() error {
 		return fmt.Errorf("setns %s: %w", ns.Name, err)
 	}
 	return nil
+}
+
+// ListenPacket opens a packet socket inside ns; the returned conn may be
+// used from any goroutine.
+func (ns *Namespace) ListenPacket(network, addr string) (net.PacketConn, error) {
+	type result struct {
+		pc  net.PacketConn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := ns.enter(); err != nil {
+			ch <- result{err: err}
+			return
+		}
+		pc, err := net.ListenPacket(network, addr)
+		ch <- result{pc, err}
+	}()
+	r := <-ch
+	return r.pc, r.err
 }

@@ -1,0 +1,363 @@
+// Command failover measures how fast the lab's router stops and resumes
+// sending traffic to a node whose service breaks and recovers, over N
+// trials: detection (service change → address change on the node, both
+// timestamped by the kernel through `ip -ts monitor`), propagation (address
+// change → router FIB change) and their total, against the floor the
+// configuration allows, and the DNS queries lost at 100 qps. Root only.
+//
+//	go run ./bench/failover [-trials 20] [-binary ./anycast-watchdog]
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/anycast-watchdog/anycast-watchdog/integration/lab"
+)
+
+func main() {
+	trials := flag.Int("trials", 20, "number of break/repair trials")
+	binary := flag.String("binary", "./anycast-watchdog", "the anycast-watchdog binary")
+	interval := flag.Duration("interval", time.Second, "service interval")
+	fast := flag.Duration("fast-interval", 200*time.Millisecond, "service fast_interval")
+	rise := flag.Int("rise", 3, "service rise")
+	fall := flag.Int("fall", 2, "service fall")
+	minArrival0 := flag.Bool("min-arrival-0", true, "set `timers lsa min-arrival 0` on every router")
+	flag.Parse()
+	o := lab.AnycastOptions{Interval: *interval, FastInterval: *fast, Rise: *rise, Fall: *fall, MinArrival0: *minArrival0}
+	if err := run(*binary, *trials, o); err != nil {
+		fmt.Fprintln(os.Stderr, "failover:", err)
+		os.Exit(1)
+	}
+}
+
+// service is node 1's DNS server, run by the bench so that it knows when
+// each health probe arrives and can break on command (REFUSED to all).
+type service struct {
+	mu     sync.Mutex
+	broken bool
+	probes []time.Time
+}
+
+func (s *service) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	s.mu.Lock()
+	broken := s.broken
+	if r.Question[0].Name == "health.example." {
+		s.probes = append(s.probes, time.Now())
+	}
+	s.mu.Unlock()
+	m := new(dns.Msg)
+	if broken {
+		m.SetRcode(r, dns.RcodeRefused)
+		w.WriteMsg(m)
+		return
+	}
+	m.SetReply(r)
+	answer := "198.51.100.99"
+	if r.Question[0].Name == "whoami.example." {
+		answer = "203.0.113.1"
+	}
+	m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 0},
+		A: net.ParseIP(answer)}}
+	w.WriteMsg(m)
+}
+
+func (s *service) set(broken bool) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.broken = broken
+	return time.Now()
+}
+
+// firstProbeAfter returns the first health probe at or after t.
+func (s *service) firstProbeAfter(t time.Time, within time.Duration) (time.Time, bool) {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		for _, p := range s.probes {
+			if !p.Before(t) {
+				s.mu.Unlock()
+				return p, true
+			}
+		}
+		s.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Time{}, false
+}
+
+// event is one kernel notification seen by `ip -ts monitor`.
+type event struct {
+	at      time.Time
+	deleted bool
+	subject string // the address or route destination
+}
+
+var monitorLine = regexp.MustCompile(`^\[(\S+)\] (Deleted )?(?:\d+: \S+\s+inet6? )?(\S+)`)
+
+// monitor streams `ip -ts -n NS monitor WHAT` into events until stop closes.
+func monitor(ns, what string, stop <-chan struct{}) (<-chan event, error) {
+	cmd := exec.Command("ip", "-ts", "-n", ns, "monitor", what)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	ch := make(chan event, 1000)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			m := monitorLine.FindStringSubmatch(sc.Text())
+			if m == nil {
+				continue
+			}
+			at, err := time.ParseInLocation("2006-01-02T15:04:05.000000", m[1], time.Local)
+			if err != nil {
+				continue
+			}
+			ch <- event{at: at, deleted: m[2] != "", subject: m[3]}
+		}
+	}()
+	go func() { <-stop; cmd.Process.Kill(); cmd.Wait() }()
+	return ch, nil
+}
+
+// waitEvent returns the first event on ch for subject (with the given
+// deleted flag) stamped at or after since.
+func waitEvent(ch <-chan event, subject string, deleted bool, since time.Time, within time.Duration) (time.Time, error) {
+	timeout := time.After(within)
+	for {
+		select {
+		case e := <-ch:
+			if e.subject == subject && e.deleted == deleted && !e.at.Before(since) {
+				return e.at, nil
+			}
+		case <-timeout:
+			return time.Time{}, fmt.Errorf("no event for %s (deleted=%v) within %s", subject, deleted, within)
+		}
+	}
+}
+
+// drain empties ch of stale events.
+func drain(ch <-chan event) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
+
+// load sends a query every 10 ms from the router to 192.0.2.53, each from a
+// fresh socket so that ECMP spreads them, and records the failures.
+type load struct {
+	mu     sync.Mutex
+	failed []time.Time // send times of queries refused or unanswered
+	sent   []time.Time
+}
+
+func (ld *load) run(router *lab.Namespace, stop <-chan struct{}) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		pc, err := router.ListenPacket("udp4", "0.0.0.0:0")
+		if err != nil {
+			continue
+		}
+		sent := time.Now()
+		go func() {
+			defer pc.Close()
+			ok := query(pc)
+			ld.mu.Lock()
+			ld.sent = append(ld.sent, sent)
+			if !ok {
+				ld.failed = append(ld.failed, sent)
+			}
+			ld.mu.Unlock()
+		}()
+	}
+}
+
+func query(pc net.PacketConn) bool {
+	m := new(dns.Msg)
+	m.SetQuestion("whoami.example.", dns.TypeA)
+	buf, _ := m.Pack()
+	pc.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := pc.WriteTo(buf, &net.UDPAddr{IP: net.ParseIP("192.0.2.53"), Port: 53}); err != nil {
+		return false
+	}
+	in := make([]byte, 512)
+	n, _, err := pc.ReadFrom(in)
+	if err != nil {
+		return false
+	}
+	r := new(dns.Msg)
+	return r.Unpack(in[:n]) == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0
+}
+
+// lost counts failed queries sent in [from, to].
+func (ld *load) lost(from, to time.Time) int {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	n := 0
+	for _, t := range ld.failed {
+		if !t.Before(from) && !t.After(to) {
+			n++
+		}
+	}
+	return n
+}
+
+type sample struct{ detection, propagation, total, floor, overhead time.Duration }
+
+func run(binary string, trials int, o lab.AnycastOptions) error {
+	stop := make(chan struct{})
+	defer close(stop)
+	binary, _ = filepath.Abs(binary)
+	o.Binary = binary
+	dir, err := os.MkdirTemp("", "aw-bench-failover-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	l, err := lab.New(dir)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	a, err := l.NewAnycastLab(fmt.Sprintf("awbf%d", os.Getpid()%10000), o)
+	if err != nil {
+		return err
+	}
+	if err := a.WaitAdjacent(20 * time.Second); err != nil {
+		return err
+	}
+	n1 := a.Nodes[0]
+	n1.DNS.Stop(2 * time.Second) // replaced by the bench's own server
+	svc := &service{}
+	pc, err := n1.NS.ListenPacket("udp4", "0.0.0.0:53")
+	if err != nil {
+		return err
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: svc}
+	go srv.ActivateAndServe()
+	defer srv.Shutdown()
+	for _, n := range a.Nodes {
+		if err := n.StartWatchdog(); err != nil {
+			return err
+		}
+	}
+	addrs, err := monitor(n1.NS.Name, "address", stop)
+	if err != nil {
+		return err
+	}
+	routes, err := monitor(a.Router.Name, "route", stop)
+	if err != nil {
+		return err
+	}
+	if _, ok := lab.WaitFor(nil, 20*time.Second, func() bool { v4, _ := a.Routes(); return len(v4) == 2 }); !ok {
+		return fmt.Errorf("the router never had both nodes; node 1 log:\n%s", n1.Watchdog.Log())
+	}
+	ld := &load{}
+	go ld.run(a.Router, stop)
+
+	fmt.Printf("config: interval %s, fast_interval %s, rise %d, fall %d; router min-arrival 0: %v; %d trials\n",
+		o.Interval, o.FastInterval, o.Rise, o.Fall, o.MinArrival0, trials)
+	anycast := lab.AnycastV4.Addr().String()
+	var withdraw, restore []sample
+	var lostW, lostR []int
+	for i := 0; i < trials; i++ {
+		time.Sleep(time.Duration(i%7) * o.Interval / 7) // vary the phase against the probe grid
+		drain(addrs)
+		drain(routes)
+		broke := svc.set(true)
+		removed, err := waitEvent(addrs, lab.AnycastV4.String(), true, broke, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("trial %d withdraw: %w; log:\n%s", i, err, n1.Watchdog.Log())
+		}
+		fib, err := waitEvent(routes, anycast, false, removed, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("trial %d withdraw: router: %w", i, err)
+		}
+		first, _ := svc.firstProbeAfter(broke, 2*o.Interval)
+		withdraw = append(withdraw, measure(broke, removed, fib, first.Sub(broke)+time.Duration(o.Fall-1)*o.FastInterval))
+		time.Sleep(time.Second)
+		lostW = append(lostW, ld.lost(broke.Add(-time.Second), fib.Add(500*time.Millisecond)))
+
+		drain(addrs)
+		drain(routes)
+		repaired := svc.set(false)
+		added, err := waitEvent(addrs, lab.AnycastV4.String(), false, repaired, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("trial %d restore: %w", i, err)
+		}
+		fib, err = waitEvent(routes, anycast, false, added, 15*time.Second)
+		if err != nil {
+			return fmt.Errorf("trial %d restore: router: %w", i, err)
+		}
+		first, _ = svc.firstProbeAfter(repaired, 2*o.Interval)
+		restore = append(restore, measure(repaired, added, fib, first.Sub(repaired)+time.Duration(o.Rise-1)*o.FastInterval))
+		time.Sleep(time.Second)
+		lostR = append(lostR, ld.lost(repaired.Add(-500*time.Millisecond), fib.Add(500*time.Millisecond)))
+		fmt.Printf("trial %2d: withdraw total %6s (floor %6s)  restore total %6s (floor %6s)  lost %d/%d\n", i+1,
+			ms(withdraw[i].total), ms(withdraw[i].floor), ms(restore[i].total), ms(restore[i].floor), lostW[i], lostR[i])
+	}
+	fmt.Println()
+	table("withdraw", withdraw, lostW)
+	table("restore", restore, lostR)
+	fmt.Println("\ndetection: service change → address change on the node; propagation: → router FIB change;")
+	fmt.Println("floor: wait for the next probe + (fall−1 or rise−1) × fast_interval; overhead = total − floor;")
+	fmt.Println("lost: queries at 100 qps from the router (ECMP over both nodes) refused or unanswered in the trial")
+	return nil
+}
+
+func measure(changed, addr, fib time.Time, floor time.Duration) sample {
+	s := sample{detection: addr.Sub(changed), propagation: fib.Sub(addr), total: fib.Sub(changed), floor: floor}
+	s.overhead = s.total - s.floor
+	return s
+}
+
+func table(name string, samples []sample, lost []int) {
+	fmt.Printf("%-9s %-12s %8s %8s %8s\n", name, "", "p50", "p90", "max")
+	row := func(label string, get func(sample) time.Duration) {
+		var d []time.Duration
+		for _, s := range samples {
+			d = append(d, get(s))
+		}
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		fmt.Printf("%-9s %-12s %8s %8s %8s\n", "", label, ms(pct(d, 50)), ms(pct(d, 90)), ms(d[len(d)-1]))
+	}
+	row("detection", func(s sample) time.Duration { return s.detection })
+	row("propagation", func(s sample) time.Duration { return s.propagation })
+	row("total", func(s sample) time.Duration { return s.total })
+	row("floor", func(s sample) time.Duration { return s.floor })
+	row("total−floor", func(s sample) time.Duration { return s.overhead })
+	l := append([]int(nil), lost...)
+	sort.Ints(l)
+	fmt.Printf("%-9s %-12s %8d %8d %8d\n", "", "lost queries", l[(len(l)-1)*50/100], l[(len(l)-1)*90/100], l[len(l)-1])
+}
+
+func pct(sorted []time.Duration, p int) time.Duration { return sorted[(len(sorted)-1)*p/100] }
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+}
