@@ -183,6 +183,9 @@ func withChecks(c *config.Config) *config.Config {
 
 func (w *world) start(c *config.Config) {
 	w.t.Helper()
+	if c.StateDir == "" {
+		c.StateDir = w.t.TempDir()
+	}
 	if err := w.sup.Start(context.Background(), withChecks(c)); err != nil {
 		w.t.Fatal(err)
 	}

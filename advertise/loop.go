@@ -33,17 +33,28 @@ type Round struct {
 	From, To  State
 }
 
+// CheckStatus is a check's last result and how many rounds in a row it
+// has had that result.
+type CheckStatus struct {
+	CheckResult
+	Consecutive int
+}
+
 // ServiceStatus is a snapshot of one service for status and logs.
 type ServiceStatus struct {
-	Name     string
-	State    State
-	Since    time.Time // when State was entered
-	Reason   string    // why it was entered
-	Passes   int       // consecutive passing rounds
-	Fails    int       // consecutive failing rounds
-	Rounds   uint64
-	Checks   []CheckResult // of the last round
-	Prefixes []PrefixStatus
+	Name      string
+	State     State
+	Since     time.Time // when State (or the drain) was entered
+	Reason    string    // why
+	Drain     *Drain    // set while drained
+	Passes    int       // consecutive passing rounds
+	Fails     int       // consecutive failing rounds
+	Rise      int
+	Fall      int
+	Rounds    uint64
+	LastRound time.Time
+	Checks    []CheckStatus // of the last round
+	Prefixes  []PrefixStatus
 }
 
 type namedChecker struct {
@@ -59,15 +70,19 @@ type serviceLoop struct {
 	clock   Clock
 	log     logrus.FieldLogger
 	onRound func(Round)
-	now     chan struct{} // run a round now
+	now     chan chan Round // run a round now and send it back
 	done    chan struct{}
 	// firstRound is closed after the first round's verdict is applied.
 	firstRound chan struct{}
 	cancel     context.CancelFunc
 
-	mu     sync.Mutex
-	hyst   Hysteresis
-	status ServiceStatus
+	// mu guards the state below; it is held while the service's addresses
+	// change, so a drain and a verdict can never interleave.
+	mu      sync.Mutex
+	hyst    Hysteresis
+	drain   *Drain
+	streaks []int // per check: consecutive passes (> 0) or failures (< 0)
+	status  ServiceStatus
 }
 
 func newServiceLoop(cfg config.Service, advertised bool, addrs *addressManager, clock Clock,
@@ -76,7 +91,7 @@ func newServiceLoop(cfg config.Service, advertised bool, addrs *addressManager, 
 		cfg: cfg, addrs: addrs, clock: clock, onRound: onRound,
 		log:        log.WithFields(logrus.Fields{"service": cfg.Name, "prefixes": prefixList(cfg.Prefixes)}),
 		hyst:       NewHysteresis(cfg.Rise, cfg.Fall, advertised),
-		now:        make(chan struct{}, 1),
+		now:        make(chan chan Round),
 		done:       make(chan struct{}),
 		firstRound: make(chan struct{}),
 	}
@@ -95,7 +110,34 @@ func newServiceLoop(cfg config.Service, advertised bool, addrs *addressManager, 
 // startAs sets the initial state before the loop runs.
 func (l *serviceLoop) startAs(advertised bool, reason string) {
 	l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, advertised)
-	l.status = ServiceStatus{Name: l.cfg.Name, State: l.hyst.State(), Since: l.clock.Now(), Reason: reason}
+	l.streaks = make([]int, len(l.checks))
+	l.status = ServiceStatus{Name: l.cfg.Name, State: l.hyst.State(), Since: l.clock.Now(), Reason: reason,
+		Rise: l.cfg.Rise, Fall: l.cfg.Fall}
+}
+
+// advertised reports whether the service's prefixes should be on the
+// interface now. Call with mu held.
+func (l *serviceLoop) advertised() bool { return l.drain == nil && l.hyst.State().Advertised() }
+
+// setDrain drains (d set) or undrains (d nil) the service. A drain
+// withdraws at once; an undrain makes the service rise again from down.
+func (l *serviceLoop) setDrain(ctx context.Context, d *Drain, why string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	was := l.advertised()
+	l.drain = d
+	l.status.Drain = d
+	l.status.Since = l.clock.Now()
+	if d == nil {
+		l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, false)
+		l.status.State, l.status.Passes, l.status.Fails = Down, 0, 0
+		l.status.Reason = why + ": must rise again"
+	} else {
+		l.status.Reason = "drained: " + d.Reason
+	}
+	if was != l.advertised() {
+		l.addrs.set(ctx, l.cfg.Prefixes, l.advertised(), l.status.Reason)
+	}
 }
 
 // firstDelay spreads the services' rounds over their interval, stable per
@@ -119,11 +161,24 @@ func (l *serviceLoop) stop() {
 	<-l.done
 }
 
-// runNow asks for a round as soon as the current one (if any) ends.
-func (l *serviceLoop) runNow() {
+// checkNow asks for a round as soon as the current one (if any) ends and
+// returns it.
+func (l *serviceLoop) checkNow(ctx context.Context) (Round, error) {
+	reply := make(chan Round, 1)
 	select {
-	case l.now <- struct{}{}:
-	default:
+	case l.now <- reply:
+	case <-l.done:
+		return Round{}, fmt.Errorf("service %s is stopping", l.cfg.Name)
+	case <-ctx.Done():
+		return Round{}, ctx.Err()
+	}
+	select {
+	case r := <-reply:
+		return r, nil
+	case <-l.done:
+		return Round{}, fmt.Errorf("service %s is stopping", l.cfg.Name)
+	case <-ctx.Done():
+		return Round{}, ctx.Err()
 	}
 }
 
@@ -133,14 +188,22 @@ func (l *serviceLoop) run(ctx context.Context) {
 	// keep a per-service offset on the grid.
 	scheduled := l.clock.Now()
 	offset := firstDelay(l.cfg.Name, l.cfg.Interval)
+	var waiting []chan Round // asked for this round
 	for {
 		if wait := scheduled.Sub(l.clock.Now()); wait > 0 {
 			select {
 			case <-ctx.Done():
 				return
 			case <-l.clock.After(wait):
-			case <-l.now:
+			case reply := <-l.now:
+				waiting = append(waiting, reply)
 				scheduled = l.clock.Now()
+			}
+		} else {
+			select {
+			case reply := <-l.now:
+				waiting = append(waiting, reply)
+			default:
 			}
 		}
 		started := l.clock.Now()
@@ -153,10 +216,15 @@ func (l *serviceLoop) run(ctx context.Context) {
 			close(l.firstRound)
 		}
 		ended := l.clock.Now()
+		round := Round{Service: l.cfg.Name, Scheduled: scheduled, Started: started, Ended: ended,
+			Results: results, From: from, To: to}
 		if l.onRound != nil {
-			l.onRound(Round{Service: l.cfg.Name, Scheduled: scheduled, Started: started, Ended: ended,
-				Results: results, From: from, To: to})
+			l.onRound(round)
 		}
+		for _, reply := range waiting {
+			reply <- round
+		}
+		waiting = nil
 		l.mu.Lock()
 		period := l.hyst.Period(l.cfg.Interval, l.cfg.FastInterval)
 		l.mu.Unlock()
@@ -220,11 +288,30 @@ func (l *serviceLoop) observe(ctx context.Context, results []CheckResult) (from,
 		}
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.status.Rounds++
+	l.status.LastRound = l.clock.Now()
+	l.status.Checks = make([]CheckStatus, len(results))
+	for i, r := range results {
+		switch s := l.streaks[i]; {
+		case r.Err == nil && s > 0:
+			l.streaks[i]++
+		case r.Err == nil:
+			l.streaks[i] = 1
+		case s < 0:
+			l.streaks[i]--
+		default:
+			l.streaks[i] = -1
+		}
+		l.status.Checks[i] = CheckStatus{CheckResult: r, Consecutive: abs(l.streaks[i])}
+	}
+	if l.drain != nil {
+		// Drained: checks run and are shown, but decide nothing.
+		return l.hyst.State(), l.hyst.State()
+	}
 	from, to = l.hyst.Observe(len(failed) == 0)
 	passes, fails := l.hyst.Streak()
 	l.status.State, l.status.Passes, l.status.Fails = to, passes, fails
-	l.status.Rounds++
-	l.status.Checks = results
 	reason := ""
 	if from != to {
 		reason = transitionReason(to, passes, fails, l.cfg)
@@ -233,7 +320,6 @@ func (l *serviceLoop) observe(ctx context.Context, results []CheckResult) (from,
 			l.status.Reason += ": " + failureText(failed)
 		}
 	}
-	l.mu.Unlock()
 
 	for _, r := range failed {
 		l.log.WithFields(logrus.Fields{"check": r.Check, "failure": checker.Reason(r.Err), "latency": r.Latency.Round(time.Microsecond).String()}).
@@ -293,11 +379,13 @@ func failureText(failed []CheckResult) string {
 func (l *serviceLoop) snapshot() ServiceStatus {
 	l.mu.Lock()
 	s := l.status
-	s.Checks = append([]CheckResult(nil), s.Checks...)
+	s.Checks = append([]CheckStatus(nil), s.Checks...)
 	l.mu.Unlock()
 	s.Prefixes = l.addrs.status(l.cfg.Prefixes)
 	return s
 }
+
+func abs(n int) int { return max(n, -n) }
 
 func prefixList(ps []netip.Prefix) string {
 	s := make([]string, len(ps))

@@ -13,12 +13,18 @@ func Summary(services []ServiceStatus) string {
 	if len(services) == 0 {
 		return "no services configured; managing no address"
 	}
-	counts := map[State]int{}
+	counts := map[string]int{}
 	var why []string
 	for _, s := range services {
-		counts[s.State]++
-		if s.State != Up {
+		switch {
+		case s.Drain != nil:
+			counts["drained"]++
+			why = append(why, s.Name+": drained")
+		case s.State != Up:
+			counts[s.State.String()]++
 			why = append(why, s.Name+": "+shortReason(s))
+		default:
+			counts["up"]++
 		}
 	}
 	noun := "services"
@@ -26,7 +32,7 @@ func Summary(services []ServiceStatus) string {
 		noun = "service"
 	}
 	var parts []string
-	for _, st := range []State{Up, Falling, Rising, Down} {
+	for _, st := range []string{"up", "falling", "rising", "down", "drained"} {
 		if counts[st] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
 		}

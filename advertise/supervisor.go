@@ -3,8 +3,10 @@ package advertise
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +38,7 @@ type Supervisor struct {
 	mu       sync.Mutex
 	cfg      *config.Config
 	loops    map[string]*serviceLoop
+	drains   map[string]Drain
 	loadedAt time.Time
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -83,12 +86,18 @@ func (s *Supervisor) Start(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("read the interface at start: %w", err)
 	}
+	// A drain must survive restarts: rather not start than forget one.
+	drains, err := newDrainFile(cfg.StateDir).load()
+	if err != nil {
+		return fmt.Errorf("%w (fix or remove the file; not starting, so no drained service is put back)", err)
+	}
 	loops, err := s.buildLoops(cfg, link, nil)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.drains = drains
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.setConfig(cfg)
 	for name, l := range loops {
@@ -138,7 +147,11 @@ func (s *Supervisor) buildLoops(cfg *config.Config, link ifaddr.Link, current ma
 
 // adopt registers a built loop's prefixes and starts it. Call with mu held.
 func (s *Supervisor) adopt(name string, l *serviceLoop, link ifaddr.Link) {
-	want := l.hyst.State().Advertised()
+	if d, ok := s.drains[name]; ok {
+		l.drain = &d
+		l.status.Drain, l.status.Reason = &d, "drained: "+d.Reason
+	}
+	want := l.advertised()
 	s.addrs.manage(name, l.cfg.Prefixes, want, link.Has)
 	s.opts.Log.WithFields(logrus.Fields{"service": name, "prefixes": prefixList(l.cfg.Prefixes),
 		"state": l.hyst.State().String(), "reason": l.status.Reason}).Info("service started")
@@ -196,6 +209,12 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 			s.opts.Log.WithField("service", name).Info("service removed from the configuration")
 		}
 	}
+	for name := range s.drains {
+		if _, ok := cfg.Service(name); !ok {
+			delete(s.drains, name)
+			s.saveDrains(cfg.StateDir)
+		}
+	}
 	for name, l := range loops {
 		s.adopt(name, l, link)
 	}
@@ -210,10 +229,15 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 // config.OnExitWithdraw every managed prefix is removed, with keep they stay
 // as they are so a restart does not blip healthy services.
 func (s *Supervisor) Stop(ctx context.Context, onExit string) {
+	// Not under mu while waiting: the reconciler takes mu to expire drains.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.cancel()
+	loops := make([]*serviceLoop, 0, len(s.loops))
 	for _, l := range s.loops {
+		loops = append(loops, l)
+	}
+	s.mu.Unlock()
+	for _, l := range loops {
 		l.stop()
 	}
 	<-s.done
@@ -223,19 +247,140 @@ func (s *Supervisor) Stop(ctx context.Context, onExit string) {
 	}
 }
 
-// FRRHealth returns, per routing daemon read back, its last error ("" when
-// the read-back works).
-func (s *Supervisor) FRRHealth() map[string]string { return s.verify.healthStatus() }
+// FRRHealth returns the read-back's view of each routing daemon.
+func (s *Supervisor) FRRHealth() []FRRHealth { return s.verify.healthStatus() }
 
-// RunNow asks the named service for a round at once.
-func (s *Supervisor) RunNow(name string) bool {
+// CheckNow runs a round of the named service's checks at once (after the
+// one under way, if any) and returns it; the round counts as any other.
+func (s *Supervisor) CheckNow(ctx context.Context, name string) (Round, error) {
+	s.mu.Lock()
+	l, ok := s.loops[name]
+	s.mu.Unlock()
+	if !ok {
+		return Round{}, fmt.Errorf("no service %q", name)
+	}
+	return l.checkNow(ctx)
+}
+
+// Drain takes the named services (all of them when names is empty) out of
+// rotation at once, whatever their checks say, until Undrain or until
+// (when not zero). The drain is saved first: if it cannot be saved,
+// nothing changes.
+func (s *Supervisor) Drain(ctx context.Context, names []string, reason, by string, until time.Time) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l, ok := s.loops[name]
-	if ok {
-		l.runNow()
+	targets, err := s.targets(names)
+	if err != nil {
+		return nil, err
 	}
-	return ok
+	next := maps.Clone(s.drains)
+	now := s.opts.Clock.Now()
+	for _, name := range targets {
+		next[name] = Drain{Reason: reason, By: by, Since: now, Until: until}
+	}
+	if err := newDrainFile(s.cfg.StateDir).save(next); err != nil {
+		return nil, err
+	}
+	s.drains = next
+	for _, name := range targets {
+		d := next[name]
+		s.loops[name].setDrain(ctx, &d, "")
+		entry := s.opts.Log.WithFields(logrus.Fields{"service": name, "reason": reason, "by": by})
+		if !until.IsZero() {
+			entry = entry.WithField("until", until.Format(time.RFC3339))
+		}
+		entry.Warn("service drained: withdrawn whatever its checks say")
+	}
+	return targets, nil
+}
+
+// Undrain puts the named services (all drained ones when names is empty)
+// back under their checks; each must rise again before it is advertised.
+func (s *Supervisor) Undrain(ctx context.Context, names []string, by string) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(names) == 0 {
+		for name := range s.drains {
+			names = append(names, name)
+		}
+	}
+	targets, err := s.targets(names)
+	if err != nil {
+		return nil, err
+	}
+	return targets, s.undrain(ctx, targets, "undrained by "+by, by)
+}
+
+// undrain removes drains, saved first. Call with mu held.
+func (s *Supervisor) undrain(ctx context.Context, names []string, why, by string) error {
+	next := maps.Clone(s.drains)
+	for _, name := range names {
+		delete(next, name)
+	}
+	if err := newDrainFile(s.cfg.StateDir).save(next); err != nil {
+		return err
+	}
+	for _, name := range names {
+		_, was := s.drains[name]
+		if was {
+			s.loops[name].setDrain(ctx, nil, why)
+			s.opts.Log.WithFields(logrus.Fields{"service": name, "by": by}).Info("service undrained: " + why + "; it must rise again")
+		}
+	}
+	s.drains = next
+	return nil
+}
+
+// expireDrains ends timed drains that have run out.
+func (s *Supervisor) expireDrains(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var expired []string
+	now := s.opts.Clock.Now()
+	for name, d := range s.drains {
+		if d.Expired(now) {
+			expired = append(expired, name)
+		}
+	}
+	if len(expired) == 0 {
+		return
+	}
+	if err := s.undrain(ctx, expired, "drain expired", "expiry"); err != nil {
+		s.opts.Log.WithError(err).Error("cannot end expired drains; will retry")
+	}
+}
+
+// saveDrains saves after a removal that cannot be refused. Call with mu held.
+func (s *Supervisor) saveDrains(stateDir string) {
+	if err := newDrainFile(stateDir).save(s.drains); err != nil {
+		s.opts.Log.WithError(err).Error("cannot save drains")
+	}
+}
+
+// targets resolves service names (all when empty), all known or an error.
+func (s *Supervisor) targets(names []string) ([]string, error) {
+	if len(names) == 0 {
+		for _, svc := range s.cfg.Services {
+			names = append(names, svc.Name)
+		}
+	}
+	var unknown []string
+	for _, n := range names {
+		if _, ok := s.loops[n]; !ok {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("no such service: %s", strings.Join(unknown, ", "))
+	}
+	return names, nil
+}
+
+// Config returns the running configuration and when it was loaded.
+func (s *Supervisor) Config() (*config.Config, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg, s.loadedAt
 }
 
 // Status returns every service in configuration order.
@@ -271,6 +416,7 @@ func (s *Supervisor) reconcileLoop() {
 			return
 		case <-s.opts.Clock.After(time.Duration(s.reconcileEvery.Load())):
 		}
+		s.expireDrains(s.ctx)
 		s.addrs.reconcile(s.ctx)
 	}
 }

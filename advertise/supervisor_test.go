@@ -220,24 +220,25 @@ func TestStartFailsWhenInterfaceUnreadable(t *testing.T) {
 	}
 }
 
-func TestRunNowAndShutdownMidRound(t *testing.T) {
+func TestCheckNowAndShutdownMidRound(t *testing.T) {
 	w := newWorld(t, newFakeInterface("192.0.2.53/32"), map[string]bool{"dns": true})
 	s := service("dns", "192.0.2.53/32")
 	s.Interval, s.Timeout = time.Hour, time.Hour // only RunNow brings a round
 	s.Checks[0].Timeout = time.Hour
 	w.start(cfgOf(s))
 	<-w.rounds
-	if !w.sup.RunNow("dns") || w.sup.RunNow("nope") {
-		t.Fatal("RunNow answered wrongly")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r, err := w.sup.CheckNow(ctx, "dns")
+	if err != nil || len(r.Results) != 1 || r.Results[0].Err != nil || r.To != Up {
+		t.Fatalf("CheckNow = %+v, %v", r, err)
 	}
-	select {
-	case <-w.rounds:
-	case <-time.After(2 * time.Second):
-		t.Fatal("RunNow brought no round")
+	if _, err := w.sup.CheckNow(ctx, "nope"); err == nil || err.Error() != `no service "nope"` {
+		t.Errorf("CheckNow of an unknown service: %v", err)
 	}
 	// A round cut short by shutdown must not count as a failure.
 	w.checks["dns"].delay = time.Hour
-	w.sup.RunNow("dns")
+	go w.sup.CheckNow(context.Background(), "dns")
 	w.eventually("the slow round runs", func() bool { return w.checks["dns"].running.Load() == 1 })
 	w.sup.Stop(context.Background(), config.OnExitKeep)
 	if st := w.sup.Status()[0]; st.Fails != 0 || st.State != Up {

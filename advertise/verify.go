@@ -2,12 +2,15 @@ package advertise
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/anycast-watchdog/anycast-watchdog/frr"
 )
 
 // ReadBack says which host routes the local routing daemons originate now;
@@ -64,14 +67,15 @@ type verifier struct {
 	mu      sync.Mutex
 	rb      ReadBack // nil: verification is off
 	state   map[netip.Prefix]*verifyState
-	health  map[bool]string // per family (v6?), last read-back error; "" when fine
+	health  map[bool]string      // per family (v6?), last read-back error; "" when fine
+	errors  map[[2]string]uint64 // (daemon, kind) → read-backs that failed so
 	checked bool
 }
 
 func newVerifier(addrs *addressManager, clock Clock, log logrus.FieldLogger) *verifier {
 	return &verifier{addrs: addrs, clock: clock, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}),
 		window: confirmWindow, every: reverifyEvery,
-		state: map[netip.Prefix]*verifyState{}, health: map[bool]string{}}
+		state: map[netip.Prefix]*verifyState{}, health: map[bool]string{}, errors: map[[2]string]uint64{}}
 }
 
 // changed tells the verifier the interface changed; it returns at once.
@@ -181,13 +185,16 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 
 // noteHealth logs a change in a family's read-back health. Call with mu held.
 func (v *verifier) noteHealth(v6 bool, err error) {
-	daemon := "ospfd"
-	if v6 {
-		daemon = "ospf6d"
-	}
+	daemon := daemonName(v6)
 	msg := ""
 	if err != nil {
 		msg = err.Error()
+		kind := string(frr.Failed)
+		var fe *frr.Error
+		if errors.As(err, &fe) {
+			kind = string(fe.Kind)
+		}
+		v.errors[[2]string{daemon, kind}]++
 	}
 	switch prev := v.health[v6]; {
 	case msg == prev:
@@ -238,17 +245,37 @@ func (v *verifier) status(p netip.Prefix) VerifyStatus {
 	return VerifyStatus{Advertised: AdvertisedUnknown, Reason: "not verified yet"}
 }
 
-// health returns the last read-back error per daemon ("" when fine).
-func (v *verifier) healthStatus() map[string]string {
+// FRRHealth is the read-back's view of one routing daemon.
+type FRRHealth struct {
+	Daemon string
+	Error  string            // the last read-back's error; "" when it worked
+	Errors map[string]uint64 // failed read-backs so far, by frr.Kind
+}
+
+// healthStatus returns every daemon read back so far, ospfd first.
+func (v *verifier) healthStatus() []FRRHealth {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	out := map[string]string{}
-	for v6, msg := range v.health {
-		name := "ospfd"
-		if v6 {
-			name = "ospf6d"
+	var out []FRRHealth
+	for _, v6 := range []bool{false, true} {
+		msg, ok := v.health[v6]
+		if !ok {
+			continue
 		}
-		out[name] = msg
+		h := FRRHealth{Daemon: daemonName(v6), Error: msg, Errors: map[string]uint64{}}
+		for k, n := range v.errors {
+			if k[0] == h.Daemon {
+				h.Errors[k[1]] = n
+			}
+		}
+		out = append(out, h)
 	}
 	return out
+}
+
+func daemonName(v6 bool) string {
+	if v6 {
+		return "ospf6d"
+	}
+	return "ospfd"
 }

@@ -122,8 +122,8 @@ func TestVerifyFRRDownIsUnknownAndRecovers(t *testing.T) {
 	if st := w.verifyOf("dns", 0); st.Advertised != AdvertisedUnknown {
 		t.Errorf("status %+v", st)
 	}
-	if h := w.sup.FRRHealth(); h["ospfd"] != "ospfd is not running" {
-		t.Errorf("health %v", h)
+	if h := w.sup.FRRHealth(); len(h) != 1 || h[0].Daemon != "ospfd" || h[0].Error != "ospfd is not running" || h[0].Errors["not-running"] == 0 {
+		t.Errorf("health %+v", h)
 	}
 	// Checks and address control go on while FRR is down.
 	w.checks["dns"].healthy.Store(false)
