@@ -11,22 +11,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"slices"
-	"syscall"
 	"text/tabwriter"
 	"time"
-
-	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/sirupsen/logrus"
 
 	"github.com/anycast-watchdog/anycast-watchdog/advertise"
 	"github.com/anycast-watchdog/anycast-watchdog/checker"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
-	"github.com/anycast-watchdog/anycast-watchdog/frr"
-	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
-	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
+	"github.com/anycast-watchdog/anycast-watchdog/control"
 )
 
 // version is set at link time (-X main.version=…) by the Makefile.
@@ -44,8 +37,19 @@ Commands:
                  the results; changes nothing; exit 1 if any check fails
   version        print the version
 
+Commands to the running daemon, through its control socket:
+  status [--json]               every service: state, why, prefixes (on the interface,
+                                advertised by FRR), checks; FRR health; configuration
+  drain SVC…|--all [--reason TEXT] [--for DURATION]
+                                withdraw now whatever the checks say (they keep running);
+                                survives restarts; ends by itself after --for
+  undrain SVC…|--all            back under the checks; each must rise again
+  check SVC                     run that service's checks now and print them
+  reload                        reload the configuration, as SIGHUP does
+
 Options:
   --config PATH  configuration file (default ` + config.DefaultPath + `)
+  --socket PATH  control socket; wins over the configuration's control_socket
 
 Signals to the daemon: SIGHUP reloads the configuration (a bad one is
 refused and the running one kept); SIGTERM or SIGINT stops it, applying
@@ -65,6 +69,10 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {} // printed below: to stdout when asked for, else a hint
 	configPath := fs.String("config", config.DefaultPath, "configuration file")
+	switch cmd {
+	case control.CmdStatus, control.CmdDrain, control.CmdUndrain, control.CmdCheck, control.CmdReload:
+		return clientCommand(cmd, fs, args, stdout, stderr)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
@@ -159,101 +167,4 @@ func probe(path string, names []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// newLogger configures a logger as the file says. Under systemd
-// (JOURNAL_STREAM set) the journal stamps each line, so we do not.
-func newLogger(cfg *config.Config, out io.Writer) *logrus.Logger {
-	log := logrus.New()
-	log.SetOutput(out)
-	configureLogger(log, cfg)
-	return log
-}
-
-func configureLogger(log *logrus.Logger, cfg *config.Config) {
-	level, _ := logrus.ParseLevel(cfg.LogLevel) // validated by config
-	log.SetLevel(level)
-	journal := os.Getenv("JOURNAL_STREAM") != ""
-	if cfg.LogFormat == "json" {
-		log.SetFormatter(&logrus.JSONFormatter{DisableTimestamp: journal})
-	} else {
-		log.SetFormatter(&logrus.TextFormatter{DisableTimestamp: journal, FullTimestamp: true})
-	}
-}
-
-func run(path string, stderr io.Writer) int {
-	cfg, err := config.Load(path)
-	if err != nil {
-		fmt.Fprintf(stderr, "anycast-watchdog: not starting: %v\n", err)
-		return 1
-	}
-	log := newLogger(cfg, stderr)
-	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-
-	ctx := context.Background()
-	sup := advertise.New(ifaddr.New(command.Run, "ip", cfg.Interface), cfg.Interface, advertise.Options{
-		Log: log,
-		ReadBack: func(c config.FRR) advertise.ReadBack {
-			return frr.New(command.Run, c.Vtysh, c.Pathspace, c.Timeout)
-		},
-	})
-	if err := sup.Start(ctx, cfg); err != nil {
-		log.WithError(err).Error("not starting")
-		return 1
-	}
-	log.WithFields(logrus.Fields{"version": versionString(), "config": path, "services": len(cfg.Services),
-		"interface": cfg.Interface}).Info("anycast-watchdog started")
-
-	statusTick := time.NewTicker(time.Second)
-	defer statusTick.Stop()
-	ready, status := sup.Ready(), ""
-	for {
-		select {
-		case <-ready:
-			ready = nil
-			notify(log, daemon.SdNotifyReady)
-			log.Info("every service has its first verdict; ready")
-		case <-statusTick.C:
-			if s := advertise.Summary(sup.Status()); s != status {
-				status = s
-				notify(log, "STATUS="+s)
-			}
-		case sig := <-signals:
-			if sig != syscall.SIGHUP {
-				log.WithFields(logrus.Fields{"signal": sig.String(), "on_exit": cfg.OnExit}).Info("stopping")
-				notify(log, daemon.SdNotifyStopping)
-				sup.Stop(ctx, cfg.OnExit)
-				log.Info("stopped")
-				return 0
-			}
-			notify(log, daemon.SdNotifyMonotonicUsec()+daemon.SdNotifyReloading)
-			if next, err := reload(ctx, sup, path); err != nil {
-				log.WithError(err).Error("reload failed; the running configuration stays")
-			} else {
-				cfg = next
-				configureLogger(log, cfg)
-				log.WithFields(logrus.Fields{"config": path, "services": len(cfg.Services)}).Info("configuration reloaded")
-			}
-			notify(log, daemon.SdNotifyReady)
-		}
-	}
-}
-
-func reload(ctx context.Context, sup *advertise.Supervisor, path string) (*config.Config, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := sup.Reload(ctx, cfg); err != nil {
-		return nil, err
-	}
-	return cfg, nil
-}
-
-// notify tells systemd; without NOTIFY_SOCKET it does nothing.
-func notify(log logrus.FieldLogger, state string) {
-	if _, err := daemon.SdNotify(false, state); err != nil {
-		log.WithError(err).Warn("cannot notify systemd")
-	}
 }

@@ -56,6 +56,14 @@ func TestCommandLine(t *testing.T) {
 		{name: "probe reports failures and exits 1", args: []string{"probe", "--config", good}, wantCode: 1,
 			wantOut: []string{"dns      tcp 127.0.0.1:1", "FAIL", "refused: dial tcp 127.0.0.1:1"}},
 		{name: "probe unknown service", args: []string{"probe", "--config", good, "ntp"}, wantCode: 2, wantErr: []string{`no service "ntp"`}},
+		{name: "status with no daemon", args: []string{"status", "--socket", filepath.Join(dir, "none.sock")}, wantCode: 1,
+			wantErr: []string{"anycast-watchdog status: anycast-watchdog is not running: no control socket at " + filepath.Join(dir, "none.sock")}},
+		{name: "drain needs services or --all", args: []string{"drain", "--socket", "x"}, wantCode: 2, wantErr: []string{"name services or give --all"}},
+		{name: "drain not both", args: []string{"drain", "dns", "--all", "--socket", "x"}, wantCode: 2, wantErr: []string{"name services or give --all"}},
+		{name: "check one service", args: []string{"check", "dns", "web", "--socket", "x"}, wantCode: 2, wantErr: []string{"name one service"}},
+		{name: "status takes no names", args: []string{"status", "dns", "--socket", "x"}, wantCode: 2, wantErr: []string{"takes no service names"}},
+		{name: "bad --for", args: []string{"drain", "dns", "--for", "soon", "--socket", "x"}, wantCode: 2, wantErr: []string{`invalid value "soon" for flag -for`}},
+		{name: "client help", args: []string{"drain", "--help"}, wantOut: []string{"drain SVC…|--all"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

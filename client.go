@@ -1,0 +1,118 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/config"
+	"github.com/anycast-watchdog/anycast-watchdog/control"
+)
+
+// socketPath finds the control socket: --socket wins, else the config
+// file's control_socket. A config that does not load (it may be mid-edit)
+// falls back to the default socket, with a warning.
+func socketPath(socket, configPath string, stderr io.Writer) string {
+	if socket != "" {
+		return socket
+	}
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		def, _ := config.Parse("defaults", nil)
+		fmt.Fprintf(stderr, "anycast-watchdog: warning: %v\nanycast-watchdog: using the default control socket %s\n", err, def.ControlSocket)
+		return def.ControlSocket
+	}
+	return cfg.ControlSocket
+}
+
+// clientCommand runs status, drain, undrain, check or reload against the
+// running daemon.
+func clientCommand(cmd string, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
+	socket := fs.String("socket", "", "control socket (default: control_socket of the configuration)")
+	asJSON := fs.Bool("json", false, "status: print the status document as JSON")
+	all := fs.Bool("all", false, "drain/undrain: every service")
+	reason := fs.String("reason", "", "drain: why (logged and shown in status)")
+	forDur := fs.Duration("for", 0, "drain: end the drain by itself after this long (e.g. 30m)")
+	services, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "Run 'anycast-watchdog --help' for usage.")
+		return 2
+	}
+	configPath := fs.Lookup("config").Value.String()
+	req := control.Request{Command: cmd, Services: services, All: *all, Reason: *reason}
+	if *forDur != 0 {
+		req.For = forDur.String()
+	}
+	switch cmd {
+	case control.CmdStatus, control.CmdReload:
+		if len(services) > 0 {
+			fmt.Fprintf(stderr, "anycast-watchdog %s: takes no service names\n", cmd)
+			return 2
+		}
+	case control.CmdDrain, control.CmdUndrain:
+		if *all == (len(services) > 0) {
+			fmt.Fprintf(stderr, "anycast-watchdog %s: name services or give --all\n", cmd)
+			return 2
+		}
+	case control.CmdCheck:
+		if len(services) != 1 {
+			fmt.Fprintln(stderr, "anycast-watchdog check: name one service")
+			return 2
+		}
+	}
+	resp, err := control.Do(socketPath(*socket, configPath, stderr), req)
+	if err != nil {
+		fmt.Fprintf(stderr, "anycast-watchdog %s: %v\n", cmd, err)
+		return 1
+	}
+	switch {
+	case cmd == control.CmdStatus && *asJSON:
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(resp.Status)
+	case cmd == control.CmdStatus:
+		control.WriteTable(stdout, *resp.Status, time.Now())
+	case cmd == control.CmdCheck:
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "CHECK\tRESULT\tLATENCY\tERROR")
+		failed := false
+		for _, c := range resp.Checks {
+			result, msg := "pass", ""
+			if !c.OK {
+				result, msg, failed = "FAIL", c.Reason+": "+c.Error, true
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Check, result, time.Duration(c.LatencySeconds*1e9).Round(10*time.Microsecond), msg)
+		}
+		tw.Flush()
+		if failed {
+			return 1
+		}
+	default:
+		fmt.Fprintln(stdout, resp.Message)
+	}
+	return 0
+}
+
+// parseInterspersed parses flags that may come after positional arguments
+// ("drain dns --reason x") and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

@@ -1,0 +1,91 @@
+package control
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteTable renders st for a terminal: a header, then services, prefixes
+// and checks as aligned tables. now makes times relative.
+func WriteTable(w io.Writer, st Status, now time.Time) error {
+	fmt.Fprintf(w, "anycast-watchdog %s · config %s loaded %s", st.Version, st.Config.Path, ago(st.Config.LoadedAt, now))
+	if r := st.Config.LastReload; r != nil {
+		if r.OK {
+			fmt.Fprintf(w, " · last reload ok %s", ago(r.At, now))
+		} else {
+			fmt.Fprintf(w, " · LAST RELOAD FAILED %s: %s", ago(r.At, now), r.Error)
+		}
+	}
+	fmt.Fprintln(w)
+	var frr []string
+	for _, f := range st.FRR {
+		if f.OK {
+			frr = append(frr, f.Daemon+" ok")
+		} else {
+			frr = append(frr, f.Daemon+" FAILING: "+f.Error)
+		}
+	}
+	if len(frr) == 0 {
+		frr = []string{"not verified (frr.verify off, or nothing to verify yet)"}
+	}
+	fmt.Fprintf(w, "FRR read-back: %s\n", strings.Join(frr, " · "))
+	if len(st.Services) == 0 {
+		_, err := fmt.Fprintln(w, "\nno services configured; managing no address")
+		return err
+	}
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSERVICE\tSTATE\tSINCE\tPASSES/RISE\tFAILS/FALL\tREASON")
+	for _, s := range st.Services {
+		reason := s.Reason
+		if d := s.Drain; d != nil {
+			reason = "drained by " + d.By + ": " + d.Reason
+			if d.Until != nil {
+				reason += ", until " + d.Until.UTC().Format("15:04:05") + " (" + in(*d.Until, now) + ")"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d/%d\t%s\n", s.Name, s.State, ago(s.Since, now), s.Passes, s.Rise, s.Fails, s.Fall, reason)
+	}
+	fmt.Fprintln(tw, "\nPREFIX\tSERVICE\tWANTED\tPRESENT\tADVERTISED\tMISMATCHES\tNOTE")
+	for _, s := range st.Services {
+		for _, p := range s.Prefixes {
+			note := p.AdvertisedReason
+			if p.Error != "" {
+				note = "cannot change: " + p.Error
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Prefix, s.Name, yes(p.Wanted), yes(p.Present), p.Advertised, p.Mismatches, note)
+		}
+	}
+	fmt.Fprintln(tw, "\nSERVICE\tCHECK\tRESULT\tLATENCY\tIN A ROW\tERROR")
+	for _, s := range st.Services {
+		for _, c := range s.Checks {
+			result, msg := "pass", ""
+			if !c.OK {
+				result, msg = "FAIL", c.Reason+": "+c.Error
+			}
+			latency := time.Duration(c.LatencySeconds * float64(time.Second)).Round(10 * time.Microsecond)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, c.Check, result, latency, c.Consecutive, msg)
+		}
+	}
+	return tw.Flush()
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// ago renders t as "3m12s ago".
+func ago(t, now time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return now.Sub(t).Round(time.Second).String() + " ago"
+}
+
+func in(t, now time.Time) string { return "in " + t.Sub(now).Round(time.Second).String() }

@@ -1,0 +1,157 @@
+// Package metrics exposes the daemon to Prometheus on its own registry
+// (never the global one). State comes from the same status document as
+// `anycast-watchdog status`, read at scrape time; events (rounds, checks,
+// transitions) are counted as they happen.
+package metrics
+
+import (
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/anycast-watchdog/anycast-watchdog/advertise"
+	"github.com/anycast-watchdog/anycast-watchdog/checker"
+	"github.com/anycast-watchdog/anycast-watchdog/control"
+)
+
+const ns = "anycast_watchdog"
+
+// Source is what the collector reads at scrape time.
+type Source interface {
+	Status() control.Status
+	ReloadCounts() (ok, failed uint64, lastGood time.Time, lastOK bool)
+}
+
+// Metrics holds the registry and the event metrics.
+type Metrics struct {
+	Registry      *prometheus.Registry
+	transitions   *prometheus.CounterVec
+	checkDuration *prometheus.HistogramVec
+	checkFailures *prometheus.CounterVec
+	lateness      prometheus.Histogram
+}
+
+// New registers every metric on a new registry.
+func New(src Source, version string) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "transitions_total",
+			Help: "State changes of a service, by the state entered."}, []string{"service", "to"}),
+		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "check_duration_seconds",
+			Help:    "How long each check took, passing or failing.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"service", "check"}),
+		checkFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "check_failures_total",
+			Help: "Failed checks, by reason (timeout, refused, rcode, answer, status, body, exit, unreachable, error)."},
+			[]string{"service", "check", "reason"}),
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "round_lateness_seconds",
+			Help:    "How late rounds started against their schedule.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}),
+	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+		Help: "Always 1; the labels say which build runs."}, []string{"version", "goversion"})
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	m.Registry.MustRegister(m.transitions, m.checkDuration, m.checkFailures, m.lateness, buildInfo,
+		&stateCollector{src: src},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// ObserveRound counts one round; it is the supervisor's OnRound hook.
+func (m *Metrics) ObserveRound(r advertise.Round) {
+	m.lateness.Observe(max(0, r.Started.Sub(r.Scheduled).Seconds()))
+	for _, c := range r.Results {
+		m.checkDuration.WithLabelValues(r.Service, c.Check).Observe(c.Latency.Seconds())
+		if c.Err != nil {
+			m.checkFailures.WithLabelValues(r.Service, c.Check, checker.Reason(c.Err)).Inc()
+		}
+	}
+	if r.From != r.To {
+		m.transitions.WithLabelValues(r.Service, r.To.String()).Inc()
+	}
+}
+
+// Handler serves the registry.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+var (
+	descState = prometheus.NewDesc(ns+"_service_state", "1 for the state the service is in (up, down, rising, falling, drained), 0 for the others.",
+		[]string{"service", "state"}, nil)
+	descPresent = prometheus.NewDesc(ns+"_prefix_present", "1 when the anycast prefix is on the interface.",
+		[]string{"service", "prefix"}, nil)
+	descAdvertised = prometheus.NewDesc(ns+"_prefix_advertised", "1 for what the FRR read-back says of the prefix (yes, no, unknown), 0 for the others.",
+		[]string{"service", "prefix", "advertised"}, nil)
+	descMismatches = prometheus.NewDesc(ns+"_frr_readback_mismatches_total", "Episodes where FRR's advertisement disagreed with the interface.",
+		[]string{"service", "prefix"}, nil)
+	descDrained = prometheus.NewDesc(ns+"_service_drained", "1 while an operator has drained the service.",
+		[]string{"service"}, nil)
+	descDrainExpiry = prometheus.NewDesc(ns+"_service_drain_expiry_timestamp_seconds", "When a timed drain ends (Unix time); absent for untimed drains.",
+		[]string{"service"}, nil)
+	descVtyshErrors = prometheus.NewDesc(ns+"_frr_vtysh_errors_total", "Failed FRR read-backs, by daemon and kind (not-running, vtysh-missing, permission-denied, timeout, bad-output, failed).",
+		[]string{"daemon", "kind"}, nil)
+	descFRRUp = prometheus.NewDesc(ns+"_frr_readback_up", "1 when the last read-back from the daemon worked.",
+		[]string{"daemon"}, nil)
+	descReloads = prometheus.NewDesc(ns+"_config_reloads_total", "Configuration reloads (SIGHUP or `reload`), by result.",
+		[]string{"result"}, nil)
+	descReloadOK   = prometheus.NewDesc(ns+"_config_last_reload_successful", "1 when the last reload worked (or none was tried).", nil, nil)
+	descReloadTime = prometheus.NewDesc(ns+"_config_last_load_timestamp_seconds", "When the running configuration was loaded (Unix time).", nil, nil)
+)
+
+// stateCollector turns the status document into metrics at scrape time.
+type stateCollector struct{ src Source }
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descState, descPresent, descAdvertised, descMismatches, descDrained,
+		descDrainExpiry, descVtyshErrors, descFRRUp, descReloads, descReloadOK, descReloadTime} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.src.Status()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	for _, s := range st.Services {
+		for _, state := range []string{"up", "down", "rising", "falling", "drained"} {
+			gauge(descState, b2f(s.State == state), s.Name, state)
+		}
+		gauge(descDrained, b2f(s.Drain != nil), s.Name)
+		if s.Drain != nil && s.Drain.Until != nil {
+			gauge(descDrainExpiry, float64(s.Drain.Until.Unix()), s.Name)
+		}
+		for _, p := range s.Prefixes {
+			gauge(descPresent, b2f(p.Present), s.Name, p.Prefix)
+			for _, a := range []string{"yes", "no", "unknown"} {
+				gauge(descAdvertised, b2f(p.Advertised == a), s.Name, p.Prefix, a)
+			}
+			counter(descMismatches, float64(p.Mismatches), s.Name, p.Prefix)
+		}
+	}
+	for _, f := range st.FRR {
+		gauge(descFRRUp, b2f(f.OK), f.Daemon)
+		for kind, n := range f.Errors {
+			counter(descVtyshErrors, float64(n), f.Daemon, kind)
+		}
+	}
+	ok, failed, lastGood, lastOK := c.src.ReloadCounts()
+	counter(descReloads, float64(ok), "success")
+	counter(descReloads, float64(failed), "failure")
+	gauge(descReloadOK, b2f(lastOK))
+	gauge(descReloadTime, float64(lastGood.Unix()))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

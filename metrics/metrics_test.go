@@ -1,0 +1,105 @@
+package metrics
+
+import (
+	"errors"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/anycast-watchdog/anycast-watchdog/advertise"
+	"github.com/anycast-watchdog/anycast-watchdog/control"
+)
+
+type fakeSource struct{ st control.Status }
+
+func (f fakeSource) Status() control.Status { return f.st }
+func (f fakeSource) ReloadCounts() (uint64, uint64, time.Time, bool) {
+	return 4, 1, time.Unix(1795000000, 0), false
+}
+
+func TestRegistryContents(t *testing.T) {
+	until := time.Unix(1795003600, 0)
+	src := fakeSource{control.Status{
+		FRR: []control.FRRStatus{{Daemon: "ospfd", OK: true, Errors: map[string]uint64{}},
+			{Daemon: "ospf6d", OK: false, Error: "ospf6d is not running", Errors: map[string]uint64{"not-running": 3, "timeout": 1}}},
+		Services: []control.ServiceStatus{
+			{Name: "dns", State: "up", Prefixes: []control.PrefixStatus{
+				{Prefix: "192.0.2.53/32", Present: true, Advertised: "yes"},
+				{Prefix: "2001:db8::53/128", Present: true, Advertised: "unknown", Mismatches: 2}}},
+			{Name: "web", State: "drained", Drain: &control.DrainStatus{Reason: "x", Until: &until},
+				Prefixes: []control.PrefixStatus{{Prefix: "203.0.113.80/32", Advertised: "no"}}},
+		}}}
+	m := New(src, "0.1.0")
+	m.ObserveRound(advertise.Round{Service: "dns", Scheduled: time.Unix(0, 0), Started: time.Unix(0, 2e6), From: advertise.Up, To: advertise.Falling,
+		Results: []advertise.CheckResult{{Check: "tcp 127.0.0.1:53", Err: errors.New("x"), Latency: 3 * time.Millisecond}}})
+
+	expected := `
+# HELP anycast_watchdog_service_state 1 for the state the service is in (up, down, rising, falling, drained), 0 for the others.
+# TYPE anycast_watchdog_service_state gauge
+anycast_watchdog_service_state{service="dns",state="down"} 0
+anycast_watchdog_service_state{service="dns",state="drained"} 0
+anycast_watchdog_service_state{service="dns",state="falling"} 0
+anycast_watchdog_service_state{service="dns",state="rising"} 0
+anycast_watchdog_service_state{service="dns",state="up"} 1
+anycast_watchdog_service_state{service="web",state="down"} 0
+anycast_watchdog_service_state{service="web",state="drained"} 1
+anycast_watchdog_service_state{service="web",state="falling"} 0
+anycast_watchdog_service_state{service="web",state="rising"} 0
+anycast_watchdog_service_state{service="web",state="up"} 0
+# HELP anycast_watchdog_prefix_advertised 1 for what the FRR read-back says of the prefix (yes, no, unknown), 0 for the others.
+# TYPE anycast_watchdog_prefix_advertised gauge
+anycast_watchdog_prefix_advertised{advertised="no",prefix="192.0.2.53/32",service="dns"} 0
+anycast_watchdog_prefix_advertised{advertised="no",prefix="2001:db8::53/128",service="dns"} 0
+anycast_watchdog_prefix_advertised{advertised="no",prefix="203.0.113.80/32",service="web"} 1
+anycast_watchdog_prefix_advertised{advertised="unknown",prefix="192.0.2.53/32",service="dns"} 0
+anycast_watchdog_prefix_advertised{advertised="unknown",prefix="2001:db8::53/128",service="dns"} 1
+anycast_watchdog_prefix_advertised{advertised="unknown",prefix="203.0.113.80/32",service="web"} 0
+anycast_watchdog_prefix_advertised{advertised="yes",prefix="192.0.2.53/32",service="dns"} 1
+anycast_watchdog_prefix_advertised{advertised="yes",prefix="2001:db8::53/128",service="dns"} 0
+anycast_watchdog_prefix_advertised{advertised="yes",prefix="203.0.113.80/32",service="web"} 0
+# HELP anycast_watchdog_frr_readback_mismatches_total Episodes where FRR's advertisement disagreed with the interface.
+# TYPE anycast_watchdog_frr_readback_mismatches_total counter
+anycast_watchdog_frr_readback_mismatches_total{prefix="192.0.2.53/32",service="dns"} 0
+anycast_watchdog_frr_readback_mismatches_total{prefix="2001:db8::53/128",service="dns"} 2
+anycast_watchdog_frr_readback_mismatches_total{prefix="203.0.113.80/32",service="web"} 0
+# HELP anycast_watchdog_service_drain_expiry_timestamp_seconds When a timed drain ends (Unix time); absent for untimed drains.
+# TYPE anycast_watchdog_service_drain_expiry_timestamp_seconds gauge
+anycast_watchdog_service_drain_expiry_timestamp_seconds{service="web"} 1.7950036e+09
+# HELP anycast_watchdog_frr_vtysh_errors_total Failed FRR read-backs, by daemon and kind (not-running, vtysh-missing, permission-denied, timeout, bad-output, failed).
+# TYPE anycast_watchdog_frr_vtysh_errors_total counter
+anycast_watchdog_frr_vtysh_errors_total{daemon="ospf6d",kind="not-running"} 3
+anycast_watchdog_frr_vtysh_errors_total{daemon="ospf6d",kind="timeout"} 1
+# HELP anycast_watchdog_config_reloads_total Configuration reloads (SIGHUP or ` + "`reload`" + `), by result.
+# TYPE anycast_watchdog_config_reloads_total counter
+anycast_watchdog_config_reloads_total{result="failure"} 1
+anycast_watchdog_config_reloads_total{result="success"} 4
+# HELP anycast_watchdog_config_last_reload_successful 1 when the last reload worked (or none was tried).
+# TYPE anycast_watchdog_config_last_reload_successful gauge
+anycast_watchdog_config_last_reload_successful 0
+# HELP anycast_watchdog_transitions_total State changes of a service, by the state entered.
+# TYPE anycast_watchdog_transitions_total counter
+anycast_watchdog_transitions_total{service="dns",to="falling"} 1
+# HELP anycast_watchdog_check_failures_total Failed checks, by reason (timeout, refused, rcode, answer, status, body, exit, unreachable, error).
+# TYPE anycast_watchdog_check_failures_total counter
+anycast_watchdog_check_failures_total{check="tcp 127.0.0.1:53",reason="error",service="dns"} 1
+# HELP anycast_watchdog_build_info Always 1; the labels say which build runs.
+# TYPE anycast_watchdog_build_info gauge
+anycast_watchdog_build_info{goversion="` + runtime.Version() + `",version="0.1.0"} 1
+`
+	names := []string{"anycast_watchdog_service_state", "anycast_watchdog_prefix_advertised", "anycast_watchdog_frr_readback_mismatches_total",
+		"anycast_watchdog_service_drain_expiry_timestamp_seconds", "anycast_watchdog_frr_vtysh_errors_total", "anycast_watchdog_config_reloads_total",
+		"anycast_watchdog_config_last_reload_successful", "anycast_watchdog_transitions_total", "anycast_watchdog_check_failures_total",
+		"anycast_watchdog_build_info"}
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(expected), names...); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(m.checkDuration); n != 1 {
+		t.Errorf("check duration series: %d", n)
+	}
+	if lint, err := testutil.GatherAndLint(m.Registry); err != nil || len(lint) > 0 {
+		t.Errorf("metric lint: %v %v", lint, err)
+	}
+}
