@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -143,4 +144,46 @@ func TestCorruptDrainFileRefusesStart(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "drains.json") || !strings.Contains(err.Error(), "no drained service is put back") {
 		t.Errorf("Start = %v", err)
 	}
+}
+
+// jumpClock's Now moves only when told; its timers fire quickly, in real
+// time, so the loops keep running.
+type jumpClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *jumpClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *jumpClock) After(time.Duration) <-chan time.Time { return time.After(2 * time.Millisecond) }
+
+func (c *jumpClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestDrainExpiryFollowsTheClock(t *testing.T) {
+	iface := newFakeInterface("192.0.2.53/32")
+	w := newWorld(t, iface, map[string]bool{"dns": true})
+	clock := &jumpClock{now: time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)}
+	w.sup.opts.Clock, w.sup.addrs.clock, w.sup.verify.clock = clock, clock, clock
+	w.start(cfgOf(service("dns", "192.0.2.53/32")))
+
+	if _, err := w.sup.Drain(context.Background(), []string{"dns"}, "maintenance", "root", clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(59 * time.Minute)
+	for i := 0; i < 20; i++ { // many reconcile ticks
+		<-w.rounds
+	}
+	if iface.has("192.0.2.53/32") || w.sup.Status()[0].Drain == nil {
+		t.Fatal("the drain ended before its time")
+	}
+	clock.advance(time.Minute)
+	w.eventually("the drain ends at its time and the service rises", func() bool { return iface.has("192.0.2.53/32") })
 }
