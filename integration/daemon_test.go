@@ -4,7 +4,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -44,30 +43,19 @@ func newNode(t *testing.T, l *lab.Lab, role string) *node {
 		t.Fatal(err)
 	}
 	n := &node{t: t, ns: ns, config: filepath.Join(l.Dir, role+".yaml")}
-	n.writeConfig(fmt.Sprintf(`interface: lo
-on_exit: keep
-log_level: debug
-control_socket: %s/control.sock
-state_dir: %s
-metrics_listen: ""
-services:
-  - name: dns
-    prefixes: [%s, %s]
-    interval: %s
-    fast_interval: %s
-    timeout: 250ms
-    rise: %d
-    fall: %d
-    checks:
-      - type: dns
-        server: 127.0.0.1:53
-        query: health.example.
-        answer_contains: 198.51.100.99
-`, l.Dir, l.Dir, anycastV4, anycastV6, interval, fastInterval, rise, fall))
+	n.writeConfig(lab.WatchdogConfig{OnExit: "keep", LogLevel: "debug", Dir: l.Dir, Name: role,
+		Interval: interval, FastInterval: fastInterval, Rise: rise, Fall: fall})
 	return n
 }
 
-func (n *node) writeConfig(body string) {
+func (n *node) writeConfig(c lab.WatchdogConfig) {
+	n.t.Helper()
+	if err := c.Write(n.config); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+func (n *node) writeRaw(body string) {
 	n.t.Helper()
 	if err := os.WriteFile(n.config, []byte(body), 0o644); err != nil {
 		n.t.Fatal(err)
@@ -170,7 +158,7 @@ func TestDaemonKeepsRunningConfigOnBadReload(t *testing.T) {
 	n.waitBoth(true, 5*time.Second, "advertised")
 
 	good, _ := os.ReadFile(n.config)
-	n.writeConfig("services: [ this is : not yaml")
+	n.writeRaw("services: [ this is : not yaml")
 	n.daemon.Signal(syscall.SIGHUP)
 	if _, ok := lab.WaitFor(context.Background(), 3*time.Second, func() bool {
 		return strings.Contains(n.daemon.Log(), "reload failed; the running configuration stays")
@@ -181,7 +169,7 @@ func TestDaemonKeepsRunningConfigOnBadReload(t *testing.T) {
 	n.dns.Stop(2 * time.Second)
 	n.waitBoth(false, interval+(fall-1)*fastInterval+time.Second, "withdrawn under the kept configuration")
 
-	n.writeConfig(string(good))
+	n.writeRaw(string(good))
 	n.daemon.Signal(syscall.SIGHUP)
 	if _, ok := lab.WaitFor(context.Background(), 3*time.Second, func() bool {
 		return strings.Contains(n.daemon.Log(), "configuration reloaded")
@@ -240,7 +228,7 @@ func TestDaemonRestartNeverBlipsHealthyService(t *testing.T) {
 func TestDaemonWithdrawsOnExitWhenConfigured(t *testing.T) {
 	n := newNode(t, newLab(t), "onexit")
 	cfg, _ := os.ReadFile(n.config)
-	n.writeConfig(strings.Replace(string(cfg), "on_exit: keep", "on_exit: withdraw", 1))
+	n.writeRaw(strings.Replace(string(cfg), "on_exit: keep", "on_exit: withdraw", 1))
 	n.startDNS()
 	n.startDaemon()
 	n.waitBoth(true, 5*time.Second, "advertised")

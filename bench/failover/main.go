@@ -234,16 +234,11 @@ func run(binary string, trials int, o lab.AnycastOptions) error {
 	defer close(stop)
 	binary, _ = filepath.Abs(binary)
 	o.Binary = binary
-	dir, err := os.MkdirTemp("", "aw-bench-failover-")
+	l, cleanup, err := lab.NewTemp("aw-bench-failover-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	l, err := lab.New(dir)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
+	defer cleanup()
 	a, err := l.NewAnycastLab(fmt.Sprintf("awbf%d", os.Getpid()%10000), o)
 	if err != nil {
 		return err

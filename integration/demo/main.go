@@ -50,17 +50,12 @@ func demo(binary string) error {
 	if _, err := os.Stat(binary); err != nil {
 		return fmt.Errorf("no anycast-watchdog binary (make build): %w", err)
 	}
-	dir, err := os.MkdirTemp("", "aw-demo-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	l, err := lab.New(dir)
+	l, cleanup, err := lab.NewTemp("aw-demo-")
 	if err != nil {
 		return err
 	}
 	defer func() {
-		l.Close()
+		cleanup()
 		say("cleaned up: namespaces deleted, every process the demo started stopped")
 	}()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -155,34 +155,11 @@ func (n *Node) StartDNS() error {
 	return nil
 }
 
-// WriteConfig writes the watchdog's configuration with extra YAML lines
-// appended to the service.
+// WriteConfig writes the watchdog's configuration.
 func (n *Node) WriteConfig(onExit string) error {
 	o := n.lab.Opts
-	return os.WriteFile(n.Config, []byte(fmt.Sprintf(`interface: lo
-on_exit: %s
-log_level: info
-frr:
-  pathspace: %s
-  timeout: 500ms
-control_socket: %s/%s.sock
-state_dir: %s
-metrics_listen: ""
-services:
-  - name: dns
-    prefixes: [%s, %s]
-    interval: %s
-    fast_interval: %s
-    timeout: %s
-    rise: %d
-    fall: %d
-    checks:
-      - type: dns
-        server: 127.0.0.1:53
-        query: health.example.
-        answer_contains: 198.51.100.99
-`, onExit, n.NS.Name, n.lab.Dir, n.NS.Name, n.lab.Dir, AnycastV4, AnycastV6, o.Interval, o.FastInterval,
-		min(o.FastInterval, 250*time.Millisecond), o.Rise, o.Fall)), 0o644)
+	return WatchdogConfig{OnExit: onExit, Pathspace: n.NS.Name, Verify: true, Dir: n.lab.Dir, Name: n.NS.Name,
+		Interval: o.Interval, FastInterval: o.FastInterval, Rise: o.Rise, Fall: o.Fall}.Write(n.Config)
 }
 
 // StartWatchdog starts anycast-watchdog in the node (writing its config
@@ -212,26 +189,13 @@ func (a *AnycastLab) Routes() (v4, v6 []string) {
 }
 
 // Query asks server a question of type A from inside ns and returns the
-// answer's data. The socket is made on an OS thread moved into ns, which is
-// then discarded.
-func (ns *Namespace) Query(server, name string, timeout time.Duration) (string, error) {
-	type result struct {
-		answer string
-		err    error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		if err := ns.enter(); err != nil {
-			ch <- result{err: err}
-			return
-		}
+// answer's data.
+func (ns *Namespace) Query(server, name string, timeout time.Duration) (answer string, err error) {
+	if derr := ns.Do(func() {
 		m := new(dns.Msg)
 		m.SetQuestion(name, dns.TypeA)
-		c := &dns.Client{Timeout: timeout}
-		r, _, err := c.Exchange(m, server)
-		if err != nil {
-			ch <- result{err: err}
+		var r *dns.Msg
+		if r, _, err = (&dns.Client{Timeout: timeout}).Exchange(m, server); err != nil {
 			return
 		}
 		var answers []string
@@ -241,13 +205,40 @@ func (ns *Namespace) Query(server, name string, timeout time.Duration) (string, 
 			}
 		}
 		if r.Rcode != dns.RcodeSuccess || len(answers) == 0 {
-			ch <- result{err: fmt.Errorf("rcode %s, %d answers", dns.RcodeToString[r.Rcode], len(answers))}
+			err = fmt.Errorf("rcode %s, %d answers", dns.RcodeToString[r.Rcode], len(answers))
 			return
 		}
-		ch <- result{answer: strings.Join(answers, ",")}
+		answer = strings.Join(answers, ",")
+	}); derr != nil {
+		return "", derr
+	}
+	return answer, err
+}
+
+// ListenPacket opens a packet socket inside ns; the returned conn may be
+// used from any goroutine.
+func (ns *Namespace) ListenPacket(network, addr string) (pc net.PacketConn, err error) {
+	if derr := ns.Do(func() { pc, err = net.ListenPacket(network, addr) }); derr != nil {
+		return nil, derr
+	}
+	return pc, err
+}
+
+// Do runs fn on an OS thread moved into ns's network namespace, so that the
+// sockets fn opens belong to ns (and stay there when used elsewhere). The
+// thread is discarded afterwards.
+func (ns *Namespace) Do(fn func()) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := ns.enter(); err != nil {
+			errc <- err
+			return
+		}
+		fn()
+		errc <- nil
 	}()
-	res := <-ch
-	return res.answer, res.err
+	return <-errc
 }
 
 // enter moves the calling (locked) thread into ns's network namespace.
@@ -261,25 +252,4 @@ func (ns *Namespace) enter() error {
 		return fmt.Errorf("setns %s: %w", ns.Name, err)
 	}
 	return nil
-}
-
-// ListenPacket opens a packet socket inside ns; the returned conn may be
-// used from any goroutine.
-func (ns *Namespace) ListenPacket(network, addr string) (net.PacketConn, error) {
-	type result struct {
-		pc  net.PacketConn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		if err := ns.enter(); err != nil {
-			ch <- result{err: err}
-			return
-		}
-		pc, err := net.ListenPacket(network, addr)
-		ch <- result{pc, err}
-	}()
-	r := <-ch
-	return r.pc, r.err
 }

@@ -1,0 +1,69 @@
+package lab
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// WatchdogConfig is an anycast-watchdog configuration for a lab node: one
+// service "dns" guarding the anycast /32 and /128 with a DNS check of
+// 127.0.0.1 (health.example. → 198.51.100.99).
+type WatchdogConfig struct {
+	OnExit       string // keep or withdraw
+	LogLevel     string // default info
+	Pathspace    string // the node's FRR pathspace
+	Verify       bool   // FRR read-back
+	Dir          string // socket and state go here
+	Name         string // names the control socket
+	Interval     time.Duration
+	FastInterval time.Duration
+	Rise, Fall   int
+}
+
+// Write writes the configuration to path.
+func (c WatchdogConfig) Write(path string) error {
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	return os.WriteFile(path, []byte(fmt.Sprintf(`interface: lo
+on_exit: %s
+log_level: %s
+frr:
+  pathspace: "%s"
+  timeout: 500ms
+  verify: %v
+control_socket: %s/%s.sock
+state_dir: %s/%s-state
+metrics_listen: ""
+services:
+  - name: dns
+    prefixes: [%s, %s]
+    interval: %s
+    fast_interval: %s
+    timeout: %s
+    rise: %d
+    fall: %d
+    checks:
+      - type: dns
+        server: 127.0.0.1:53
+        query: health.example.
+        answer_contains: 198.51.100.99
+`, c.OnExit, c.LogLevel, c.Pathspace, c.Verify, c.Dir, c.Name, c.Dir, c.Name, AnycastV4, AnycastV6,
+		c.Interval, c.FastInterval, min(c.FastInterval, 250*time.Millisecond), c.Rise, c.Fall)), 0o644)
+}
+
+// NewTemp returns a lab in a new temporary directory; its cleanup closes
+// the lab and removes the directory.
+func NewTemp(prefix string) (*Lab, func(), error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := New(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return l, func() { l.Close(); os.RemoveAll(dir) }, nil
+}
