@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/sirupsen/logrus"
 
 	"github.com/anycast-watchdog/anycast-watchdog/advertise"
@@ -24,6 +23,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
 	"github.com/anycast-watchdog/anycast-watchdog/metrics"
+	"github.com/anycast-watchdog/anycast-watchdog/notify"
 )
 
 // newLogger configures a logger as the file says. Under systemd
@@ -106,19 +106,36 @@ func run(path string, stderr io.Writer) int {
 	log.WithFields(logrus.Fields{"version": versionString(), "config": path, "services": len(cfg.Services),
 		"interface": cfg.Interface, "control_socket": cfg.ControlSocket, "metrics": cfg.MetricsListen}).Info("anycast-watchdog started")
 
+	sd := notify.New(log)
+	// systemd's watchdog is pinged only while this main loop answers and
+	// every service loop completes its rounds.
+	mainAlive := make(chan chan struct{})
+	go sd.Watchdog(ctx, func() error {
+		reply := make(chan struct{})
+		select {
+		case mainAlive <- reply:
+		case <-time.After(2 * time.Second):
+			return errors.New("the main loop does not answer")
+		}
+		<-reply
+		return sup.Progress()
+	})
+
 	statusTick := time.NewTicker(time.Second)
 	defer statusTick.Stop()
 	ready, status := sup.Ready(), ""
 	for {
 		select {
+		case reply := <-mainAlive:
+			close(reply)
 		case <-ready:
 			ready = nil
-			notify(log, daemon.SdNotifyReady)
+			sd.Ready()
 			log.Info("every service has its first verdict; ready")
 		case <-statusTick.C:
 			if s := advertise.Summary(sup.Status()); s != status {
 				status = s
-				notify(log, "STATUS="+s)
+				sd.Status(s)
 			}
 		case sig := <-signals:
 			if sig != syscall.SIGHUP {
@@ -126,17 +143,17 @@ func run(path string, stderr io.Writer) int {
 				onExit := cfg.OnExit
 				reloadMu.Unlock()
 				log.WithFields(logrus.Fields{"signal": sig.String(), "on_exit": onExit}).Info("stopping")
-				notify(log, daemon.SdNotifyStopping)
+				sd.Stopping()
 				cancel()
 				sup.Stop(context.Background(), onExit)
 				log.Info("stopped")
 				return 0
 			}
-			notify(log, daemon.SdNotifyMonotonicUsec()+daemon.SdNotifyReloading)
+			sd.Reloading()
 			if err := d.Reload(); err != nil {
 				log.WithError(err).Error("reload failed; the running configuration stays")
 			}
-			notify(log, daemon.SdNotifyReady)
+			sd.Ready()
 		}
 	}
 }
@@ -161,11 +178,4 @@ func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, log logr
 		}
 	}()
 	go func() { <-ctx.Done(); srv.Close() }()
-}
-
-// notify tells systemd; without NOTIFY_SOCKET it does nothing.
-func notify(log logrus.FieldLogger, state string) {
-	if _, err := daemon.SdNotify(false, state); err != nil {
-		log.WithError(err).Warn("cannot notify systemd")
-	}
 }

@@ -96,6 +96,7 @@ func (f *fakeInterface) setFail(err error) {
 type switchCheck struct {
 	healthy  atomic.Bool
 	delay    time.Duration
+	wedged   atomic.Bool // ignores its context: a buggy probe that hangs
 	running  atomic.Int32
 	overlaps atomic.Int32
 	runs     atomic.Int32
@@ -107,6 +108,9 @@ func (c *switchCheck) Check(ctx context.Context) error {
 	}
 	defer c.running.Add(-1)
 	c.runs.Add(1)
+	for c.wedged.Load() {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if c.delay > 0 {
 		select {
 		case <-time.After(c.delay):
@@ -200,7 +204,13 @@ func (w *world) start(c *config.Config) {
 // eventually polls cond for up to two seconds.
 func (w *world) eventually(what string, cond func() bool) {
 	w.t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	w.eventually2(2*time.Second, what, cond)
+}
+
+// eventually2 polls cond for up to within.
+func (w *world) eventually2(within time.Duration, what string, cond func() bool) {
+	w.t.Helper()
+	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
 			w.t.Fatalf("timed out waiting until %s; changes %v; log:\n%s", what, w.iface.history(), w.logText())

@@ -81,7 +81,8 @@ type serviceLoop struct {
 	mu      sync.Mutex
 	hyst    Hysteresis
 	drain   *Drain
-	streaks []int // per check: consecutive passes (> 0) or failures (< 0)
+	streaks []int     // per check: consecutive passes (> 0) or failures (< 0)
+	started time.Time // when the loop started, for progress before its first round
 	status  ServiceStatus
 }
 
@@ -151,6 +152,9 @@ func firstDelay(name string, interval time.Duration) time.Duration {
 func (l *serviceLoop) start(parent context.Context) {
 	ctx, cancel := context.WithCancel(parent)
 	l.cancel = cancel
+	l.mu.Lock()
+	l.started = l.clock.Now()
+	l.mu.Unlock()
 	go l.run(ctx)
 }
 
@@ -374,6 +378,25 @@ func failureText(failed []CheckResult) string {
 		parts[i] = r.Check + ": " + msg
 	}
 	return strings.Join(parts, "; ")
+}
+
+// progress says whether the loop completed a round recently enough: within
+// an interval, plus its longest check timeout, plus slack for the apply.
+func (l *serviceLoop) progress(now time.Time) error {
+	window := l.cfg.Interval + 2*time.Second
+	for _, c := range l.cfg.Checks {
+		window = max(window, l.cfg.Interval+c.Timeout+2*time.Second)
+	}
+	l.mu.Lock()
+	last := l.started
+	if l.status.LastRound.After(last) {
+		last = l.status.LastRound
+	}
+	l.mu.Unlock()
+	if since := now.Sub(last); since > window {
+		return fmt.Errorf("service %q has completed no round for %s (expected within %s)", l.cfg.Name, since.Round(time.Millisecond), window)
+	}
+	return nil
 }
 
 func (l *serviceLoop) snapshot() ServiceStatus {

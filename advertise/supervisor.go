@@ -247,6 +247,23 @@ func (s *Supervisor) Stop(ctx context.Context, onExit string) {
 	}
 }
 
+// Progress returns an error when a service loop is wedged: it has not
+// completed a round in its expected window. systemd's watchdog is pinged
+// only while this is nil.
+func (s *Supervisor) Progress() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.opts.Clock.Now()
+	for _, svc := range s.cfg.Services {
+		if l, ok := s.loops[svc.Name]; ok {
+			if err := l.progress(now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // FRRHealth returns the read-back's view of each routing daemon.
 func (s *Supervisor) FRRHealth() []FRRHealth { return s.verify.healthStatus() }
 

@@ -245,3 +245,21 @@ func TestCheckNowAndShutdownMidRound(t *testing.T) {
 		t.Errorf("after shutdown mid-round: %+v", st)
 	}
 }
+
+// A loop whose round never ends (a probe that ignores its deadline) must
+// show as no progress, so that systemd's watchdog restarts the daemon.
+func TestProgressReportsAWedgedLoop(t *testing.T) {
+	w := newWorld(t, newFakeInterface("192.0.2.53/32"), map[string]bool{"dns": true, "web": true})
+	w.start(cfgOf(service("dns", "192.0.2.53/32"), service("web", "203.0.113.80/32")))
+	<-w.rounds
+	if err := w.sup.Progress(); err != nil {
+		t.Fatalf("healthy daemon: %v", err)
+	}
+	w.checks["web"].wedged.Store(true)
+	defer w.checks["web"].wedged.Store(false)
+	// window: interval 20ms + timeout 15ms + 2s slack
+	w.eventually2(4*time.Second, "progress fails", func() bool { return w.sup.Progress() != nil })
+	if err := w.sup.Progress(); !strings.Contains(err.Error(), `service "web" has completed no round for`) {
+		t.Errorf("Progress = %v", err)
+	}
+}

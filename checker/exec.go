@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
 )
 
 const (
@@ -26,6 +28,7 @@ type execChecker struct{ argv []string }
 
 func (e execChecker) Check(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, e.argv[0], e.argv[1:]...)
+	cmd.Env = command.ChildEnv()
 	// Its own process group, so a timeout kills the script's children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

@@ -21,6 +21,8 @@ func TestHelperProcess(t *testing.T) {
 		os.Exit(1)
 	case "hang":
 		time.Sleep(time.Hour)
+	case "env":
+		fmt.Print(os.Getenv("NOTIFY_SOCKET") + "|" + os.Getenv("WATCHDOG_USEC") + "|" + os.Getenv("KEEP_ME"))
 	}
 	os.Exit(0)
 }
@@ -44,6 +46,15 @@ func TestRun(t *testing.T) {
 		var exit *exec.ExitError
 		if !errors.As(err, &ce) || ce.Stderr != "ospfd is not running" || !errors.As(err, &exit) || exit.ExitCode() != 1 {
 			t.Errorf("Run error = %#v", err)
+		}
+	})
+	t.Run("children do not get systemd's notify socket", func(t *testing.T) {
+		t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+		t.Setenv("WATCHDOG_USEC", "10000000")
+		t.Setenv("KEEP_ME", "yes")
+		out, err := Run(ctx, helper(t, "env")...)
+		if err != nil || string(out) != "||yes" {
+			t.Errorf("child saw %q, %v", out, err)
 		}
 	})
 	t.Run("missing program", func(t *testing.T) {
