@@ -1,9 +1,10 @@
 # anycast-watchdog. `make test` is what CI runs (as root, through .ci/run).
-VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || cat VERSION)
+# The version is the VERSION file's (also the .deb's); override with VERSION=.
+VERSION ?= $(shell cat VERSION)
 GO      ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test unit integration demo deps-lab bench-checks bench-failover clean
+.PHONY: build test unit integration demo deps-lab bench-checks bench-failover deb lint-deb clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o anycast-watchdog .
@@ -37,6 +38,21 @@ bench-checks:
 TRIALS ?= 20
 bench-failover: build deps-lab
 	$(GO) run ./bench/failover -binary ./anycast-watchdog -trials $(TRIALS)
+
+## deb: dist/anycast-watchdog_$(VERSION)-$(DEB_REVISION)_amd64.deb (static,
+## stripped, -trimpath binary).
+DEB_REVISION ?= 1
+DEB := dist/anycast-watchdog_$(VERSION)-$(DEB_REVISION)_amd64.deb
+deb:
+	mkdir -p dist
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/anycast-watchdog .
+	packaging/deb/build.sh $(VERSION)-$(DEB_REVISION) dist/anycast-watchdog $(DEB)
+
+## lint-deb: lintian must report no error and no warning; the unit's
+## hardening must score 2.0 or better.
+lint-deb: deb
+	lintian --fail-on error,warning --info $(DEB)
+	systemd-analyze security --offline=true --threshold=20 packaging/deb/anycast-watchdog.service >/dev/null
 
 clean:
 	rm -rf anycast-watchdog dist
