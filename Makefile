@@ -9,9 +9,9 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o anycast-watchdog .
 
-## test: vet, the unit tier with the race detector, then the integration tier
-## (it needs root and skips itself without it).
-test: unit integration
+## test: vet, the unit tier with the race detector, the package lint, then the
+## integration tier (it needs root and skips itself without it).
+test: unit lint-deb integration
 
 unit:
 	$(GO) vet ./...

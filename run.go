@@ -130,8 +130,10 @@ func run(path string, stderr io.Writer) int {
 			close(reply)
 		case <-ready:
 			ready = nil
+			status = advertise.Summary(sup.Status())
+			sd.Status(status)
 			sd.Ready()
-			log.Info("every service has its first verdict; ready")
+			log.WithField("status", status).Info("every service has its first verdict; ready")
 		case <-statusTick.C:
 			if s := advertise.Summary(sup.Status()); s != status {
 				status = s

@@ -1,0 +1,251 @@
+package lab
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Rootfs returns a fresh copy, in dest, of a minimal Debian 12 with
+// systemd, iproute2 and frr, made once with debootstrap from the mirror apt
+// is configured with and cached in cacheDir.
+func Rootfs(cacheDir, dest string) error {
+	// The cache's name changes with the package list, so a new list rebuilds it.
+	cache := filepath.Join(cacheDir, "bookworm-"+strings.ReplaceAll(rootfsPackages, ",", "-"))
+	if _, err := os.Stat(filepath.Join(cache, "usr/lib/frr/ospfd")); err != nil {
+		mirror, err := aptMirror()
+		if err != nil {
+			return err
+		}
+		tmp := cache + ".tmp"
+		os.RemoveAll(tmp)
+		if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+			return err
+		}
+		out, err := exec.Command("debootstrap", "--variant=minbase", "--include="+rootfsPackages, "bookworm", tmp, mirror).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("debootstrap: %w: %s", err, tail(string(out), 20))
+		}
+		if err := os.Rename(tmp, cache); err != nil {
+			return err
+		}
+	}
+	if out, err := exec.Command("cp", "-a", cache, dest).CombinedOutput(); err != nil {
+		return fmt.Errorf("copy rootfs: %w: %s", err, out)
+	}
+	return nil
+}
+
+// rootfsPackages are installed on top of minbase; man-db lets
+// systemd-analyze verify check the unit's Documentation= links.
+const rootfsPackages = "systemd,systemd-sysv,dbus,iproute2,procps,frr,adduser,man-db"
+
+// aptMirror finds the Debian mirror apt uses for bookworm.
+func aptMirror() (string, error) {
+	files, _ := filepath.Glob("/etc/apt/sources.list.d/*.sources")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, stanza := range strings.Split(string(data), "\n\n") {
+			var uri string
+			bookworm := false
+			for _, line := range strings.Split(stanza, "\n") {
+				if v, ok := strings.CutPrefix(line, "URIs:"); ok {
+					uri = strings.Fields(v)[0]
+				}
+				if v, ok := strings.CutPrefix(line, "Suites:"); ok {
+					bookworm = strings.Contains(" "+v+" ", " bookworm ")
+				}
+			}
+			if uri != "" && bookworm {
+				return uri, nil
+			}
+		}
+	}
+	if data, err := os.ReadFile("/etc/apt/sources.list"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 3 && f[0] == "deb" && f[2] == "bookworm" {
+				return f[1], nil
+			}
+		}
+	}
+	return "", errors.New("no bookworm mirror in apt's sources")
+}
+
+// Container is a booted systemd in a systemd-nspawn container with a
+// private network.
+type Container struct {
+	Root   string
+	Name   string
+	nspawn *exec.Cmd
+	done   chan struct{}
+	Init   int // the container's PID 1, as seen from the host
+	log    *os.File
+	// leftovers are paths systemd-nspawn creates on the host that did not
+	// exist before this container booted; Shutdown removes them.
+	leftovers []string
+}
+
+// nspawnLeftovers are what systemd-nspawn leaves on this kind of host.
+var nspawnLeftovers = []string{"/sys/fs/cgroup/systemd/payload", "/sys/fs/cgroup/systemd/supervisor",
+	"/sys/fs/cgroup/unified/payload", "/sys/fs/cgroup/unified/supervisor", "/run/systemd/nspawn"}
+
+// Boot starts systemd in root and waits until it is up.
+func Boot(root, name, logPath string) (*Container, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	var leftovers []string
+	for _, p := range nspawnLeftovers {
+		if _, err := os.Stat(p); os.IsNotExist(err) {
+			leftovers = append(leftovers, p)
+		}
+	}
+	cmd := exec.Command("systemd-nspawn", "-D", root, "--boot", "--register=no", "--keep-unit",
+		"--private-network", "--console=pipe", "-M", name)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("systemd-nspawn: %w", err)
+	}
+	c := &Container{Root: root, Name: name, nspawn: cmd, done: make(chan struct{}), log: logf, leftovers: leftovers}
+	go func() { cmd.Wait(); logf.Close(); close(c.done) }()
+	if _, ok := WaitFor(nil, 30*time.Second, func() bool {
+		c.Init = systemdBelow(cmd.Process.Pid)
+		return c.Init != 0
+	}); !ok {
+		c.Shutdown(5 * time.Second)
+		return nil, fmt.Errorf("no systemd in the container; log:\n%s", c.Log())
+	}
+	// Until systemd's bus is up systemctl cannot even ask.
+	var state string
+	if _, ok := WaitFor(nil, 90*time.Second, func() bool {
+		out, _ := c.Exec("systemctl", "is-system-running")
+		state = strings.TrimSpace(out)
+		return state == "running" || state == "degraded"
+	}); !ok {
+		c.Shutdown(5 * time.Second)
+		return nil, fmt.Errorf("container did not boot (%s); log:\n%s", state, c.Log())
+	}
+	return c, nil
+}
+
+// systemdBelow finds the systemd among pid's descendants.
+func systemdBelow(pid int) int {
+	children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	for _, f := range strings.Fields(string(children)) {
+		child, _ := strconv.Atoi(f)
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", child)); strings.TrimSpace(string(comm)) == "systemd" {
+			return child
+		}
+		if found := systemdBelow(child); found != 0 {
+			return found
+		}
+	}
+	return 0
+}
+
+// Exec runs argv inside the container (all its namespaces) and returns its
+// combined output.
+func (c *Container) Exec(argv ...string) (string, error) {
+	out, err := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(c.Init), "-a"}, argv...)...).CombinedOutput()
+	return string(out), err
+}
+
+// Monitor streams `ip -ts monitor address` from the container's network
+// namespace, line by line, until stop closes.
+func (c *Container) Monitor(stop <-chan struct{}) (<-chan string, error) {
+	cmd := exec.Command("nsenter", "-t", strconv.Itoa(c.Init), "-n", "ip", "-ts", "monitor", "address")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	lines := make(chan string, 1000)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	go func() { <-stop; cmd.Process.Kill(); cmd.Wait() }()
+	return lines, nil
+}
+
+// Log returns what the container printed on its console.
+func (c *Container) Log() string {
+	b, _ := os.ReadFile(c.log.Name())
+	return tail(string(b), 60)
+}
+
+// Shutdown powers the container off and removes what systemd-nspawn
+// leaves behind on this host. It escalates: systemctl poweroff, then
+// SIGTERM to nspawn (which asks the container to power off), then SIGKILL
+// to the container's PID 1, which ends every process in its PID namespace;
+// killing only nspawn would orphan them.
+func (c *Container) Shutdown(timeout time.Duration) {
+	if c.Init != 0 {
+		c.Exec("systemctl", "poweroff")
+	}
+	exited := func(d time.Duration) bool {
+		select {
+		case <-c.done:
+			return true
+		case <-time.After(d):
+			return false
+		}
+	}
+	if !exited(timeout) {
+		c.nspawn.Process.Signal(syscall.SIGTERM)
+		if !exited(timeout) {
+			if c.Init != 0 {
+				syscall.Kill(c.Init, syscall.SIGKILL)
+			}
+			if !exited(5 * time.Second) {
+				c.nspawn.Process.Kill()
+				<-c.done
+			}
+		}
+	}
+	for _, p := range c.leftovers {
+		if strings.HasPrefix(p, "/sys/fs/cgroup/") {
+			removeCgroup(p)
+		} else {
+			os.RemoveAll(p)
+		}
+	}
+}
+
+// removeCgroup removes an empty cgroup and the empty cgroups below it,
+// deepest first (a cgroup directory goes only with rmdir, and only empty).
+func removeCgroup(path string) {
+	entries, _ := os.ReadDir(path)
+	for _, e := range entries {
+		if e.IsDir() {
+			removeCgroup(filepath.Join(path, e.Name()))
+		}
+	}
+	os.Remove(path)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

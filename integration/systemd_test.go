@@ -1,0 +1,204 @@
+//go:build integration
+
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/control"
+	"github.com/anycast-watchdog/anycast-watchdog/integration/lab"
+)
+
+// rootfsCache keeps the debootstrapped Debian 12 between runs on a machine.
+const rootfsCache = "/var/cache/anycast-watchdog-tests"
+
+// buildDeb builds the package at version with a static binary reporting
+// binaryVersion, as `make deb` does.
+func buildDeb(t *testing.T, dir, version, binaryVersion string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "anycast-watchdog-"+version)
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+binaryVersion, "-o", bin, "..")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v: %s", err, out)
+	}
+	deb := filepath.Join(dir, "anycast-watchdog_"+version+"_amd64.deb")
+	if out, err := exec.Command("../packaging/deb/build.sh", version, bin, deb).CombinedOutput(); err != nil {
+		t.Fatalf("build.sh: %v: %s", err, out)
+	}
+	return deb
+}
+
+// The package in a booted Debian 12 with frr.service running ospfd.
+func TestPackageUnderSystemd(t *testing.T) {
+	for _, prog := range []string{"systemd-nspawn", "debootstrap", "nsenter", "dpkg-deb", "systemd-analyze"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			t.Fatalf("%s is missing: .ci/run installs it (systemd-container debootstrap util-linux dpkg systemd)", prog)
+		}
+	}
+	start := time.Now()
+	dir := t.TempDir()
+	debV1 := buildDeb(t, dir, "0.1.0-1", "0.1.0")
+	debV2 := buildDeb(t, dir, "0.1.0-2", "0.1.0+upgrade")
+	root := filepath.Join(dir, "root")
+	if err := lab.Rootfs(rootfsCache, root); err != nil {
+		t.Fatal(err)
+	}
+	for _, deb := range []string{debV1, debV2} {
+		if out, err := exec.Command("cp", deb, filepath.Join(root, "root")).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	// FRR: ospfd on, the anycast range on lo covered.
+	daemons := filepath.Join(root, "etc/frr/daemons")
+	raw, err := os.ReadFile(daemons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(daemons, []byte(strings.Replace(string(raw), "ospfd=no", "ospfd=yes", 1)), 0o644)
+	os.WriteFile(filepath.Join(root, "etc/frr/frr.conf"), []byte(`frr defaults traditional
+hostname awct
+interface lo
+ ip ospf passive
+!
+router ospf
+ ospf router-id 203.0.113.1
+ network 192.0.2.0/24 area 0
+!
+`), 0o640)
+	t.Logf("rootfs ready after %s", time.Since(start).Round(time.Second))
+
+	c, err := lab.Boot(root, fmt.Sprintf("aw%d", os.Getpid()%100000), filepath.Join(dir, "console.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown(30 * time.Second)
+	t.Logf("booted after %s", time.Since(start).Round(time.Second))
+	run := func(argv ...string) string {
+		t.Helper()
+		out, err := c.Exec(argv...)
+		if err != nil {
+			t.Fatalf("%s: %v:\n%s", strings.Join(argv, " "), err, out)
+		}
+		return out
+	}
+	show := func(prop string) string {
+		return strings.TrimSpace(run("systemctl", "show", "-p", prop, "--value", "anycast-watchdog"))
+	}
+	journal := func() string { out, _ := c.Exec("journalctl", "-u", "anycast-watchdog", "--no-pager", "-o", "cat"); return out }
+
+	// 1. Install: the unit becomes active, which for Type=notify means
+	// READY=1 arrived; status answers.
+	run("dpkg", "-i", "/root/"+filepath.Base(debV1))
+	if _, ok := lab.WaitFor(nil, 20*time.Second, func() bool { return show("ActiveState") == "active" }); !ok {
+		t.Fatalf("not active: %s/%s\n%s", show("ActiveState"), show("SubState"), journal())
+	}
+	if out := run("anycast-watchdog", "status"); !strings.Contains(out, "no services configured; managing no address") {
+		t.Errorf("status after install:\n%s", out)
+	}
+	if out, _ := c.Exec("systemd-analyze", "verify", "/lib/systemd/system/anycast-watchdog.service"); strings.TrimSpace(out) != "" {
+		t.Errorf("systemd-analyze verify of the installed unit said:\n%s", out)
+	}
+	if out := show("StatusText"); !strings.Contains(out, "no services configured") {
+		t.Errorf("STATUS= %q", out)
+	}
+
+	// 2. A service whose check passes (ospfd's vty port) is advertised.
+	os.WriteFile(filepath.Join(root, "etc/anycast-watchdog/config.yaml"), []byte(`interface: lo
+on_exit: keep
+services:
+  - name: ospf
+    prefixes: [192.0.2.53/32]
+    interval: 500ms
+    fast_interval: 100ms
+    rise: 2
+    fall: 2
+    checks:
+      - type: tcp
+        address: 127.0.0.1:2604
+`), 0o644)
+	run("systemctl", "reload", "anycast-watchdog")
+	var st control.Status
+	if _, ok := lab.WaitFor(nil, 20*time.Second, func() bool {
+		out, err := c.Exec("anycast-watchdog", "status", "--json")
+		st = control.Status{}
+		return err == nil && json.Unmarshal([]byte(out), &st) == nil && len(st.Services) == 1 &&
+			st.Services[0].Prefixes[0].Present && st.Services[0].Prefixes[0].Advertised == "yes"
+	}); !ok {
+		t.Fatalf("never present and advertised: %+v\n%s", st, journal())
+	}
+	t.Log("advertised, confirmed by vtysh under the unit's hardening")
+
+	// Every change from here on must keep the address: watch it.
+	stop := make(chan struct{})
+	defer close(stop)
+	events, err := c.Monitor(stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noWithdrawal := func(step string) {
+		t.Helper()
+		for {
+			select {
+			case line := <-events:
+				if strings.Contains(line, "Deleted") && strings.Contains(line, "192.0.2.53") {
+					t.Fatalf("%s: the healthy address was removed: %s", step, line)
+				}
+			default:
+				if out := run("ip", "-br", "addr", "show", "dev", "lo"); !strings.Contains(out, "192.0.2.53/32") {
+					t.Fatalf("%s: address missing: %s", step, out)
+				}
+				return
+			}
+		}
+	}
+
+	// 3. A frozen daemon stops pinging; systemd kills and restarts it.
+	restarts, pid := show("NRestarts"), show("MainPID")
+	run("kill", "-STOP", pid)
+	if _, ok := lab.WaitFor(nil, 30*time.Second, func() bool {
+		return show("NRestarts") != restarts && show("ActiveState") == "active" && show("MainPID") != pid
+	}); !ok {
+		t.Fatalf("not restarted by the watchdog: NRestarts %s, %s\n%s", show("NRestarts"), show("ActiveState"), journal())
+	}
+	if j := journal(); !strings.Contains(j, "Watchdog timeout") {
+		t.Errorf("journal does not show the watchdog:\n%s", j)
+	}
+	time.Sleep(time.Second)
+	noWithdrawal("watchdog restart")
+	t.Logf("watchdog restart after %s", time.Since(start).Round(time.Second))
+
+	// 4. An upgrade restarts the daemon without withdrawing the address.
+	run("dpkg", "-i", "--force-confold", "/root/"+filepath.Base(debV2))
+	if _, ok := lab.WaitFor(nil, 20*time.Second, func() bool {
+		out, _ := c.Exec("anycast-watchdog", "status")
+		return show("ActiveState") == "active" && strings.Contains(out, "anycast-watchdog 0.1.0+upgrade")
+	}); !ok {
+		t.Fatalf("upgrade did not take: %s\n%s", show("ActiveState"), journal())
+	}
+	time.Sleep(time.Second)
+	noWithdrawal("upgrade")
+
+	// 5. Remove stops it and keeps the configuration; purge removes it.
+	run("dpkg", "-r", "anycast-watchdog")
+	if s := show("ActiveState"); s == "active" {
+		t.Errorf("still %s after dpkg -r", s)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/anycast-watchdog/config.yaml")); err != nil {
+		t.Errorf("dpkg -r removed the configuration: %v", err)
+	}
+	run("dpkg", "-P", "anycast-watchdog")
+	for _, p := range []string{"etc/anycast-watchdog", "var/lib/anycast-watchdog", "usr/sbin/anycast-watchdog"} {
+		if _, err := os.Stat(filepath.Join(root, p)); !os.IsNotExist(err) {
+			t.Errorf("dpkg -P left /%s (%v)", p, err)
+		}
+	}
+	t.Logf("systemd tier took %s", time.Since(start).Round(time.Second))
+}
