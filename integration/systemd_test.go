@@ -92,7 +92,10 @@ router ospf
 	show := func(prop string) string {
 		return strings.TrimSpace(run("systemctl", "show", "-p", prop, "--value", "anycast-watchdog"))
 	}
-	journal := func() string { out, _ := c.Exec("journalctl", "-u", "anycast-watchdog", "--no-pager", "-o", "cat"); return out }
+	journal := func() string {
+		out, _ := c.Exec("journalctl", "-u", "anycast-watchdog", "--no-pager", "-o", "cat")
+		return out
+	}
 
 	// 1. Install: the unit becomes active, which for Type=notify means
 	// READY=1 arrived; status answers.
