@@ -4,14 +4,14 @@ VERSION ?= $(shell cat VERSION)
 GO      ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test unit integration demo deps-lab bench-checks bench-failover deb lint-deb clean
+.PHONY: build test unit fuzz fuzz-short integration demo deps-lab bench-checks bench-failover deb lint-deb clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o anycast-watchdog .
 
 ## test: vet, the unit tier with the race detector, the package lint, then the
 ## integration tier (it needs root and skips itself without it).
-test: unit lint-deb integration
+test: unit fuzz-short lint-deb integration
 
 unit:
 	$(GO) vet ./...
@@ -20,6 +20,18 @@ unit:
 
 integration:
 	$(GO) test -tags integration -count=1 -v ./integration/...
+
+## fuzz: every parser of outside input, FUZZTIME each (make fuzz-short: 10 s).
+FUZZ_TARGETS := ./config:FuzzParse ./ifaddr:FuzzParseShow ./frr:FuzzParseRouterLSAs ./frr:FuzzParseIntraPrefixLSAs
+FUZZTIME ?= 5m
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || exit 1; \
+	done
+
+fuzz-short:
+	$(MAKE) fuzz FUZZTIME=10s
 
 ## demo: the main job on a built-in lab (root; installs what it needs).
 demo: build deps-lab

@@ -47,7 +47,15 @@ func decode(r *report, data []byte, out *Config) error {
 	return nil
 }
 
-type walker struct{ r *report }
+// maxNodes bounds the nodes walked, aliases expanded: a file far larger
+// than any real configuration, and a small file that multiplies through
+// aliases, are both refused instead of eating memory.
+const maxNodes = 200000
+
+type walker struct {
+	r       *report
+	visited int
+}
 
 func (w *walker) fail(n *yaml.Node, path, format string, args ...any) {
 	w.r.failed[path] = true
@@ -63,6 +71,12 @@ var (
 func (w *walker) walk(n *yaml.Node, v reflect.Value, path string) {
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
+	}
+	if w.visited++; w.visited > maxNodes {
+		if w.visited == maxNodes+1 {
+			w.fail(n, path, "the document is too large once aliases are expanded (over %d nodes)", maxNodes)
+		}
+		return
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // `key:` with no value counts as absent
