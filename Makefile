@@ -4,7 +4,7 @@ VERSION ?= $(shell cat VERSION)
 GO      ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test unit fuzz fuzz-short integration demo deps-lab bench-checks bench-failover deb lint-deb clean
+.PHONY: build test unit fuzz fuzz-short integration demo deps-lab bench-checks bench-failover deb lint-deb bench-load clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o anycast-watchdog .
@@ -44,6 +44,10 @@ deps-lab:
 ## bench-checks: 200 services x 5 checks for 60 s; prints checks/s, CPU, RSS, lateness.
 bench-checks:
 	$(GO) run ./bench/checks
+
+## bench-load: 500 services x 3 checks at 500 ms for 10 minutes: flat is the goal.
+bench-load:
+	$(GO) run ./bench/checks -services 500 -checks 3 -interval 500ms -duration 10m
 
 ## bench-failover: TRIALS break/repair trials on the FRR lab (root); prints
 ## detection, propagation, total, floor, total-floor and lost queries.

@@ -1,9 +1,11 @@
-// Command checks measures the check engine: N services × 5 checks (3 DNS
-// over UDP, 2 TCP connects) at a 1 s interval against local servers, run by
-// the real supervisor with an in-memory interface. The servers run in a
-// child process so that the CPU and RSS printed are the watchdog's alone.
+// Command checks measures the check engine: N services × C checks (DNS
+// over UDP and TCP connects, alternating) at an interval against local
+// servers, run by the real supervisor with an in-memory interface. The
+// servers run in a child process so that the CPU and RSS printed are the
+// watchdog's alone. Every 10 s it prints checks/s, CPU, RSS, goroutines and
+// late and missed rounds, so that growth over a long run shows.
 //
-//	go run ./bench/checks [-services 200] [-duration 60s]
+//	go run ./bench/checks [-services 200] [-checks 5] [-interval 1s] [-duration 60s]
 package main
 
 import (
@@ -33,6 +35,9 @@ import (
 
 func main() {
 	services := flag.Int("services", 200, "number of services")
+	checksPer := flag.Int("checks", 5, "checks per service (DNS and TCP alternating)")
+	interval := flag.Duration("interval", time.Second, "service interval")
+	lateAfter := flag.Duration("late", 20*time.Millisecond, "a round starting later than this after its schedule is late")
 	duration := flag.Duration("duration", 60*time.Second, "how long to measure")
 	serve := flag.Bool("serve", false, "internal: be the server process")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured period to this file")
@@ -41,7 +46,7 @@ func main() {
 		runServers()
 		return
 	}
-	if err := bench(*services, *duration, *cpuProfile); err != nil {
+	if err := bench(*services, *checksPer, *interval, *lateAfter, *duration, *cpuProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -107,7 +112,7 @@ func (m *memInterface) Del(_ context.Context, p netip.Prefix) error {
 	return nil
 }
 
-func bench(n int, duration time.Duration, cpuProfile string) error {
+func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuProfile string) error {
 	self, _ := os.Executable()
 	child := exec.Command(self, "-serve")
 	stdin, _ := child.StdinPipe()
@@ -125,16 +130,14 @@ func bench(n int, duration time.Duration, cpuProfile string) error {
 	var y strings.Builder
 	y.WriteString("metrics_listen: \"\"\nservices:\n")
 	for i := 0; i < n; i++ {
-		fmt.Fprintf(&y, `  - name: svc%d
-    prefixes: [%s]
-    interval: 1s
-    checks:
-      - {type: dns, server: "%s", query: health.example., answer_contains: 198.51.100.99}
-      - {type: dns, server: "%s", query: www.example.}
-      - {type: dns, server: "%s", query: ns.example., qtype: AAAA}
-      - {type: tcp, address: "%s"}
-      - {type: tcp, address: "%s"}
-`, i, hostPrefix(i), dnsAddr, dnsAddr, dnsAddr, tcpAddr, tcpAddr)
+		fmt.Fprintf(&y, "  - name: svc%d\n    prefixes: [%s]\n    interval: %s\n    checks:\n", i, hostPrefix(i), interval)
+		for j := 0; j < checksPer; j++ {
+			if j%2 == 0 {
+				fmt.Fprintf(&y, "      - {type: dns, server: %q, query: health.example., answer_contains: 198.51.100.99}\n", dnsAddr)
+			} else {
+				fmt.Fprintf(&y, "      - {type: tcp, address: %q}\n", tcpAddr)
+			}
+		}
 	}
 	cfg, err := config.Parse("bench.yaml", []byte(y.String()))
 	if err != nil {
@@ -147,7 +150,7 @@ func bench(n int, duration time.Duration, cpuProfile string) error {
 
 	var mu sync.Mutex
 	var lateness []time.Duration
-	var checks, failures int
+	var checks, failures, rounds, late int
 	measuring := false
 	log := logrus.New()
 	log.SetOutput(io.Discard)
@@ -158,6 +161,10 @@ func bench(n int, duration time.Duration, cpuProfile string) error {
 			return
 		}
 		lateness = append(lateness, r.Started.Sub(r.Scheduled))
+		rounds++
+		if r.Started.Sub(r.Scheduled) > lateAfter {
+			late++
+		}
 		checks += len(r.Results)
 		for _, c := range r.Results {
 			if c.Err != nil {
@@ -171,8 +178,8 @@ func bench(n int, duration time.Duration, cpuProfile string) error {
 	<-sup.Ready()
 	time.Sleep(2 * time.Second) // let the per-service offsets settle
 
-	fmt.Printf("%d services × 5 checks at 1s for %s (GOMAXPROCS=%d)\n", n, duration, runtime.GOMAXPROCS(0))
-	fmt.Printf("%8s %10s %12s %10s %10s\n", "t", "checks/s", "cpu %core", "rss MiB", "goroutines")
+	fmt.Printf("%d services × %d checks at %s for %s (GOMAXPROCS=%d)\n", n, checksPer, interval, duration, runtime.GOMAXPROCS(0))
+	fmt.Printf("%8s %10s %12s %10s %10s %8s %8s\n", "t", "checks/s", "cpu %core", "rss MiB", "goroutines", "late", "missed")
 	mu.Lock()
 	measuring = true
 	mu.Unlock()
@@ -186,22 +193,25 @@ func bench(n int, duration time.Duration, cpuProfile string) error {
 	}
 	startUser, startSys := cpuSplit()
 	startCPU, start := cpuTime(), time.Now()
-	lastCPU, lastT, lastChecks := startCPU, start, 0
+	lastCPU, lastT, lastChecks, lastRounds, lastLate := startCPU, start, 0, 0, 0
 	for time.Since(start) < duration {
 		time.Sleep(min(10*time.Second, duration-time.Since(start)))
 		mu.Lock()
-		c := checks
+		c, r, lt := checks, rounds, late
 		mu.Unlock()
 		now, cpu := time.Now(), cpuTime()
-		fmt.Printf("%8s %10.0f %11.2f%% %10.1f %10d\n", now.Sub(start).Round(time.Second),
-			float64(c-lastChecks)/now.Sub(lastT).Seconds(), 100*(cpu-lastCPU).Seconds()/now.Sub(lastT).Seconds(),
-			rssMiB(), runtime.NumGoroutine())
-		lastCPU, lastT, lastChecks = cpu, now, c
+		window := now.Sub(lastT)
+		// Missed: rounds the schedule called for in the window that did not run.
+		expected := int(float64(n) * window.Seconds() / interval.Seconds())
+		fmt.Printf("%8s %10.0f %11.2f%% %10.1f %10d %8d %8d\n", now.Sub(start).Round(time.Second),
+			float64(c-lastChecks)/window.Seconds(), 100*(cpu-lastCPU).Seconds()/window.Seconds(),
+			rssMiB(), runtime.NumGoroutine(), lt-lastLate, max(0, expected-(r-lastRounds)))
+		lastCPU, lastT, lastChecks, lastRounds, lastLate = cpu, now, c, r, lt
 	}
 	elapsed, cpu := time.Since(start), cpuTime()-startCPU
 	mu.Lock()
 	measuring = false
-	total, failed, lat := checks, failures, append([]time.Duration(nil), lateness...)
+	total, failed, lat, lateTotal := checks, failures, append([]time.Duration(nil), lateness...), late
 	mu.Unlock()
 	sup.Stop(context.Background(), config.OnExitKeep)
 
@@ -213,13 +223,16 @@ func bench(n int, duration time.Duration, cpuProfile string) error {
 		100*cpu.Seconds()/elapsed.Seconds(), 100*(user-startUser).Seconds()/elapsed.Seconds(),
 		100*(sys-startSys).Seconds()/elapsed.Seconds(), 1000*cpu.Seconds()/float64(total)*1000)
 	fmt.Printf("peak RSS                   %.1f MiB\n", peakRSSMiB())
-	fmt.Printf("lateness p50 / p99 / max   %s / %s / %s (%d rounds)\n",
-		pct(lat, 50), pct(lat, 99), lat[len(lat)-1].Round(time.Microsecond), len(lat))
+	fmt.Printf("lateness p50 / p99 / max   %s / %s / %s (%d rounds, %d later than %s)\n",
+		pct(lat, 50), pct(lat, 99), lat[len(lat)-1].Round(time.Microsecond), len(lat), lateTotal, lateAfter)
 	return nil
 }
 
+// hostPrefix gives service i its own /32 from the documentation ranges.
 func hostPrefix(i int) string {
-	return netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 51, byte(100 + i/250), byte(1 + i%250)}), 32).String()
+	blocks := [][3]byte{{192, 0, 2}, {198, 51, 100}, {203, 0, 113}}
+	b := blocks[(i/250)%len(blocks)]
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], b[2], byte(1 + i%250)}), 32).String()
 }
 
 func pct(sorted []time.Duration, p int) time.Duration {
