@@ -69,8 +69,15 @@ func run(path string, stderr io.Writer) int {
 		log.WithError(err).Error("no control socket: status, drain and reload by command are unavailable")
 	}
 
+	// Only ip gets CAP_NET_ADMIN: its runner gives it back to its own child,
+	// and the ambient set every other child would inherit is emptied.
+	ipRunner := command.WithCapability(command.CapNetAdmin)
+	if err := command.ClearAmbient(); err != nil {
+		log.WithError(err).Warn("programs the daemon starts (checks, vtysh) will inherit its capabilities")
+	}
+
 	var m *metrics.Metrics
-	sup := advertise.New(ifaddr.New(command.Run, "ip", cfg.Interface), cfg.Interface, advertise.Options{
+	sup := advertise.New(ifaddr.New(ipRunner, "ip", cfg.Interface), cfg.Interface, advertise.Options{
 		Log: log,
 		ReadBack: func(c config.FRR) advertise.ReadBack {
 			return frr.New(command.Run, c.Vtysh, c.Pathspace, c.Timeout)

@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -149,7 +148,7 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 	}
 
 	var mu sync.Mutex
-	var lateness []time.Duration
+	var lateness histogram // fixed size: the bench must not grow with the run
 	var checks, failures, rounds, late int
 	measuring := false
 	log := logrus.New()
@@ -160,7 +159,7 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 		if !measuring {
 			return
 		}
-		lateness = append(lateness, r.Started.Sub(r.Scheduled))
+		lateness.add(r.Started.Sub(r.Scheduled))
 		rounds++
 		if r.Started.Sub(r.Scheduled) > lateAfter {
 			late++
@@ -211,11 +210,10 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 	elapsed, cpu := time.Since(start), cpuTime()-startCPU
 	mu.Lock()
 	measuring = false
-	total, failed, lat, lateTotal := checks, failures, append([]time.Duration(nil), lateness...), late
+	total, failed, lat, lateTotal := checks, failures, lateness, late
 	mu.Unlock()
 	sup.Stop(context.Background(), config.OnExitKeep)
 
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	fmt.Println()
 	fmt.Printf("checks/s                   %.0f (%d checks, %d failed)\n", float64(total)/elapsed.Seconds(), total, failed)
 	user, sys := cpuSplit()
@@ -224,7 +222,7 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 		100*(sys-startSys).Seconds()/elapsed.Seconds(), 1000*cpu.Seconds()/float64(total)*1000)
 	fmt.Printf("peak RSS                   %.1f MiB\n", peakRSSMiB())
 	fmt.Printf("lateness p50 / p99 / max   %s / %s / %s (%d rounds, %d later than %s)\n",
-		pct(lat, 50), pct(lat, 99), lat[len(lat)-1].Round(time.Microsecond), len(lat), lateTotal, lateAfter)
+		lat.quantile(0.50), lat.quantile(0.99), lat.max.Round(time.Microsecond), lat.n, lateTotal, lateAfter)
 	return nil
 }
 
@@ -235,8 +233,32 @@ func hostPrefix(i int) string {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{b[0], b[1], b[2], byte(1 + i%250)}), 32).String()
 }
 
-func pct(sorted []time.Duration, p int) time.Duration {
-	return sorted[(len(sorted)-1)*p/100].Round(time.Microsecond)
+// histogram counts durations in 10 µs buckets up to 1 s (a last bucket
+// holds the rest), so quantiles are exact to 10 µs and its size is fixed.
+type histogram struct {
+	buckets [100001]int
+	n       int
+	max     time.Duration
+}
+
+const bucketWidth = 10 * time.Microsecond
+
+func (h *histogram) add(d time.Duration) {
+	d = max(d, 0)
+	h.buckets[min(int(d/bucketWidth), len(h.buckets)-1)]++
+	h.n++
+	h.max = max(h.max, d)
+}
+
+// quantile returns the upper edge of the bucket holding quantile q.
+func (h *histogram) quantile(q float64) time.Duration {
+	target, seen := int(q*float64(h.n)), 0
+	for i, c := range h.buckets {
+		if seen += c; seen > target {
+			return time.Duration(i+1) * bucketWidth
+		}
+	}
+	return h.max
 }
 
 func cpuTime() time.Duration {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -54,7 +55,12 @@ func ChildEnv() []string {
 // Run is the Runner that really executes programs. The context bounds the
 // whole call; a program still running at its end is killed.
 func Run(ctx context.Context, argv ...string) ([]byte, error) {
+	return run(ctx, argv, nil)
+}
+
+func run(ctx context.Context, argv []string, attr *syscall.SysProcAttr) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.SysProcAttr = attr
 	cmd.Env = ChildEnv()
 	// A hung grandchild holding our pipes must not hold us past the deadline.
 	cmd.WaitDelay = 100 * time.Millisecond
