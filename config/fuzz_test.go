@@ -1,23 +1,16 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/anycast-watchdog/anycast-watchdog/internal/testseed"
 )
 
 // FuzzParse: any bytes either load into a configuration that keeps the
 // loader's promises or give an error; never a panic.
 func FuzzParse(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.yaml")
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	testseed.Add(f, "testdata/*.yaml")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.yaml", data)
 		if err != nil {

@@ -2,21 +2,10 @@ package frr
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
-)
 
-func seed(f *testing.F, pattern string) {
-	files, _ := filepath.Glob(filepath.Join("testdata", pattern))
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
-}
+	"github.com/anycast-watchdog/anycast-watchdog/internal/testseed"
+)
 
 func fuzzParser(f *testing.F, parse func([]byte) ([]netip.Prefix, error)) {
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -34,13 +23,12 @@ func fuzzParser(f *testing.F, parse func([]byte) ([]netip.Prefix, error)) {
 
 // FuzzParseRouterLSAs: any vtysh output parses or errors, never panics.
 func FuzzParseRouterLSAs(f *testing.F) {
-	seed(f, "ospf-*.json")
-	seed(f, "both-*.json")
+	testseed.Add(f, "testdata/ospf-*.json", "testdata/both-*.json")
 	fuzzParser(f, ParseRouterLSAs)
 }
 
 // FuzzParseIntraPrefixLSAs: the same for ospf6d's output.
 func FuzzParseIntraPrefixLSAs(f *testing.F) {
-	seed(f, "ospf6-*.json")
+	testseed.Add(f, "testdata/ospf6-*.json")
 	fuzzParser(f, ParseIntraPrefixLSAs)
 }

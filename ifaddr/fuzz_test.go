@@ -1,22 +1,15 @@
 package ifaddr
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
+
+	"github.com/anycast-watchdog/anycast-watchdog/internal/testseed"
 )
 
 // FuzzParseShow: any output of `ip -j addr show` parses or errors; every
 // prefix it returns is valid.
 func FuzzParseShow(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.json")
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	testseed.Add(f, "testdata/*.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := ParseShow(data)
 		if err != nil {
