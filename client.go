@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
@@ -81,18 +80,7 @@ func clientCommand(cmd string, fs *flag.FlagSet, args []string, stdout, stderr i
 	case cmd == control.CmdStatus:
 		control.WriteTable(stdout, *resp.Status, time.Now())
 	case cmd == control.CmdCheck:
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "CHECK\tRESULT\tLATENCY\tERROR")
-		failed := false
-		for _, c := range resp.Checks {
-			result, msg := "pass", ""
-			if !c.OK {
-				result, msg, failed = "FAIL", c.Reason+": "+c.Error, true
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Check, result, time.Duration(c.LatencySeconds*1e9).Round(10*time.Microsecond), msg)
-		}
-		tw.Flush()
-		if failed {
+		if failed, _ := control.WriteChecks(stdout, []control.ServiceChecks{{Service: services[0], Checks: resp.Checks}}); failed {
 			return 1
 		}
 	default:

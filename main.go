@@ -13,11 +13,8 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
-	"text/tabwriter"
-	"time"
 
 	"github.com/anycast-watchdog/anycast-watchdog/advertise"
-	"github.com/anycast-watchdog/anycast-watchdog/checker"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/control"
 )
@@ -141,9 +138,7 @@ func probe(path string, names []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tCHECK\tRESULT\tLATENCY\tERROR")
-	failed := false
+	var rows []control.ServiceChecks
 	for _, svc := range cfg.Services {
 		if len(names) > 0 && !slices.Contains(names, svc.Name) {
 			continue
@@ -153,17 +148,9 @@ func probe(path string, names []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "anycast-watchdog probe: %v\n", err)
 			return 1
 		}
-		for _, r := range results {
-			result, msg := "pass", ""
-			if r.Err != nil {
-				failed = true
-				result, msg = "FAIL", checker.Reason(r.Err)+": "+r.Err.Error()
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", svc.Name, r.Check, result, r.Latency.Round(10*time.Microsecond), msg)
-		}
+		rows = append(rows, control.ServiceChecks{Service: svc.Name, Checks: control.CheckStatuses(results)})
 	}
-	tw.Flush()
-	if failed {
+	if failed, _ := control.WriteChecks(stdout, rows); failed {
 		return 1
 	}
 	return 0

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -62,7 +61,7 @@ func run(path string, stderr io.Writer) int {
 	// the first over the same addresses.
 	ctl, err := control.Listen(cfg.ControlSocket)
 	if err != nil {
-		if strings.Contains(err.Error(), "another anycast-watchdog is running") {
+		if errors.Is(err, control.ErrRunning) {
 			log.WithError(err).Error("not starting")
 			return 1
 		}

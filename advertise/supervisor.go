@@ -209,11 +209,15 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 			s.opts.Log.WithField("service", name).Info("service removed from the configuration")
 		}
 	}
+	dropped := false
 	for name := range s.drains {
 		if _, ok := cfg.Service(name); !ok {
 			delete(s.drains, name)
-			s.saveDrains(cfg.StateDir)
+			dropped = true
 		}
+	}
+	if dropped {
+		s.saveDrains(cfg.StateDir)
 	}
 	for name, l := range loops {
 		s.adopt(name, l, link)

@@ -64,12 +64,11 @@ type verifier struct {
 	// window and every are confirmWindow and reverifyEvery; tests shorten them.
 	window, every time.Duration
 
-	mu      sync.Mutex
-	rb      ReadBack // nil: verification is off
-	state   map[netip.Prefix]*verifyState
-	health  map[bool]string      // per family (v6?), last read-back error; "" when fine
-	errors  map[[2]string]uint64 // (daemon, kind) → read-backs that failed so
-	checked bool
+	mu     sync.Mutex
+	rb     ReadBack // nil: verification is off
+	state  map[netip.Prefix]*verifyState
+	health map[bool]string      // per family (v6?), last read-back error; "" when fine
+	errors map[[2]string]uint64 // (daemon, kind) → read-backs that failed so far
 }
 
 func newVerifier(addrs *addressManager, clock Clock, log logrus.FieldLogger) *verifier {
@@ -132,7 +131,6 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.checked = true
 	now := v.clock.Now()
 	for v6 := range families {
 		v.noteHealth(v6, errs[v6])

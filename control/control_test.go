@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io"
 	"os"
@@ -116,7 +117,7 @@ func TestSocketProtocol(t *testing.T) {
 		t.Errorf("error answer: %v", err)
 	}
 	// A second daemon must not steal the socket of a running one.
-	if _, err := Listen(path); err == nil || !strings.Contains(err.Error(), "another anycast-watchdog is running") {
+	if _, err := Listen(path); !errors.Is(err, ErrRunning) {
 		t.Errorf("second Listen: %v", err)
 	}
 }

@@ -72,7 +72,7 @@ func (d *Daemon) Handle(ctx context.Context, req Request, peer Peer) Response {
 			return Response{Error: err.Error()}
 		}
 		d.log.WithFields(logrus.Fields{"service": req.Services[0], "by": peer.String()}).Info("checks run on request")
-		return Response{OK: true, Checks: checkStatuses(round.Results, nil)}
+		return Response{OK: true, Checks: CheckStatuses(round.Results)}
 	case CmdReload:
 		d.log.WithField("by", peer.String()).Info("reload requested")
 		if err := d.Reload(); err != nil {
@@ -168,6 +168,9 @@ func serviceStatus(s advertise.ServiceStatus) ServiceStatus {
 	out.Checks = checkStatuses(results, consecutive)
 	return out
 }
+
+// CheckStatuses turns one round's results into the wire form.
+func CheckStatuses(results []advertise.CheckResult) []CheckStatus { return checkStatuses(results, nil) }
 
 func checkStatuses(results []advertise.CheckResult, consecutive []int) []CheckStatus {
 	out := []CheckStatus{}

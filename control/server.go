@@ -35,6 +35,9 @@ func (p Peer) String() string {
 	return fmt.Sprintf("uid %s pid %d", name, p.PID)
 }
 
+// ErrRunning is Listen's answer when another daemon serves the socket.
+var ErrRunning = errors.New("another anycast-watchdog is running")
+
 // requestTimeout bounds one connection; a check round ends well before.
 const requestTimeout = 60 * time.Second
 
@@ -48,7 +51,7 @@ func Listen(path string) (net.Listener, error) {
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
-		return nil, fmt.Errorf("control socket %s answers: another anycast-watchdog is running", path)
+		return nil, fmt.Errorf("control socket %s answers: %w", path, ErrRunning)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("control socket: remove stale %s: %w", path, err)

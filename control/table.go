@@ -66,11 +66,37 @@ func WriteTable(w io.Writer, st Status, now time.Time) error {
 			if !c.OK {
 				result, msg = "FAIL", c.Reason+": "+c.Error
 			}
-			latency := time.Duration(c.LatencySeconds * float64(time.Second)).Round(10 * time.Microsecond)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, c.Check, result, latency, c.Consecutive, msg)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, c.Check, result, latency(c), c.Consecutive, msg)
 		}
 	}
 	return tw.Flush()
+}
+
+// ServiceChecks is one service's check results, for WriteChecks.
+type ServiceChecks struct {
+	Service string
+	Checks  []CheckStatus
+}
+
+// WriteChecks prints one aligned row per check, as probe and check show
+// them, and reports whether any check failed.
+func WriteChecks(w io.Writer, services []ServiceChecks) (failed bool, err error) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tCHECK\tRESULT\tLATENCY\tERROR")
+	for _, s := range services {
+		for _, c := range s.Checks {
+			result, msg := "pass", ""
+			if !c.OK {
+				result, msg, failed = "FAIL", c.Reason+": "+c.Error, true
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Service, c.Check, result, latency(c), msg)
+		}
+	}
+	return failed, tw.Flush()
+}
+
+func latency(c CheckStatus) time.Duration {
+	return time.Duration(c.LatencySeconds * float64(time.Second)).Round(10 * time.Microsecond)
 }
 
 func yes(b bool) string {

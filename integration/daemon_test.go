@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -69,7 +68,7 @@ func (n *node) startDNS() {
 		n.t.Fatal(err)
 	}
 	n.dns = p
-	if _, ok := lab.WaitFor(context.Background(), 3*time.Second, func() bool {
+	if _, ok := lab.WaitFor(3*time.Second, func() bool {
 		out, err := n.ns.Run("dig", "+short", "+time=1", "+tries=1", "@127.0.0.1", "health.example", "A")
 		return err == nil && strings.TrimSpace(string(out)) == "198.51.100.99"
 	}); !ok {
@@ -91,7 +90,7 @@ func (n *node) has(p netip.Prefix) bool { return n.ns.Has("lo", p) }
 // waitBoth waits until both anycast prefixes are present (or both absent).
 func (n *node) waitBoth(present bool, within time.Duration, what string) time.Duration {
 	n.t.Helper()
-	took, ok := lab.WaitFor(context.Background(), within, func() bool {
+	took, ok := lab.WaitFor(within, func() bool {
 		return n.has(anycastV4) == present && n.has(anycastV6) == present
 	})
 	if !ok {
@@ -160,7 +159,7 @@ func TestDaemonKeepsRunningConfigOnBadReload(t *testing.T) {
 	good, _ := os.ReadFile(n.config)
 	n.writeRaw("services: [ this is : not yaml")
 	n.daemon.Signal(syscall.SIGHUP)
-	if _, ok := lab.WaitFor(context.Background(), 3*time.Second, func() bool {
+	if _, ok := lab.WaitFor(3*time.Second, func() bool {
 		return strings.Contains(n.daemon.Log(), "reload failed; the running configuration stays")
 	}); !ok {
 		t.Fatalf("no reload failure logged:\n%s", n.daemon.Log())
@@ -171,7 +170,7 @@ func TestDaemonKeepsRunningConfigOnBadReload(t *testing.T) {
 
 	n.writeRaw(string(good))
 	n.daemon.Signal(syscall.SIGHUP)
-	if _, ok := lab.WaitFor(context.Background(), 3*time.Second, func() bool {
+	if _, ok := lab.WaitFor(3*time.Second, func() bool {
 		return strings.Contains(n.daemon.Log(), "configuration reloaded")
 	}); !ok {
 		t.Fatalf("good config not reloaded:\n%s", n.daemon.Log())
@@ -188,22 +187,12 @@ func TestDaemonRestartNeverBlipsHealthyService(t *testing.T) {
 			n.startDaemon()
 			n.waitBoth(true, 5*time.Second, "advertised")
 
-			stopSampling := make(chan struct{})
-			missing := make(chan string, 1)
-			go func() {
-				defer close(missing)
-				for {
-					select {
-					case <-stopSampling:
-						return
-					case <-time.After(10 * time.Millisecond):
-					}
-					if !n.has(anycastV4) || !n.has(anycastV6) {
-						missing <- time.Now().Format("15:04:05.000")
-						return
-					}
+			stop := lab.Watch(10*time.Millisecond, func() string {
+				if !n.has(anycastV4) || !n.has(anycastV6) {
+					return time.Now().Format("15:04:05.000")
 				}
-			}()
+				return ""
+			})
 			n.daemon.Signal(sig)
 			code, err := n.daemon.Wait(5 * time.Second)
 			if err != nil {
@@ -214,8 +203,7 @@ func TestDaemonRestartNeverBlipsHealthyService(t *testing.T) {
 			}
 			n.startDaemon()
 			time.Sleep(3 * interval) // several rounds of the new daemon
-			close(stopSampling)
-			if at, ok := <-missing; ok {
+			if at := stop(); at != "" {
 				t.Fatalf("a healthy address was missing at %s; log:\n%s", at, n.daemon.Log())
 			}
 			if !strings.Contains(n.daemon.Log(), "prefixes already on the interface at start") {

@@ -52,7 +52,7 @@ func newAnycastLab(t *testing.T, o lab.AnycastOptions) *lab.AnycastLab {
 // are want, and reports how long that took.
 func waitRoutes(t *testing.T, a *lab.AnycastLab, want []string, within time.Duration, what string) time.Duration {
 	t.Helper()
-	took, ok := lab.WaitFor(nil, within, func() bool {
+	took, ok := lab.WaitFor(within, func() bool {
 		v4, v6 := a.Routes()
 		return reflect.DeepEqual(v4, want) && reflect.DeepEqual(v6, want)
 	})
@@ -71,7 +71,7 @@ func both(a *lab.AnycastLab) []string { return []string{a.Nodes[0].RouterDev, a.
 
 func waitLog(t *testing.T, p *lab.Process, within time.Duration, text string) {
 	t.Helper()
-	if _, ok := lab.WaitFor(nil, within, func() bool { return strings.Contains(p.Log(), text) }); !ok {
+	if _, ok := lab.WaitFor(within, func() bool { return strings.Contains(p.Log(), text) }); !ok {
 		t.Fatalf("%s never logged %q:\n%s", p.Name, text, p.Log())
 	}
 }
@@ -104,7 +104,7 @@ func TestRouterFollowsServiceHealth(t *testing.T) {
 	took = waitRoutes(t, a, both(a), labInterval+(labRise-1)*labFast+time.Second, "node 1 restored")
 	t.Logf("router regained node 1 %s after its DNS server came back", took.Round(time.Millisecond))
 	// Confirmed yes for both prefixes at the first rise and after the restore.
-	if _, ok := lab.WaitFor(nil, 5*time.Second, func() bool {
+	if _, ok := lab.WaitFor(5*time.Second, func() bool {
 		return strings.Count(n1.Watchdog.Log(), `msg="advertisement confirmed" advertised=yes`) == 4
 	}); !ok {
 		t.Errorf("want 4 'advertised=yes' confirmations:\n%s", n1.Watchdog.Log())
@@ -118,23 +118,12 @@ func TestRouterKeepsNodeAcrossWatchdogRestart(t *testing.T) {
 	waitRoutes(t, a, both(a), 10*time.Second, "both nodes advertised")
 	n1 := a.Nodes[0]
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		stop := make(chan struct{})
-		lost := make(chan string, 1)
-		go func() {
-			defer close(lost)
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
-				}
-				v4, v6 := a.Routes()
-				if len(v4) != 2 || len(v6) != 2 {
-					lost <- fmt.Sprintf("v4 %v v6 %v", v4, v6)
-					return
-				}
+		stop := lab.Watch(10*time.Millisecond, func() string {
+			if v4, v6 := a.Routes(); len(v4) != 2 || len(v6) != 2 {
+				return fmt.Sprintf("v4 %v v6 %v", v4, v6)
 			}
-		}()
+			return ""
+		})
 		n1.Watchdog.Signal(sig)
 		if _, err := n1.Watchdog.Wait(5 * time.Second); err != nil {
 			t.Fatal(err)
@@ -143,8 +132,7 @@ func TestRouterKeepsNodeAcrossWatchdogRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(3 * labInterval)
-		close(stop)
-		if got, ok := <-lost; ok {
+		if got := stop(); got != "" {
 			t.Fatalf("%s: the router lost a next hop during the restart: %s", sig, got)
 		}
 	}
@@ -161,7 +149,7 @@ func TestWatchdogSurvivesOspfdRestart(t *testing.T) {
 
 	// Checks and address control go on: a broken service is still withdrawn.
 	n1.DNS.Stop(2 * time.Second)
-	if _, ok := lab.WaitFor(nil, withdrawBound, func() bool { v4, _ := n1.Has(); return !v4 }); !ok {
+	if _, ok := lab.WaitFor(withdrawBound, func() bool { v4, _ := n1.Has(); return !v4 }); !ok {
 		t.Fatalf("not withdrawn while ospfd was down:\n%s", n1.Watchdog.Log())
 	}
 	if err := n1.StartDNS(); err != nil {
@@ -188,7 +176,7 @@ func TestFrozenOspfdDoesNotDelayWithdrawal(t *testing.T) {
 	defer ospfd.Signal(syscall.SIGCONT)
 
 	n1.DNS.Stop(2 * time.Second)
-	took, ok := lab.WaitFor(nil, withdrawBound, func() bool { v4, v6 := n1.Has(); return !v4 && !v6 })
+	took, ok := lab.WaitFor(withdrawBound, func() bool { v4, v6 := n1.Has(); return !v4 && !v6 })
 	if !ok {
 		t.Fatalf("not withdrawn within %s while ospfd was frozen:\n%s", withdrawBound, n1.Watchdog.Log())
 	}
@@ -199,7 +187,7 @@ func TestFrozenOspfdDoesNotDelayWithdrawal(t *testing.T) {
 	// /128 follows only after the thaw, sometimes seconds later: FRR's
 	// behaviour, outside the watchdog's reach.)
 	ospfd.Signal(syscall.SIGCONT)
-	if _, ok := lab.WaitFor(nil, 10*time.Second, func() bool {
+	if _, ok := lab.WaitFor(10*time.Second, func() bool {
 		v4, _ := a.Routes()
 		return reflect.DeepEqual(v4, []string{a.Nodes[1].RouterDev})
 	}); !ok {

@@ -50,7 +50,7 @@ func waitAdvertised(t *testing.T, n *lab.Node, state, want string) {
 	t.Helper()
 	var last control.ServiceStatus
 	var err error
-	if _, ok := lab.WaitFor(nil, 10*time.Second, func() bool {
+	if _, ok := lab.WaitFor(10*time.Second, func() bool {
 		last, err = tryStatus(t, n)
 		return err == nil && last.State == state && last.Prefixes[0].Advertised == want && last.Prefixes[1].Advertised == want
 	}); !ok {

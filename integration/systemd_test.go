@@ -100,7 +100,7 @@ router ospf
 	// 1. Install: the unit becomes active, which for Type=notify means
 	// READY=1 arrived; status answers.
 	run("dpkg", "-i", "/root/"+filepath.Base(debV1))
-	if _, ok := lab.WaitFor(nil, 20*time.Second, func() bool { return show("ActiveState") == "active" }); !ok {
+	if _, ok := lab.WaitFor(20*time.Second, func() bool { return show("ActiveState") == "active" }); !ok {
 		t.Fatalf("not active: %s/%s\n%s", show("ActiveState"), show("SubState"), journal())
 	}
 	if out := run("anycast-watchdog", "status"); !strings.Contains(out, "no services configured; managing no address") {
@@ -139,7 +139,7 @@ services:
 `), 0o644)
 	run("systemctl", "reload", "anycast-watchdog")
 	var st control.Status
-	if _, ok := lab.WaitFor(nil, 20*time.Second, func() bool {
+	if _, ok := lab.WaitFor(20*time.Second, func() bool {
 		out, err := c.Exec("anycast-watchdog", "status", "--json")
 		st = control.Status{}
 		return err == nil && json.Unmarshal([]byte(out), &st) == nil && len(st.Services) == 2 &&
@@ -177,7 +177,7 @@ services:
 	// 3. A frozen daemon stops pinging; systemd kills and restarts it.
 	restarts, pid := show("NRestarts"), show("MainPID")
 	run("kill", "-STOP", pid)
-	if _, ok := lab.WaitFor(nil, 30*time.Second, func() bool {
+	if _, ok := lab.WaitFor(30*time.Second, func() bool {
 		return show("NRestarts") != restarts && show("ActiveState") == "active" && show("MainPID") != pid
 	}); !ok {
 		t.Fatalf("not restarted by the watchdog: NRestarts %s, %s\n%s", show("NRestarts"), show("ActiveState"), journal())
@@ -191,7 +191,7 @@ services:
 
 	// 4. An upgrade restarts the daemon without withdrawing the address.
 	run("dpkg", "-i", "--force-confold", "/root/"+filepath.Base(debV2))
-	if _, ok := lab.WaitFor(nil, 20*time.Second, func() bool {
+	if _, ok := lab.WaitFor(20*time.Second, func() bool {
 		out, _ := c.Exec("anycast-watchdog", "status")
 		return show("ActiveState") == "active" && strings.Contains(out, "anycast-watchdog 0.1.0+upgrade")
 	}); !ok {

@@ -9,7 +9,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"net"
@@ -108,19 +107,14 @@ var monitorLine = regexp.MustCompile(`^\[(\S+)\] (Deleted )?(?:\d+: \S+\s+inet6?
 
 // monitor streams `ip -ts -n NS monitor WHAT` into events until stop closes.
 func monitor(ns, what string, stop <-chan struct{}) (<-chan event, error) {
-	cmd := exec.Command("ip", "-ts", "-n", ns, "monitor", what)
-	out, err := cmd.StdoutPipe()
+	lines, err := lab.StreamLines(exec.Command("ip", "-ts", "-n", ns, "monitor", what), stop)
 	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	ch := make(chan event, 1000)
 	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			m := monitorLine.FindStringSubmatch(sc.Text())
+		for line := range lines {
+			m := monitorLine.FindStringSubmatch(line)
 			if m == nil {
 				continue
 			}
@@ -131,7 +125,6 @@ func monitor(ns, what string, stop <-chan struct{}) (<-chan event, error) {
 			ch <- event{at: at, deleted: m[2] != "", subject: m[3]}
 		}
 	}()
-	go func() { <-stop; cmd.Process.Kill(); cmd.Wait() }()
 	return ch, nil
 }
 
@@ -269,7 +262,7 @@ func run(binary string, trials int, o lab.AnycastOptions) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := lab.WaitFor(nil, 20*time.Second, func() bool { v4, _ := a.Routes(); return len(v4) == 2 }); !ok {
+	if _, ok := lab.WaitFor(20*time.Second, func() bool { v4, _ := a.Routes(); return len(v4) == 2 }); !ok {
 		return fmt.Errorf("the router never had both nodes; node 1 log:\n%s", n1.Watchdog.Log())
 	}
 	ld := &load{}

@@ -88,7 +88,7 @@ func demo(binary string) error {
 		return fmt.Sprintf("192.0.2.53 via %s; 2001:db8::53 via %s", names(a, v4), names(a, v6))
 	}
 	waitRoutes := func(want int, what string) (time.Duration, error) {
-		took, ok := lab.WaitFor(ctx, 20*time.Second, func() bool {
+		took, ok := lab.WaitForContext(ctx, 20*time.Second, func() bool {
 			v4, v6 := a.Routes()
 			return len(v4) == want && len(v6) == want
 		})
@@ -112,13 +112,12 @@ func demo(binary string) error {
 	logFrom := len(n1.Watchdog.Log())
 	broke := time.Now()
 	n1.DNS.Stop(2 * time.Second)
-	removed, _ := lab.WaitFor(ctx, 10*time.Second, func() bool { v4, _ := n1.Has(); return !v4 })
+	removed, _ := lab.WaitForContext(ctx, 10*time.Second, func() bool { v4, _ := n1.Has(); return !v4 })
 	say("node 1's watchdog removed the addresses from its loopback %s after the failure", removed.Round(time.Millisecond))
-	withdrawn, err := waitRoutes(1, "the withdrawal")
-	if err != nil {
+	if _, err := waitRoutes(1, "the withdrawal"); err != nil {
 		return err
 	}
-	withdrawn = time.Since(broke)
+	withdrawn := time.Since(broke)
 	say("router: %s  (%s after the failure)", routes(), withdrawn.Round(time.Millisecond))
 	say("20 queries again: %s", traffic(a))
 	time.Sleep(500 * time.Millisecond) // let the read-back confirm

@@ -125,7 +125,7 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 func (a *AnycastLab) WaitAdjacent(timeout time.Duration) error {
 	for _, n := range a.Nodes {
 		rid := netip.MustParsePrefix(fmt.Sprintf("203.0.113.%d/32", n.Index))
-		if _, ok := WaitFor(nil, timeout, func() bool { return len(a.Router.NextHops(rid)) > 0 }); !ok {
+		if _, ok := WaitFor(timeout, func() bool { return len(a.Router.NextHops(rid)) > 0 }); !ok {
 			out, _ := a.RouterFRR.Vtysh("show ip ospf neighbor")
 			return fmt.Errorf("router never learned node %d's router-id; neighbors:\n%s\nrouter ospfd log:\n%s\nnode ospfd log:\n%s",
 				n.Index, out, a.RouterFRR.Daemons["ospfd"].Log(), n.FRR.Daemons["ospfd"].Log())
@@ -146,7 +146,7 @@ func (n *Node) StartDNS() error {
 		return err
 	}
 	n.DNS = p
-	if _, ok := WaitFor(nil, 3*time.Second, func() bool {
+	if _, ok := WaitFor(3*time.Second, func() bool {
 		_, err := n.NS.Query("127.0.0.1:53", "health.example.", 200*time.Millisecond)
 		return err == nil
 	}); !ok {

@@ -121,7 +121,7 @@ func Boot(root, name, logPath string) (*Container, error) {
 	}
 	c := &Container{Root: root, Name: name, nspawn: cmd, done: make(chan struct{}), log: logf, leftovers: leftovers}
 	go func() { cmd.Wait(); logf.Close(); close(c.done) }()
-	if _, ok := WaitFor(nil, 30*time.Second, func() bool {
+	if _, ok := WaitFor(30*time.Second, func() bool {
 		c.Init = systemdBelow(cmd.Process.Pid)
 		return c.Init != 0
 	}); !ok {
@@ -130,7 +130,7 @@ func Boot(root, name, logPath string) (*Container, error) {
 	}
 	// Until systemd's bus is up systemctl cannot even ask.
 	var state string
-	if _, ok := WaitFor(nil, 90*time.Second, func() bool {
+	if _, ok := WaitFor(90*time.Second, func() bool {
 		out, _ := c.Exec("systemctl", "is-system-running")
 		state = strings.TrimSpace(out)
 		return state == "running" || state == "degraded"
@@ -166,7 +166,12 @@ func (c *Container) Exec(argv ...string) (string, error) {
 // Monitor streams `ip -ts monitor address` from the container's network
 // namespace, line by line, until stop closes.
 func (c *Container) Monitor(stop <-chan struct{}) (<-chan string, error) {
-	cmd := exec.Command("nsenter", "-t", strconv.Itoa(c.Init), "-n", "ip", "-ts", "monitor", "address")
+	return StreamLines(exec.Command("nsenter", "-t", strconv.Itoa(c.Init), "-n", "ip", "-ts", "monitor", "address"), stop)
+}
+
+// StreamLines starts cmd and sends its output line by line until stop
+// closes, when cmd is killed. For `ip -ts monitor`, which runs until told.
+func StreamLines(cmd *exec.Cmd, stop <-chan struct{}) (<-chan string, error) {
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

@@ -119,7 +119,7 @@ func (ns *Namespace) StartFRR(c OSPFConfig) (*FRR, error) {
 		}
 		if daemon == "zebra" {
 			// ospfd and ospf6d connect to zebra's socket at start.
-			if _, ok := WaitFor(nil, 3*time.Second, func() bool {
+			if _, ok := WaitFor(3*time.Second, func() bool {
 				_, err := os.Stat(filepath.Join(runDir, "zserv.api"))
 				return err == nil
 			}); !ok {

@@ -196,17 +196,49 @@ func (p *Process) Log() string {
 	return string(b)
 }
 
-// WaitFor polls cond every 10 ms until it holds, timeout passes or ctx (if
-// not nil) ends, and returns how long it took.
-func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) (time.Duration, bool) {
+// WaitFor polls cond every 10 ms until it holds or timeout passes, and
+// returns how long it took.
+func WaitFor(timeout time.Duration, cond func() bool) (time.Duration, bool) {
+	return WaitForContext(context.Background(), timeout, cond)
+}
+
+// WaitForContext is WaitFor that also gives up when ctx ends (the demo's
+// Ctrl-C).
+func WaitForContext(ctx context.Context, timeout time.Duration, cond func() bool) (time.Duration, bool) {
 	start := time.Now()
 	for {
 		if cond() {
 			return time.Since(start), true
 		}
-		if time.Since(start) > timeout || (ctx != nil && ctx.Err() != nil) {
+		if time.Since(start) > timeout || ctx.Err() != nil {
 			return time.Since(start), false
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Watch calls check every interval until the returned stop is called;
+// stop returns check's first non-empty answer (a violation), or "". For
+// asserting that something never happens, e.g. a route never disappears.
+func Watch(every time.Duration, check func() string) (stop func() string) {
+	quit := make(chan struct{})
+	found := make(chan string, 1)
+	go func() {
+		defer close(found)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(every):
+			}
+			if v := check(); v != "" {
+				found <- v
+				return
+			}
+		}
+	}()
+	return func() string {
+		close(quit)
+		return <-found
 	}
 }
