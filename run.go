@@ -106,7 +106,7 @@ func run(path string, stderr io.Writer) int {
 		return 1
 	}
 	if ctl != nil {
-		go control.Serve(ctx, ctl, d, log)
+		go control.Serve(ctx, ctl, d, control.AccessForProcess(), log)
 	}
 	serveMetrics(ctx, cfg.MetricsListen, m, log)
 	log.WithFields(logrus.Fields{"version": versionString(), "config": path, "services": len(cfg.Services),

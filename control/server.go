@@ -11,10 +11,11 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // Handler carries out requests; Peer says who asked.
@@ -22,17 +23,22 @@ type Handler interface {
 	Handle(ctx context.Context, req Request, peer Peer) Response
 }
 
-// Peer is the client process, from the socket's SO_PEERCRED.
+// Peer is the client process, from the socket's SO_PEERCRED and
+// SO_PEERGROUPS: its credentials when it connected.
 type Peer struct {
 	UID, GID, PID int
+	Groups        []int // supplementary groups
 }
 
-func (p Peer) String() string {
+func (p Peer) String() string { return fmt.Sprintf("%s pid %d", p.identity(), p.PID) }
+
+// identity is "uid 1000 (alice)".
+func (p Peer) identity() string {
 	name := strconv.Itoa(p.UID)
 	if u, err := user.LookupId(name); err == nil {
 		name += " (" + u.Username + ")"
 	}
-	return fmt.Sprintf("uid %s pid %d", name, p.PID)
+	return "uid " + name
 }
 
 // ErrRunning is Listen's answer when another daemon serves the socket.
@@ -41,8 +47,9 @@ var ErrRunning = errors.New("another anycast-watchdog is running")
 // requestTimeout bounds one connection; a check round ends well before.
 const requestTimeout = 60 * time.Second
 
-// Listen opens the control socket at path with mode 0660: only root, the
-// daemon's user and its group can connect. A socket left by a daemon that
+// Listen opens the control socket at path with mode 0666: anyone may connect
+// and read status; Serve lets only those that Access allows change anything.
+// A socket left by a daemon that
 // died is replaced; one that answers belongs to a running daemon and is an
 // error.
 func Listen(path string) (net.Listener, error) {
@@ -60,15 +67,16 @@ func Listen(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o660); err != nil {
+	if err := os.Chmod(path, 0o666); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	return l, nil
 }
 
-// Serve answers connections on l until ctx ends.
-func Serve(ctx context.Context, l net.Listener, h Handler, log logrus.FieldLogger) {
+// Serve answers connections on l until ctx ends; requests that change state
+// reach h only from peers that access allows.
+func Serve(ctx context.Context, l net.Listener, h Handler, access Access, log logrus.FieldLogger) {
 	go func() { <-ctx.Done(); l.Close() }()
 	for {
 		conn, err := l.Accept()
@@ -78,11 +86,11 @@ func Serve(ctx context.Context, l net.Listener, h Handler, log logrus.FieldLogge
 			}
 			return
 		}
-		go serveConn(ctx, conn.(*net.UnixConn), h, log)
+		go serveConn(ctx, conn.(*net.UnixConn), h, access, log)
 	}
 }
 
-func serveConn(ctx context.Context, conn *net.UnixConn, h Handler, log logrus.FieldLogger) {
+func serveConn(ctx context.Context, conn *net.UnixConn, h Handler, access Access, log logrus.FieldLogger) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(requestTimeout))
 	peer, err := peerOf(conn)
@@ -94,6 +102,9 @@ func serveConn(ctx context.Context, conn *net.UnixConn, h Handler, log logrus.Fi
 	resp := Response{}
 	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
 		resp.Error = fmt.Sprintf("bad request: %v", err)
+	} else if !access.Allows(peer, req.Command) {
+		resp.Error = access.refusal(peer, req.Command)
+		log.WithFields(logrus.Fields{"command": req.Command, "by": peer.String()}).Warn("control socket: request refused: not root and not in the daemon's group")
 	} else {
 		resp = h.Handle(ctx, req, peer)
 	}
@@ -107,15 +118,42 @@ func peerOf(conn *net.UnixConn) (Peer, error) {
 	if err != nil {
 		return Peer{}, err
 	}
-	var cred *syscall.Ucred
+	var cred *unix.Ucred
+	var groups []int
 	var credErr error
 	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+		if cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); credErr == nil {
+			groups, credErr = peerGroups(int(fd))
+		}
 	}); err != nil {
 		return Peer{}, err
 	}
 	if credErr != nil {
 		return Peer{}, credErr
 	}
-	return Peer{UID: int(cred.Uid), GID: int(cred.Gid), PID: int(cred.Pid)}, nil
+	return Peer{UID: int(cred.Uid), GID: int(cred.Gid), PID: int(cred.Pid), Groups: groups}, nil
+}
+
+// peerGroups reads SO_PEERGROUPS (Linux 4.13+): the peer's supplementary
+// groups as they were when it connected. Unlike /proc/PID/status it needs no
+// access to the peer's process (the unit hides other users' processes).
+func peerGroups(fd int) ([]int, error) {
+	buf := make([]uint32, 32)
+	for {
+		size := uint32(len(buf) * 4)
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&size)), 0)
+		if errno == unix.ERANGE && int(size/4) > len(buf) {
+			buf = make([]uint32, size/4) // size now says how much is needed
+			continue
+		}
+		if errno != 0 {
+			return nil, fmt.Errorf("SO_PEERGROUPS: %w", errno)
+		}
+		groups := make([]int, size/4)
+		for i := range groups {
+			groups[i] = int(buf[i])
+		}
+		return groups, nil
+	}
 }

@@ -150,6 +150,37 @@ services:
 	}
 	t.Log("advertised, confirmed by vtysh under the unit's hardening; an exec check saw CapEff 0 while ip added the address")
 
+	// 2b. The control socket: any user reads status; only root and members
+	// of group anycast-watchdog change anything. Real users, made in the
+	// container: alice is in the group, bob is not.
+	run("useradd", "--no-create-home", "bob")
+	run("useradd", "--no-create-home", "--groups", "anycast-watchdog", "alice")
+	as := func(who string, argv ...string) (string, error) {
+		return c.Exec(append([]string{"setpriv", "--reuid", who, "--regid", who, "--init-groups", "anycast-watchdog"}, argv...)...)
+	}
+	if out, err := as("bob", "status"); err != nil || !strings.Contains(out, "nocaps") {
+		t.Errorf("bob's status: %v:\n%s", err, out)
+	}
+	for _, cmd := range [][]string{{"drain", "nocaps"}, {"check", "nocaps"}, {"reload"}} {
+		out, err := as("bob", cmd...)
+		if err == nil || !strings.Contains(out, "permission denied: "+cmd[0]+" needs root or membership of group anycast-watchdog") {
+			t.Errorf("bob's %s was not refused: %v:\n%s", cmd[0], err, out)
+		}
+	}
+	if out, err := as("alice", "check", "nocaps"); err != nil || !strings.Contains(out, "pass") {
+		t.Errorf("alice's check: %v:\n%s", err, out)
+	}
+	if out, err := as("alice", "drain", "nocaps", "--reason", "access test"); err != nil || !strings.Contains(out, "drained") {
+		t.Errorf("alice's drain: %v:\n%s", err, out)
+	}
+	if out, err := as("alice", "undrain", "nocaps"); err != nil || !strings.Contains(out, "undrained") {
+		t.Errorf("alice's undrain: %v:\n%s", err, out)
+	}
+	if j := journal(); !strings.Contains(j, `msg="control socket: request refused: not root and not in the daemon's group" by="uid 1000 (bob)`) ||
+		!strings.Contains(j, `msg="service drained: withdrawn whatever its checks say" by="uid 1001 (alice)`) {
+		t.Errorf("journal does not say who was refused and who drained:\n%s", j)
+	}
+
 	// Every change from here on must keep the address: watch it.
 	stop := make(chan struct{})
 	defer close(stop)
