@@ -31,7 +31,7 @@ func New(c config.Check) (Checker, error) {
 	case config.CheckHTTP:
 		return newHTTP(c), nil
 	case config.CheckExec:
-		return execChecker{argv: c.Command}, nil
+		return execChecker{argv: c.Command, as: c.Credential}, nil
 	}
 	return nil, fmt.Errorf("unknown check type %q", c.Type)
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
 )
 
@@ -24,13 +25,19 @@ const (
 )
 
 // execChecker runs a program (never through a shell); exit status 0 passes.
-type execChecker struct{ argv []string }
+type execChecker struct {
+	argv []string
+	as   *config.Credential // nil: as the daemon's own user
+}
 
 func (e execChecker) Check(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, e.argv[0], e.argv[1:]...)
 	cmd.Env = command.ChildEnv()
 	// Its own process group, so a timeout kills the script's children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if e.as != nil {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: e.as.UID, Gid: e.as.GID, Groups: e.as.Groups}
+	}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = execWaitDelay
 	var stdout, stderr cappedBuffer

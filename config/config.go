@@ -82,6 +82,17 @@ type Check struct {
 	BodyContains string `yaml:"body_contains" check:"http"`
 
 	Command []string `yaml:"command" check:"exec"`
+	// User runs the command as that user (a name or a numeric uid) instead
+	// of the daemon's own; Credential is what it resolved to at load time,
+	// nil when the check runs as the daemon.
+	User       string      `yaml:"user" check:"exec"`
+	Credential *Credential `yaml:"-"`
+}
+
+// Credential is a user an exec check runs as.
+type Credential struct {
+	UID, GID uint32
+	Groups   []uint32 // supplementary
 }
 
 // String names the check the way logs and `probe` show it.
@@ -120,13 +131,17 @@ func Load(path string) (*Config, error) {
 
 // Parse is Load for bytes already read; name is used in messages.
 func Parse(name string, data []byte) (*Config, error) {
+	return parse(name, data, hostSystem{})
+}
+
+func parse(name string, data []byte, sys system) (*Config, error) {
 	var c Config
 	r := newReport(name)
 	if err := decode(r, data, &c); err != nil {
 		return nil, err // not YAML at all: nothing more can be said
 	}
 	applyDefaults(&c, r.present)
-	validate(r, &c)
+	validate(r, &c, sys)
 	if err := r.err(); err != nil {
 		return nil, err
 	}

@@ -4,8 +4,10 @@ import (
 	"flag"
 	"net/netip"
 	"os"
+	"os/user"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +146,72 @@ func TestCheckString(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+// fakeSystem knows one user, prober (uid 1500, groups 1500 and 44).
+type fakeSystem struct {
+	self      int
+	canSwitch bool
+}
+
+func (fakeSystem) LookupUser(name string) (*user.User, error) {
+	switch name {
+	case "prober", "1500":
+		return &user.User{Uid: "1500", Gid: "1500", Username: "prober"}, nil
+	case "daemon-itself":
+		return &user.User{Uid: "998", Gid: "998", Username: "daemon-itself"}, nil
+	}
+	if _, err := strconv.Atoi(name); err == nil {
+		return nil, user.UnknownUserIdError(1)
+	}
+	return nil, user.UnknownUserError(name)
+}
+
+func (fakeSystem) GroupIDs(u *user.User) ([]string, error) { return []string{u.Gid, "44"}, nil }
+
+func (f fakeSystem) Self() (int, bool, error) { return f.self, f.canSwitch, nil }
+
+func TestExecCheckUser(t *testing.T) {
+	for _, tc := range []struct {
+		name, user string
+		sys        fakeSystem
+		want       *Credential
+		wantErr    string
+	}{
+		{"by name", "prober", fakeSystem{0, true}, &Credential{UID: 1500, GID: 1500, Groups: []uint32{1500, 44}}, ""},
+		{"by uid", "1500", fakeSystem{0, true}, &Credential{UID: 1500, GID: 1500, Groups: []uint32{1500, 44}}, ""},
+		{"the daemon's own user needs no switch", "daemon-itself", fakeSystem{998, false}, nil, ""},
+		{"unknown name", "nosuch", fakeSystem{0, true}, nil,
+			`checks.yaml:7: services[0].checks[0].user: "nosuch": no such user`},
+		{"unknown uid", "4242", fakeSystem{0, true}, nil,
+			`checks.yaml:7: services[0].checks[0].user: "4242": no such user`},
+		{"daemon cannot switch users", "prober", fakeSystem{998, false}, nil,
+			`checks.yaml:7: services[0].checks[0].user: "prober": anycast-watchdog runs as uid 998 without CAP_SETUID and CAP_SETGID, ` +
+				`so it cannot start checks as uid 1500; grant both (see anycast-watchdog.yaml(5)) or drop user`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := `services:
+  - name: web
+    prefixes: [192.0.2.80/32]
+    checks:
+      - type: exec
+        command: [/bin/true]
+        user: "` + tc.user + `"
+`
+			c, err := parse("checks.yaml", []byte(doc), tc.sys)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Services[0].Checks[0].Credential; !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("credential %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

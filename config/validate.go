@@ -27,7 +27,10 @@ var (
 
 // validator checks a decoded, defaulted Config and normalises a few values
 // (a DNS server without a port gets :53, a query gets its final dot).
-type validator struct{ r *report }
+type validator struct {
+	r   *report
+	sys system
+}
 
 // fail records a problem, unless the value never decoded: that was reported.
 func (v *validator) fail(path, format string, args ...any) {
@@ -38,8 +41,8 @@ func (v *validator) fail(path, format string, args ...any) {
 
 func (v *validator) present(path string) bool { return v.r.present(path) }
 
-func validate(r *report, c *Config) {
-	v := &validator{r: r}
+func validate(r *report, c *Config, sys system) {
+	v := &validator{r: r, sys: sys}
 	if !interfaceName.MatchString(c.Interface) || c.Interface == "." || c.Interface == ".." {
 		v.fail("interface", "%q is not a valid interface name", c.Interface)
 	}
@@ -206,6 +209,13 @@ func validateExec(v *validator, p string, ch *Check) {
 		v.fail(p+".command[0]", "%q: %v", prog, unwrapPathError(err))
 	case !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0:
 		v.fail(p+".command[0]", "%q is not an executable file", prog)
+	}
+	if v.present(p + ".user") {
+		cred, err := resolveUser(v.sys, ch.User)
+		if err != nil {
+			v.fail(p+".user", "%q: %v", ch.User, err)
+		}
+		ch.Credential = cred
 	}
 }
 

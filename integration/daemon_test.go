@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -226,5 +227,59 @@ func TestDaemonWithdrawsOnExitWhenConfigured(t *testing.T) {
 	}
 	if n.has(anycastV4) || n.has(anycastV6) {
 		t.Errorf("on_exit: withdraw left addresses behind")
+	}
+}
+
+// An exec check with user: runs as that user with no capability; the same
+// check without it runs as the daemon (root here) and fails.
+func TestExecCheckRunsAsItsUser(t *testing.T) {
+	l := newLab(t)
+	n := newNode(t, l, "user")
+	asNobody, asDaemon := netip.MustParsePrefix("192.0.2.60/32"), netip.MustParsePrefix("192.0.2.61/32")
+	check := `[/bin/sh, -c, 'test "$(id -u)" = 65534 && grep -q "^CapEff:[[:space:]]*0000000000000000$" /proc/self/status']`
+	n.writeRaw(fmt.Sprintf(`control_socket: %[1]s/user.sock
+state_dir: %[1]s/user-state
+metrics_listen: ""
+frr: {verify: false}
+services:
+  - name: as-nobody
+    prefixes: [%[2]s]
+    interval: 200ms
+    rise: 1
+    checks:
+      - {type: exec, user: nobody, command: %[4]s}
+  - name: as-daemon
+    prefixes: [%[3]s]
+    interval: 200ms
+    rise: 1
+    checks:
+      - {type: exec, command: %[4]s}
+`, l.Dir, asNobody, asDaemon, check))
+	n.startDaemon()
+	if _, ok := lab.WaitFor(5*time.Second, func() bool { return n.has(asNobody) }); !ok {
+		t.Fatalf("the check run as nobody never passed:\n%s", n.daemon.Log())
+	}
+	waitLogLine(t, n.daemon, 3*time.Second, `msg="every service has its first verdict; ready"`, `1 down (as-daemon: exit)`)
+	if n.has(asDaemon) {
+		t.Errorf("the check run as root passed: it did not test the user")
+	}
+}
+
+// waitLogLine waits for a log line that contains every one of parts.
+func waitLogLine(t *testing.T, p *lab.Process, within time.Duration, parts ...string) {
+	t.Helper()
+	if _, ok := lab.WaitFor(within, func() bool {
+		for _, line := range strings.Split(p.Log(), "\n") {
+			all := true
+			for _, part := range parts {
+				all = all && strings.Contains(line, part)
+			}
+			if all {
+				return true
+			}
+		}
+		return false
+	}); !ok {
+		t.Fatalf("%s never logged a line with %q:\n%s", p.Name, parts, p.Log())
 	}
 }
