@@ -159,6 +159,8 @@ func (c *jumpClock) Now() time.Time {
 	return c.now
 }
 
+func (c *jumpClock) Wall() time.Time { return c.Now() }
+
 func (c *jumpClock) After(time.Duration) <-chan time.Time { return time.After(2 * time.Millisecond) }
 
 func (c *jumpClock) advance(d time.Duration) {

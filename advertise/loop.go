@@ -78,12 +78,13 @@ type serviceLoop struct {
 
 	// mu guards the state below; it is held while the service's addresses
 	// change, so a drain and a verdict can never interleave.
-	mu      sync.Mutex
-	hyst    Hysteresis
-	drain   *Drain
-	streaks []int     // per check: consecutive passes (> 0) or failures (< 0)
-	started time.Time // when the loop started, for progress before its first round
-	status  ServiceStatus
+	mu        sync.Mutex
+	hyst      Hysteresis
+	drain     *Drain
+	streaks   []int     // per check: consecutive passes (> 0) or failures (< 0)
+	started   time.Time // when the loop started, for progress before its first round
+	lastRound time.Time // Clock.Now of the last round; status.LastRound is wall time
+	status    ServiceStatus
 }
 
 func newServiceLoop(cfg config.Service, advertised bool, addrs *addressManager, clock Clock,
@@ -112,7 +113,7 @@ func newServiceLoop(cfg config.Service, advertised bool, addrs *addressManager, 
 func (l *serviceLoop) startAs(advertised bool, reason string) {
 	l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, advertised)
 	l.streaks = make([]int, len(l.checks))
-	l.status = ServiceStatus{Name: l.cfg.Name, State: l.hyst.State(), Since: l.clock.Now(), Reason: reason,
+	l.status = ServiceStatus{Name: l.cfg.Name, State: l.hyst.State(), Since: l.clock.Wall(), Reason: reason,
 		Rise: l.cfg.Rise, Fall: l.cfg.Fall}
 }
 
@@ -128,7 +129,7 @@ func (l *serviceLoop) setDrain(ctx context.Context, d *Drain, why string) {
 	was := l.advertised()
 	l.drain = d
 	l.status.Drain = d
-	l.status.Since = l.clock.Now()
+	l.status.Since = l.clock.Wall()
 	if d == nil {
 		l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, false)
 		l.status.State, l.status.Passes, l.status.Fails = Down, 0, 0
@@ -294,7 +295,7 @@ func (l *serviceLoop) observe(ctx context.Context, results []CheckResult) (from,
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.status.Rounds++
-	l.status.LastRound = l.clock.Now()
+	l.status.LastRound, l.lastRound = l.clock.Wall(), l.clock.Now()
 	l.status.Checks = make([]CheckStatus, len(results))
 	for i, r := range results {
 		switch s := l.streaks[i]; {
@@ -319,7 +320,7 @@ func (l *serviceLoop) observe(ctx context.Context, results []CheckResult) (from,
 	reason := ""
 	if from != to {
 		reason = transitionReason(to, passes, fails, l.cfg)
-		l.status.Since, l.status.Reason = l.clock.Now(), reason
+		l.status.Since, l.status.Reason = l.clock.Wall(), reason
 		if len(failed) > 0 {
 			l.status.Reason += ": " + failureText(failed)
 		}
@@ -389,8 +390,8 @@ func (l *serviceLoop) progress(now time.Time) error {
 	}
 	l.mu.Lock()
 	last := l.started
-	if l.status.LastRound.After(last) {
-		last = l.status.LastRound
+	if l.lastRound.After(last) {
+		last = l.lastRound
 	}
 	l.mu.Unlock()
 	if since := now.Sub(last); since > window {

@@ -423,7 +423,7 @@ func (s *Supervisor) Status() []ServiceStatus {
 
 // setConfig records the running configuration. Call with mu held.
 func (s *Supervisor) setConfig(cfg *config.Config) {
-	s.cfg, s.loadedAt = cfg, s.opts.Clock.Now()
+	s.cfg, s.loadedAt = cfg, s.opts.Clock.Wall()
 	s.reconcileEvery.Store(int64(reconcileInterval(cfg)))
 }
 
