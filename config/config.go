@@ -120,6 +120,23 @@ func (c *Config) Service(name string) (Service, bool) {
 	return Service{}, false
 }
 
+// ReloadableTo refuses a reload to next that changes what only a restart
+// can change: the sockets the daemon listens on are opened once, and the
+// interface's addresses belong to the running loops. A silently ignored
+// change would leave the operator believing it took effect.
+func (c *Config) ReloadableTo(next *Config) error {
+	for _, k := range []struct{ key, old, new string }{
+		{"interface", c.Interface, next.Interface},
+		{"control_socket", c.ControlSocket, next.ControlSocket},
+		{"metrics_listen", c.MetricsListen, next.MetricsListen},
+	} {
+		if k.old != k.new {
+			return fmt.Errorf("%s: %s cannot change on reload (%q → %q): restart the daemon", next.Path, k.key, k.old, k.new)
+		}
+	}
+	return nil
+}
+
 // Load reads, decodes, fills defaults and validates the file at path.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)

@@ -215,3 +215,27 @@ func TestExecCheckUser(t *testing.T) {
 		})
 	}
 }
+
+func TestReloadableTo(t *testing.T) {
+	running := &Config{Interface: "lo", ControlSocket: "/run/aw.sock", MetricsListen: "127.0.0.1:9795", LogLevel: "info"}
+	for _, tc := range []struct {
+		name    string
+		change  func(*Config)
+		wantErr string
+	}{
+		{"log level may change", func(c *Config) { c.LogLevel = "debug" }, ""},
+		{"interface", func(c *Config) { c.Interface = "dummy0" }, `new.yaml: interface cannot change on reload ("lo" → "dummy0"): restart the daemon`},
+		{"control socket", func(c *Config) { c.ControlSocket = "/run/x.sock" }, `new.yaml: control_socket cannot change on reload ("/run/aw.sock" → "/run/x.sock"): restart the daemon`},
+		{"metrics listener", func(c *Config) { c.MetricsListen = "" }, `new.yaml: metrics_listen cannot change on reload ("127.0.0.1:9795" → ""): restart the daemon`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next := *running
+			next.Path = "new.yaml"
+			tc.change(&next)
+			err := running.ReloadableTo(&next)
+			if (err == nil) != (tc.wantErr == "") || (err != nil && err.Error() != tc.wantErr) {
+				t.Errorf("ReloadableTo = %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}

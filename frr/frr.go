@@ -82,7 +82,7 @@ type Kind string
 
 const (
 	NotRunning       Kind = "not-running"       // start the daemon
-	VtyshMissing     Kind = "vtysh-missing"     // install frr or fix frr.vtysh
+	VtyshMissing     Kind = "vtysh-missing"     // missing or not executable: install frr or fix frr.vtysh
 	PermissionDenied Kind = "permission-denied" // add the user to group frrvty
 	Timeout          Kind = "timeout"           // the daemon is hung or overloaded
 	BadOutput        Kind = "bad-output"        // not the JSON we know
@@ -101,7 +101,7 @@ func (e *Error) Error() string {
 	case NotRunning:
 		return fmt.Sprintf("%s is not running", e.Daemon)
 	case VtyshMissing:
-		return fmt.Sprintf("vtysh not found (install frr or set frr.vtysh): %v", e.Err)
+		return fmt.Sprintf("cannot run vtysh (install frr or fix frr.vtysh): %v", e.Err)
 	case PermissionDenied:
 		return fmt.Sprintf("permission denied talking to %s: the daemon's user must be in group frrvty", e.Daemon)
 	case Timeout:
