@@ -55,7 +55,11 @@ func (e execChecker) Check(ctx context.Context) error {
 		return mismatch("exit", "%s%s", exit, outputSuffix(&stdout, &stderr))
 	}
 	if errors.Is(err, exec.ErrWaitDelay) {
-		return mismatch("exit", "exited, but a descendant kept its output open%s", outputSuffix(&stdout, &stderr))
+		// It exited 0, but something kept its output open past
+		// execWaitDelay: a process it left behind, or one forked elsewhere
+		// in the daemon that had not reached exec yet. The exit status is
+		// the verdict; failing here would withdraw a healthy service.
+		return nil
 	}
 	return err
 }

@@ -46,6 +46,21 @@ func TestHelperProcess(t *testing.T) {
 		}
 		os.WriteFile(os.Getenv("CHECKER_PIDFILE"), []byte(strconv.Itoa(gc.Process.Pid)), 0o644)
 		time.Sleep(time.Hour)
+	case "pass-leaving-holder", "fail-leaving-holder":
+		// A process in a new session (outside the group) keeps stdout open.
+		holder := exec.Command(os.Args[0], "-test.run=TestHelperProcess")
+		holder.Env = append(os.Environ(), "CHECKER_HELPER=hold")
+		holder.Stdout = os.Stdout
+		holder.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if holder.Start() != nil {
+			os.Exit(3)
+		}
+		if mode == "fail-leaving-holder" {
+			os.Exit(2)
+		}
+		os.Exit(0)
+	case "hold":
+		time.Sleep(2 * time.Second)
 	case "stubborn":
 		signal.Ignore(syscall.SIGTERM)
 		time.Sleep(time.Hour)
@@ -70,6 +85,11 @@ func TestExecCheck(t *testing.T) {
 		{name: "exit 0 passes", mode: "pass"},
 		{name: "exit 2 fails with output", mode: "fail", wantReason: "exit",
 			wantIn: []string{"exit status 2", `stdout: "DNS CRITICAL - no answer"`, `stderr: "query timed out"`}},
+		// The exit status is the verdict even when something outside the
+		// process group holds the output open past the wait delay.
+		{name: "exit 0 passes while its output is held open", mode: "pass-leaving-holder"},
+		{name: "exit 2 fails while its output is held open", mode: "fail-leaving-holder", wantReason: "exit",
+			wantIn: []string{"exit status 2"}},
 		{name: "100 MiB of output is capped", mode: "flood", wantReason: "exit",
 			wantIn: []string{"exit status 1", "more bytes dropped"}},
 	}

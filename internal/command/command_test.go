@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -21,6 +22,18 @@ func TestHelperProcess(t *testing.T) {
 		os.Exit(1)
 	case "hang":
 		time.Sleep(time.Hour)
+	case "ok-leaving-holder":
+		// A process in a new session keeps stdout open after we exit 0.
+		holder := exec.Command(os.Args[0], "-test.run=TestHelperProcess")
+		holder.Env = append(os.Environ(), "COMMAND_HELPER=hold")
+		holder.Stdout = os.Stdout
+		holder.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if holder.Start() != nil {
+			os.Exit(3)
+		}
+		fmt.Print(`[{"ifname":"lo"}]`)
+	case "hold":
+		time.Sleep(2 * time.Second)
 	case "env":
 		fmt.Print(os.Getenv("NOTIFY_SOCKET") + "|" + os.Getenv("WATCHDOG_USEC") + "|" + os.Getenv("KEEP_ME"))
 	}
@@ -55,6 +68,16 @@ func TestRun(t *testing.T) {
 		out, err := Run(ctx, helper(t, "env")...)
 		if err != nil || string(out) != "||yes" {
 			t.Errorf("child saw %q, %v", out, err)
+		}
+	})
+	t.Run("success while another process holds the output", func(t *testing.T) {
+		start := time.Now()
+		out, err := Run(ctx, helper(t, "ok-leaving-holder")...)
+		if err != nil || string(out) != `[{"ifname":"lo"}]` {
+			t.Errorf("Run = %q, %v; want the output and no error", out, err)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("Run waited %s for the holder", took)
 		}
 	})
 	t.Run("missing program", func(t *testing.T) {
