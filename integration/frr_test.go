@@ -25,9 +25,22 @@ const (
 // lost the node: interval + (fall-1)·fast_interval + 1 s.
 const withdrawBound = labInterval + (labFall-1)*labFast + time.Second
 
-// newAnycastLab builds router + nodes with FRR and DNS, starts every
-// watchdog and waits until the router routes to every node.
+// newAnycastLab builds router + nodes with FRR and DNS and starts every
+// watchdog with the standard configuration.
 func newAnycastLab(t *testing.T, o lab.AnycastOptions) *lab.AnycastLab {
+	t.Helper()
+	a := buildAnycastLab(t, o)
+	for _, n := range a.Nodes {
+		if err := n.StartWatchdog(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a
+}
+
+// buildAnycastLab builds router + nodes with FRR and DNS and waits until
+// OSPF is adjacent; the watchdogs are the test's to configure and start.
+func buildAnycastLab(t *testing.T, o lab.AnycastOptions) *lab.AnycastLab {
 	t.Helper()
 	o.Binary, o.Interval, o.FastInterval, o.Rise, o.Fall = binary, labInterval, labFast, labRise, labFall
 	if _, err := os.Stat("/usr/lib/frr/ospfd"); err != nil {
@@ -39,11 +52,6 @@ func newAnycastLab(t *testing.T, o lab.AnycastOptions) *lab.AnycastLab {
 	}
 	if err := a.WaitAdjacent(15 * time.Second); err != nil {
 		t.Fatal(err)
-	}
-	for _, n := range a.Nodes {
-		if err := n.StartWatchdog(); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return a
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,8 +18,7 @@ import (
 // cli runs an anycast-watchdog client command against node's daemon.
 func cli(t *testing.T, n *lab.Node, args ...string) (string, error) {
 	t.Helper()
-	socket := filepath.Join(filepath.Dir(n.Config), n.NS.Name+".sock")
-	out, err := exec.Command(binary, append(args, "--socket", socket)...).CombinedOutput()
+	out, err := exec.Command(binary, append(args, "--socket", n.Socket())...).CombinedOutput()
 	return string(out), err
 }
 
@@ -34,15 +32,27 @@ func statusOf(t *testing.T, n *lab.Node) control.ServiceStatus {
 }
 
 func tryStatus(t *testing.T, n *lab.Node) (control.ServiceStatus, error) {
-	out, err := cli(t, n, "status", "--json")
-	if err != nil {
-		return control.ServiceStatus{}, fmt.Errorf("status: %v: %s", err, out)
+	st, err := fullStatus(t, n)
+	if err == nil && len(st.Services) != 1 {
+		err = fmt.Errorf("status --json: %d services, want 1", len(st.Services))
 	}
-	var st control.Status
-	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Services) != 1 {
-		return control.ServiceStatus{}, fmt.Errorf("status --json: %v: %s", err, out)
+	if err != nil {
+		return control.ServiceStatus{}, err
 	}
 	return st.Services[0], nil
+}
+
+// fullStatus is node's `status --json`.
+func fullStatus(t *testing.T, n *lab.Node) (control.Status, error) {
+	out, err := cli(t, n, "status", "--json")
+	if err != nil {
+		return control.Status{}, fmt.Errorf("status: %v: %s", err, out)
+	}
+	var st control.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return control.Status{}, fmt.Errorf("status --json: %v: %s", err, out)
+	}
+	return st, nil
 }
 
 // advertised waits until node's status shows want for both prefixes.

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -155,28 +156,44 @@ func (n *Node) StartDNS() error {
 	return nil
 }
 
-// WriteConfig writes the watchdog's configuration.
-func (n *Node) WriteConfig(onExit string) error {
+// WatchdogConfig is the node's standard configuration, for a test to
+// change and Write to n.Config.
+func (n *Node) WatchdogConfig() WatchdogConfig {
 	o := n.lab.Opts
-	return WatchdogConfig{OnExit: onExit, Pathspace: n.NS.Name, Verify: true, Dir: n.lab.Dir, Name: n.NS.Name,
-		Interval: o.Interval, FastInterval: o.FastInterval, Rise: o.Rise, Fall: o.Fall}.Write(n.Config)
+	return WatchdogConfig{OnExit: "keep", Pathspace: n.NS.Name, Verify: true, Dir: n.lab.Dir, Name: n.NS.Name,
+		Interval: o.Interval, FastInterval: o.FastInterval, Rise: o.Rise, Fall: o.Fall}
+}
+
+// WriteConfig writes the standard configuration with on_exit set.
+func (n *Node) WriteConfig(onExit string) error {
+	c := n.WatchdogConfig()
+	c.OnExit = onExit
+	return c.Write(n.Config)
 }
 
 // StartWatchdog starts anycast-watchdog in the node (writing its config
 // first if there is none).
-func (n *Node) StartWatchdog() error {
+func (n *Node) StartWatchdog() error { return n.StartWatchdogVia() }
+
+// StartWatchdogVia is StartWatchdog with the daemon started through a
+// program that execs it (env PATH=…, setpriv …), so the PID stays its own.
+func (n *Node) StartWatchdogVia(wrapper ...string) error {
 	if _, err := os.Stat(n.Config); err != nil {
 		if err := n.WriteConfig("keep"); err != nil {
 			return err
 		}
 	}
-	p, err := n.NS.Start("anycast-watchdog", n.lab.Opts.Binary, "run", "--config", n.Config)
+	argv := append(append([]string{}, wrapper...), n.lab.Opts.Binary, "run", "--config", n.Config)
+	p, err := n.NS.Start("anycast-watchdog", argv...)
 	if err != nil {
 		return err
 	}
 	n.Watchdog = p
 	return nil
 }
+
+// Socket is the watchdog's control socket.
+func (n *Node) Socket() string { return filepath.Join(n.lab.Dir, n.NS.Name+".sock") }
 
 // Has reports whether both anycast prefixes are on the node's loopback.
 func (n *Node) Has() (v4, v6 bool) {
@@ -222,6 +239,41 @@ func (ns *Namespace) ListenPacket(network, addr string) (pc net.PacketConn, err 
 		return nil, derr
 	}
 	return pc, err
+}
+
+// Listen opens a listening socket inside ns; it may be used from any
+// goroutine.
+func (ns *Namespace) Listen(network, addr string) (l net.Listener, err error) {
+	if derr := ns.Do(func() { l, err = net.Listen(network, addr) }); derr != nil {
+		return nil, derr
+	}
+	return l, err
+}
+
+// Get fetches http://addr/path from inside ns with a plain HTTP/1.0
+// request (the connection is made in ns, and closed after the answer).
+func (ns *Namespace) Get(addr, path string) (body string, err error) {
+	var conn net.Conn
+	if derr := ns.Do(func() { conn, err = net.DialTimeout("tcp", addr, 2*time.Second) }); derr != nil {
+		return "", derr
+	}
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(conn)
+	if err != nil {
+		return "", err
+	}
+	head, body, ok := strings.Cut(string(b), "\r\n\r\n")
+	if !ok || !strings.Contains(head, " 200 ") {
+		return "", fmt.Errorf("GET %s%s: %.80q", addr, path, head)
+	}
+	return body, nil
 }
 
 // Do runs fn on an OS thread moved into ns's network namespace, so that the

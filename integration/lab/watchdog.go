@@ -19,6 +19,11 @@ type WatchdogConfig struct {
 	Interval     time.Duration
 	FastInterval time.Duration
 	Rise, Fall   int
+	Vtysh        string // default: vtysh from PATH
+	Metrics      string // metrics_listen; default off
+	// Services is YAML for more services, appended to the list as written
+	// (each item indented by two spaces, like the dns service).
+	Services string
 }
 
 // Write writes the configuration to path.
@@ -26,16 +31,20 @@ func (c WatchdogConfig) Write(path string) error {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	if c.Vtysh == "" {
+		c.Vtysh = "vtysh"
+	}
 	return os.WriteFile(path, []byte(fmt.Sprintf(`interface: lo
 on_exit: %s
 log_level: %s
 frr:
+  vtysh: "%s"
   pathspace: "%s"
   timeout: 500ms
   verify: %v
 control_socket: %s/%s.sock
 state_dir: %s/%s-state
-metrics_listen: ""
+metrics_listen: "%s"
 services:
   - name: dns
     prefixes: [%s, %s]
@@ -49,8 +58,8 @@ services:
         server: 127.0.0.1:53
         query: health.example.
         answer_contains: 198.51.100.99
-`, c.OnExit, c.LogLevel, c.Pathspace, c.Verify, c.Dir, c.Name, c.Dir, c.Name, AnycastV4, AnycastV6,
-		c.Interval, c.FastInterval, min(c.FastInterval, 250*time.Millisecond), c.Rise, c.Fall)), 0o644)
+%s`, c.OnExit, c.LogLevel, c.Vtysh, c.Pathspace, c.Verify, c.Dir, c.Name, c.Dir, c.Name, c.Metrics, AnycastV4, AnycastV6,
+		c.Interval, c.FastInterval, min(c.FastInterval, 250*time.Millisecond), c.Rise, c.Fall, c.Services)), 0o644)
 }
 
 // NewTemp returns a lab in a new temporary directory; its cleanup closes
