@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -31,9 +33,10 @@ func TestHelperProcess(t *testing.T) {
 		if holder.Start() != nil {
 			os.Exit(3)
 		}
+		os.WriteFile(os.Getenv("COMMAND_PIDFILE"), []byte(strconv.Itoa(holder.Process.Pid)), 0o644)
 		fmt.Print(`[{"ifname":"lo"}]`)
 	case "hold":
-		time.Sleep(2 * time.Second)
+		time.Sleep(time.Minute)
 	case "env":
 		fmt.Print(os.Getenv("NOTIFY_SOCKET") + "|" + os.Getenv("WATCHDOG_USEC") + "|" + os.Getenv("KEEP_ME"))
 	}
@@ -71,12 +74,22 @@ func TestRun(t *testing.T) {
 		}
 	})
 	t.Run("success while another process holds the output", func(t *testing.T) {
+		pidfile := filepath.Join(t.TempDir(), "holder.pid")
+		t.Setenv("COMMAND_PIDFILE", pidfile)
 		start := time.Now()
 		out, err := Run(ctx, helper(t, "ok-leaving-holder")...)
+		took := time.Since(start)
+		if raw, rerr := os.ReadFile(pidfile); rerr == nil {
+			if pid, _ := strconv.Atoi(string(raw)); pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL) // the holder this test started
+			}
+		}
 		if err != nil || string(out) != `[{"ifname":"lo"}]` {
 			t.Errorf("Run = %q, %v; want the output and no error", out, err)
 		}
-		if took := time.Since(start); took > time.Second {
+		// The holder keeps the pipe for a minute; far less means Run did
+		// not wait for it (slack for a race-instrumented helper's start).
+		if took > 20*time.Second {
 			t.Errorf("Run waited %s for the holder", took)
 		}
 	})
