@@ -156,11 +156,20 @@ func (m *addressManager) reconcile(ctx context.Context) {
 	if len(m.prefixes) == 0 {
 		return
 	}
+	now := m.clock.Now()
 	link, err := m.show(ctx)
 	if err != nil {
 		if err.Error() != m.showErr {
-			m.log.WithError(err).WithField("interface", m.dev).Error("cannot read the interface; addresses are not reconciled")
+			m.log.WithError(err).WithField("interface", m.dev).Error("cannot read the interface; only failed changes are retried")
 			m.showErr = err.Error()
+		}
+		// Add and del are idempotent, so a change that failed is tried
+		// again without knowing the interface: a reader that broke (say,
+		// new ip -j output) must not hold a withdrawal back.
+		for p, st := range m.prefixes {
+			if st.err != nil && !now.Before(st.retryAt) {
+				m.apply(ctx, p, st, "retrying a failed change")
+			}
 		}
 		return
 	}
@@ -174,7 +183,6 @@ func (m *addressManager) reconcile(ctx context.Context) {
 		m.log.WithField("interface", m.dev).Info("interface is up again")
 	}
 	m.linkDown = !link.Up
-	now := m.clock.Now()
 	for p, st := range m.prefixes {
 		has := link.Has(p)
 		if has == st.want && st.err == nil {

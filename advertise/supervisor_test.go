@@ -131,6 +131,23 @@ func TestFailingIPIsRetriedAndRecovers(t *testing.T) {
 	}
 }
 
+// A failed withdrawal is retried even while the interface cannot be read.
+func TestFailedChangeIsRetriedWhileTheInterfaceIsUnreadable(t *testing.T) {
+	w := newWorld(t, newFakeInterface("192.0.2.53/32"), map[string]bool{"dns": true})
+	w.start(cfgOf(service("dns", "192.0.2.53/32")))
+	w.iface.mu.Lock()
+	w.iface.fail = errors.New("ip addr del: exit status 2: RTNETLINK answers: Operation not permitted")
+	w.iface.showErr = errors.New("ip -j addr show: unexpected JSON")
+	w.iface.mu.Unlock()
+	w.checks["dns"].healthy.Store(false)
+	w.eventually("the service is down", func() bool { return w.state("dns") == Down })
+	w.iface.setFail(nil) // del works again; reading still does not
+	w.eventually2(5*time.Second, "the retry removes it", func() bool { return !w.iface.has("192.0.2.53/32") })
+	if log := w.logText(); !strings.Contains(log, "cannot read the interface; only failed changes are retried") {
+		t.Errorf("the unreadable interface was not logged:\n%s", log)
+	}
+}
+
 func TestReload(t *testing.T) {
 	w := newWorld(t, newFakeInterface("192.0.2.53/32", "203.0.113.80/32"), map[string]bool{"dns": true, "web": true, "ntp": true})
 	dns, web := service("dns", "192.0.2.53/32"), service("web", "203.0.113.80/32")
