@@ -742,17 +742,24 @@ func processesWithArgs(t *testing.T, argv ...string) []string {
 	return pids
 }
 
-// giveToNobody lets a daemon running as nobody use dirs (and reach them).
+// giveToNobody lets a daemon running as nobody use dirs inside the test's
+// temporary directory, and reach them: the directories between it and the
+// system's temporary directory get search permission. Nothing outside
+// os.TempDir() is touched.
 func giveToNobody(t *testing.T, dirs ...string) {
 	t.Helper()
+	top := filepath.Clean(os.TempDir())
 	for _, d := range dirs {
+		if !strings.HasPrefix(d, top+string(filepath.Separator)) {
+			t.Fatalf("%s is not under %s", d, top)
+		}
 		os.MkdirAll(d, 0o755)
 		if err := os.Chown(d, 65534, 65534); err != nil {
 			t.Fatal(err)
 		}
-		for p := filepath.Dir(d); p != "/" && p != "."; p = filepath.Dir(p) {
+		for p := filepath.Dir(d); p != top; p = filepath.Dir(p) {
 			if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o001 == 0 {
-				os.Chmod(p, fi.Mode().Perm()|0o011) // traverse only: test-owned temp dirs
+				os.Chmod(p, fi.Mode().Perm()|0o011)
 			}
 		}
 	}
