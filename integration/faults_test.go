@@ -265,8 +265,9 @@ func TestFaultHungCheckTimesOutOnSchedule(t *testing.T) {
 	if rounds < 8 || rounds > 12 || fails != rounds {
 		t.Errorf("in 5 s at a 500 ms interval: %.0f rounds with %.0f timeouts; want 8-12, all timeouts", rounds, fails)
 	}
-	if late := metric(t, n1, "anycast_watchdog_round_lateness_seconds_count") - metric(t, n1, "anycast_watchdog_round_lateness_seconds_bucket", `le="0.1"`); late != 0 {
-		t.Errorf("%.0f rounds started over 100 ms late", late)
+	// A stall would start rounds an interval (500 ms) late or worse.
+	if late := metric(t, n1, "anycast_watchdog_round_lateness_seconds_count") - metric(t, n1, "anycast_watchdog_round_lateness_seconds_bucket", `le="0.25"`); late != 0 {
+		t.Errorf("%.0f rounds started over 250 ms late", late)
 	}
 	if at := others(); at != "" {
 		t.Errorf("the healthy dns service lost a next hop at %s", at)
