@@ -91,9 +91,6 @@ func run(path string, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
-		if err := cfg.ReloadableTo(next); err != nil {
-			return err
-		}
 		if err := sup.Reload(ctx, next); err != nil {
 			return err
 		}

@@ -132,6 +132,10 @@ func TestDrainRefusalsChangeNothing(t *testing.T) {
 	if !iface.has("192.0.2.53/32") || w.sup.Status()[0].Drain != nil {
 		t.Errorf("a refused drain changed something: %+v", w.sup.Status()[0])
 	}
+	// Undraining all with nothing drained touches nothing, not even the file.
+	if done, err := w.sup.Undrain(context.Background(), nil, "root"); err != nil || len(done) != 0 {
+		t.Errorf("undrain of all with nothing drained = %v, %v; want nothing and no error", done, err)
+	}
 }
 
 func TestCorruptDrainFileRefusesStart(t *testing.T) {

@@ -113,8 +113,7 @@ func newServiceLoop(cfg config.Service, advertised bool, addrs *addressManager, 
 func (l *serviceLoop) startAs(advertised bool, reason string) {
 	l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, advertised)
 	l.streaks = make([]int, len(l.checks))
-	l.status = ServiceStatus{Name: l.cfg.Name, State: l.hyst.State(), Since: l.clock.Wall(), Reason: reason,
-		Rise: l.cfg.Rise, Fall: l.cfg.Fall}
+	l.status = ServiceStatus{Name: l.cfg.Name, Since: l.clock.Wall(), Reason: reason}
 }
 
 // advertised reports whether the service's prefixes should be on the
@@ -128,11 +127,9 @@ func (l *serviceLoop) setDrain(ctx context.Context, d *Drain, why string) {
 	defer l.mu.Unlock()
 	was := l.advertised()
 	l.drain = d
-	l.status.Drain = d
 	l.status.Since = l.clock.Wall()
 	if d == nil {
 		l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, false)
-		l.status.State, l.status.Passes, l.status.Fails = Down, 0, 0
 		l.status.Reason = why + ": must rise again"
 	} else {
 		l.status.Reason = "drained: " + d.Reason
@@ -316,7 +313,6 @@ func (l *serviceLoop) observe(ctx context.Context, results []CheckResult) (from,
 	}
 	from, to = l.hyst.Observe(len(failed) == 0)
 	passes, fails := l.hyst.Streak()
-	l.status.State, l.status.Passes, l.status.Fails = to, passes, fails
 	reason := ""
 	if from != to {
 		reason = transitionReason(to, passes, fails, l.cfg)
@@ -400,10 +396,16 @@ func (l *serviceLoop) progress(now time.Time) error {
 	return nil
 }
 
+// snapshot is the status with what is derived from the live state (the
+// hysteresis, the drain, the configuration) filled in.
 func (l *serviceLoop) snapshot() ServiceStatus {
 	l.mu.Lock()
 	s := l.status
 	s.Checks = append([]CheckStatus(nil), s.Checks...)
+	s.State = l.hyst.State()
+	s.Passes, s.Fails = l.hyst.Streak()
+	s.Drain = l.drain
+	s.Rise, s.Fall = l.cfg.Rise, l.cfg.Fall
 	l.mu.Unlock()
 	s.Prefixes = l.addrs.status(l.cfg.Prefixes)
 	return s

@@ -149,7 +149,7 @@ func (s *Supervisor) buildLoops(cfg *config.Config, link ifaddr.Link, current ma
 func (s *Supervisor) adopt(name string, l *serviceLoop, link ifaddr.Link) {
 	if d, ok := s.drains[name]; ok {
 		l.drain = &d
-		l.status.Drain, l.status.Reason = &d, "drained: "+d.Reason
+		l.status.Reason = "drained: " + d.Reason
 	}
 	want := l.advertised()
 	s.addrs.manage(name, l.cfg.Prefixes, want, link.Has)
@@ -166,8 +166,8 @@ func (s *Supervisor) adopt(name string, l *serviceLoop, link ifaddr.Link) {
 func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cfg.Interface != s.cfg.Interface {
-		return fmt.Errorf("interface cannot change on reload (%s → %s): restart the daemon", s.cfg.Interface, cfg.Interface)
+	if err := s.cfg.ReloadableTo(cfg); err != nil {
+		return err
 	}
 	link, err := s.addrs.show(ctx)
 	if err != nil {
@@ -321,6 +321,9 @@ func (s *Supervisor) Undrain(ctx context.Context, names []string, by string) ([]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(names) == 0 {
+		if len(s.drains) == 0 {
+			return nil, nil // targets would read "none" as "all services"
+		}
 		for name := range s.drains {
 			names = append(names, name)
 		}

@@ -3,6 +3,7 @@ package advertise
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -67,14 +68,15 @@ type verifier struct {
 	mu     sync.Mutex
 	rb     ReadBack // nil: verification is off
 	state  map[netip.Prefix]*verifyState
-	health map[bool]string      // per family (v6?), last read-back error; "" when fine
-	errors map[[2]string]uint64 // (daemon, kind) → read-backs that failed so far
+	health map[bool]string            // per family (v6?), last read-back error; "" when fine
+	errors map[bool]map[string]uint64 // per family, failed read-backs by frr.Kind
 }
 
 func newVerifier(addrs *addressManager, clock Clock, log logrus.FieldLogger) *verifier {
 	return &verifier{addrs: addrs, clock: clock, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}),
 		window: confirmWindow, every: reverifyEvery,
-		state: map[netip.Prefix]*verifyState{}, health: map[bool]string{}, errors: map[[2]string]uint64{}}
+		state: map[netip.Prefix]*verifyState{}, health: map[bool]string{},
+		errors: map[bool]map[string]uint64{false: {}, true: {}}}
 }
 
 // changed tells the verifier the interface changed; it returns at once.
@@ -183,7 +185,7 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 
 // noteHealth logs a change in a family's read-back health. Call with mu held.
 func (v *verifier) noteHealth(v6 bool, err error) {
-	daemon := daemonName(v6)
+	daemon := frr.Daemon(v6)
 	msg := ""
 	if err != nil {
 		msg = err.Error()
@@ -192,7 +194,7 @@ func (v *verifier) noteHealth(v6 bool, err error) {
 		if errors.As(err, &fe) {
 			kind = string(fe.Kind)
 		}
-		v.errors[[2]string{daemon, kind}]++
+		v.errors[v6][kind]++
 	}
 	switch prev := v.health[v6]; {
 	case msg == prev:
@@ -260,20 +262,7 @@ func (v *verifier) healthStatus() []FRRHealth {
 		if !ok {
 			continue
 		}
-		h := FRRHealth{Daemon: daemonName(v6), Error: msg, Errors: map[string]uint64{}}
-		for k, n := range v.errors {
-			if k[0] == h.Daemon {
-				h.Errors[k[1]] = n
-			}
-		}
-		out = append(out, h)
+		out = append(out, FRRHealth{Daemon: frr.Daemon(v6), Error: msg, Errors: maps.Clone(v.errors[v6])})
 	}
 	return out
-}
-
-func daemonName(v6 bool) string {
-	if v6 {
-		return "ospf6d"
-	}
-	return "ospfd"
 }

@@ -97,6 +97,9 @@ func (d *Daemon) drain(ctx context.Context, req Request, peer Peer) Response {
 		if err != nil {
 			return Response{Error: err.Error()}
 		}
+		if len(done) == 0 {
+			return Response{OK: true, Message: "nothing was drained"}
+		}
 		return Response{OK: true, Services: done, Message: "undrained; each must rise again: " + strings.Join(done, ", ")}
 	}
 	var until time.Time
@@ -160,29 +163,26 @@ func serviceStatus(s advertise.ServiceStatus) ServiceStatus {
 		}
 		out.Prefixes = append(out.Prefixes, ps)
 	}
-	results := make([]advertise.CheckResult, len(s.Checks))
-	consecutive := make([]int, len(s.Checks))
-	for i, c := range s.Checks {
-		results[i], consecutive[i] = c.CheckResult, c.Consecutive
+	out.Checks = []CheckStatus{}
+	for _, c := range s.Checks {
+		out.Checks = append(out.Checks, checkStatus(c.CheckResult, c.Consecutive))
 	}
-	out.Checks = checkStatuses(results, consecutive)
 	return out
 }
 
 // CheckStatuses turns one round's results into the wire form.
-func CheckStatuses(results []advertise.CheckResult) []CheckStatus { return checkStatuses(results, nil) }
-
-func checkStatuses(results []advertise.CheckResult, consecutive []int) []CheckStatus {
+func CheckStatuses(results []advertise.CheckResult) []CheckStatus {
 	out := []CheckStatus{}
-	for i, r := range results {
-		c := CheckStatus{Check: r.Check, OK: r.Err == nil, LatencySeconds: r.Latency.Seconds(), Consecutive: 1}
-		if consecutive != nil {
-			c.Consecutive = consecutive[i]
-		}
-		if r.Err != nil {
-			c.Reason, c.Error = checker.Reason(r.Err), r.Err.Error()
-		}
-		out = append(out, c)
+	for _, r := range results {
+		out = append(out, checkStatus(r, 1))
 	}
 	return out
+}
+
+func checkStatus(r advertise.CheckResult, consecutive int) CheckStatus {
+	c := CheckStatus{Check: r.Check, OK: r.Err == nil, LatencySeconds: r.Latency.Seconds(), Consecutive: consecutive}
+	if r.Err != nil {
+		c.Reason, c.Error = checker.Reason(r.Err), r.Err.Error()
+	}
+	return c
 }

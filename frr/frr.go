@@ -44,12 +44,20 @@ func New(run command.Runner, vtysh, pathspace string, timeout time.Duration) *Cl
 	return &Client{run: run, vtysh: vtysh, pathspace: pathspace, timeout: timeout, runDir: runDir}
 }
 
+// Daemon names the routing daemon that advertises one address family.
+func Daemon(v6 bool) string {
+	if v6 {
+		return "ospf6d"
+	}
+	return "ospfd"
+}
+
 // Originated returns the host routes this router's ospfd (v6: ospf6d)
 // advertises now.
 func (c *Client) Originated(ctx context.Context, v6 bool) ([]netip.Prefix, error) {
-	daemon, show, parse := "ospfd", showRouterLSAs, ParseRouterLSAs
+	daemon, show, parse := Daemon(v6), showRouterLSAs, ParseRouterLSAs
 	if v6 {
-		daemon, show, parse = "ospf6d", showIntraPrefixLSAs, ParseIntraPrefixLSAs
+		show, parse = showIntraPrefixLSAs, ParseIntraPrefixLSAs
 	}
 	out, err := c.show(ctx, daemon, show)
 	if err != nil {
