@@ -92,16 +92,22 @@ func (echoHandler) Handle(_ context.Context, req Request, peer Peer) Response {
 		Services: []string{peer.String()}}
 }
 
-func TestSocketProtocol(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "run", "control.sock")
+// serve listens at path and serves h until the test ends.
+func serve(t *testing.T, path string, h Handler) string {
+	t.Helper()
 	l, err := Listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	t.Cleanup(cancel)
 	log, _ := logrusNull()
-	go Serve(ctx, l, echoHandler{}, AccessForProcess(), log)
+	go Serve(ctx, l, h, AccessForProcess(), log)
+	return path
+}
+
+func TestSocketProtocol(t *testing.T) {
+	path := serve(t, filepath.Join(t.TempDir(), "run", "control.sock"), echoHandler{})
 
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o666 || fi.Mode()&os.ModeSocket == 0 {
@@ -133,15 +139,7 @@ func (peerHandler) Handle(_ context.Context, _ Request, peer Peer) Response {
 // The peer's supplementary groups come from the kernel (SO_PEERGROUPS),
 // exactly as the client process has them.
 func TestPeerGroups(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "control.sock")
-	l, err := Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	log, _ := logrusNull()
-	go Serve(ctx, l, peerHandler{}, AccessForProcess(), log)
+	path := serve(t, filepath.Join(t.TempDir(), "control.sock"), peerHandler{})
 	resp, err := Do(path, Request{Command: CmdStatus})
 	if err != nil {
 		t.Fatal(err)

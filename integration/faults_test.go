@@ -307,8 +307,10 @@ func TestFaultStubbornExecChildrenLeaveNothingBehind(t *testing.T) {
 		t.Fatalf("reload: %v: %s", err, out)
 	}
 	var rounds, maxFDs float64
+	sleepsSeen := 0 // the stubborn children did run: "none left" means something
 	if _, ok := lab.WaitFor(5*time.Minute, func() bool {
 		maxFDs = max(maxFDs, float64(countFDs(t, pid)))
+		sleepsSeen = max(sleepsSeen, len(processesWithArgs(t, "sleep", marker)))
 		rounds = metric(t, n1, "anycast_watchdog_check_failures_total", `service="stubborn-`, `reason="timeout"`)
 		time.Sleep(500 * time.Millisecond)
 		return rounds >= wantRounds
@@ -329,8 +331,11 @@ func TestFaultStubbornExecChildrenLeaveNothingBehind(t *testing.T) {
 	zombies, children := childrenOf(t, pid)
 	left := processesWithArgs(t, "sleep", marker)
 	fds := settledFDs(t, pid)
-	t.Logf("%.0f timed-out rounds of %d services in %s; daemon fds %d before, at most %.0f during, %d after; %d zombies, %d children, %d leftover sleeps",
-		rounds, services, took.Round(time.Second), fds0, maxFDs, fds, zombies, children, len(left))
+	t.Logf("%.0f timed-out rounds of %d services in %s; daemon fds %d before, at most %.0f during, %d after; up to %d stubborn sleeps at a look, %d zombies, %d children, %d leftover sleeps after",
+		rounds, services, took.Round(time.Second), fds0, maxFDs, fds, sleepsSeen, zombies, children, len(left))
+	if sleepsSeen == 0 {
+		t.Errorf("no stubborn child was ever seen running: the checks did not test anything")
+	}
 	if zombies != 0 || len(left) != 0 || fds > fds0+2 {
 		t.Errorf("after %.0f rounds: %d zombies, leftover sleeps %v, %d fds (started with %d): %v", rounds, zombies, left, fds, fds0, fdTargets(pid))
 	}

@@ -114,7 +114,8 @@ router ospf
 	}
 
 	// 2. A service whose check passes (ospfd's vty port) is advertised.
-	os.WriteFile(filepath.Join(root, "etc/anycast-watchdog/config.yaml"), []byte(`interface: lo
+	configPath := filepath.Join(root, "etc/anycast-watchdog/config.yaml")
+	config := `interface: lo
 on_exit: keep
 services:
   - name: ospf
@@ -136,7 +137,8 @@ services:
     checks:
       - type: exec
         command: [/bin/sh, -c, "grep -q '^CapEff:[[:space:]]*0000000000000000$' /proc/self/status"]
-`), 0o644)
+`
+	os.WriteFile(configPath, []byte(config), 0o644)
 	run("systemctl", "reload", "anycast-watchdog")
 	var st control.Status
 	if _, ok := lab.WaitFor(20*time.Second, func() bool {
@@ -180,6 +182,41 @@ services:
 		!strings.Contains(j, `msg="service drained: withdrawn whatever its checks say" by="uid 1001 (alice)`) {
 		t.Errorf("journal does not say who was refused and who drained:\n%s", j)
 	}
+
+	// 2c. user: on an exec check. The packaged unit cannot switch users, so
+	// the daemon refuses the key on reload; with the drop-in that README
+	// gives, the check runs as nobody with no capability.
+	os.WriteFile(configPath, []byte(config+`  - name: asnobody
+    prefixes: [192.0.2.55/32]
+    interval: 500ms
+    fast_interval: 100ms
+    rise: 2
+    checks:
+      - type: exec
+        user: nobody
+        command: [/bin/sh, -c, 'test "$(id -u)" = 65534 && grep -q "^CapEff:[[:space:]]*0000000000000000$" /proc/self/status']
+`), 0o644)
+	if out, err := c.Exec("anycast-watchdog", "reload"); err == nil || !strings.Contains(out, "without CAP_SETUID and CAP_SETGID") {
+		t.Errorf("reload with user: under the packaged unit: %v:\n%s", err, out)
+	}
+	dropin := filepath.Join(root, "etc/systemd/system/anycast-watchdog.service.d")
+	os.MkdirAll(dropin, 0o755)
+	os.WriteFile(filepath.Join(dropin, "user.conf"), []byte(`[Service]
+AmbientCapabilities=CAP_NET_ADMIN CAP_SETUID CAP_SETGID
+CapabilityBoundingSet=CAP_NET_ADMIN CAP_SETUID CAP_SETGID
+SystemCallFilter=@setuid
+`), 0o644)
+	run("systemctl", "daemon-reload")
+	run("systemctl", "restart", "anycast-watchdog")
+	if _, ok := lab.WaitFor(20*time.Second, func() bool {
+		out, err := c.Exec("anycast-watchdog", "status", "--json")
+		st = control.Status{}
+		return err == nil && json.Unmarshal([]byte(out), &st) == nil && len(st.Services) == 3 &&
+			st.Services[2].State == "up" && st.Services[2].Prefixes[0].Present
+	}); !ok {
+		t.Fatalf("the check run as nobody never passed under the drop-in: %+v\n%s", st, journal())
+	}
+	t.Log("user: refused by the packaged unit; with the README's drop-in an exec check ran as nobody with CapEff 0")
 
 	// Every change from here on must keep the address: watch it.
 	stop := make(chan struct{})
