@@ -62,26 +62,105 @@ func run(ctx context.Context, argv []string, attr *syscall.SysProcAttr) ([]byte,
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.SysProcAttr = attr
 	cmd.Env = ChildEnv()
-	// A hung grandchild holding our pipes must not hold us past the deadline.
-	cmd.WaitDelay = 100 * time.Millisecond
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState.Success() {
-		// The program succeeded; only its output pipe stayed open past
-		// WaitDelay, held by another process: one it left behind, or -- on
-		// a busy daemon -- one of the checks forked at the same moment
-		// (reproduced: `ip -j addr show` beside 250 exec checks a second
-		// that time out hit this 2 times in 549 calls). Its exit status
-		// stands; callers parse output strictly, so a cut-off answer is
-		// still an error.
-		err = nil
+	// Our own pipes rather than exec's copying goroutines: exec's WaitDelay
+	// closes the pipes when it expires and drops whatever the program wrote
+	// that its goroutine had not yet read. On a daemon starved of CPU that
+	// lost all of `ip -j addr show`'s output after ip had exited 0 (a reload
+	// failed on "unexpected end of JSON input").
+	stdout, err := newPipe()
+	if err != nil {
+		return nil, &Error{Argv: argv, Err: err}
 	}
+	stderr, err := newPipe()
+	if err != nil {
+		stdout.abandon()
+		return nil, &Error{Argv: argv, Err: err}
+	}
+	cmd.Stdout, cmd.Stderr = stdout.w, stderr.w
+	err = cmd.Start()
+	stdout.startReading()
+	stderr.startReading()
 	if err == nil {
-		return stdout.Bytes(), nil
+		err = cmd.Wait()
+	}
+	out := stdout.finish(eofGrace)
+	errText := strings.TrimSpace(string(stderr.finish(eofGrace)))
+	if err == nil {
+		// Even if another process still holds the pipe (one the program
+		// left behind, or a check forked elsewhere in the daemon that had
+		// not reached exec yet), the exit status stands; callers parse
+		// output strictly, so a cut-off answer is still an error.
+		return out, nil
 	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, exec.ErrNotFound) {
 		err = fmt.Errorf("no answer: %w", cerr)
 	}
-	return stdout.Bytes(), &Error{Argv: argv, Err: err, Stderr: strings.TrimSpace(stderr.String())}
+	return out, &Error{Argv: argv, Err: err, Stderr: errText}
+}
+
+// eofGrace is how long Run waits, after the program has exited, for the
+// end of its output: a hung grandchild holding our pipes must not hold us.
+// What the program itself wrote is in the pipe by then and is kept.
+const eofGrace = 100 * time.Millisecond
+
+// pipe is one of a child's output streams and what has been read of it.
+type pipe struct {
+	r, w  *os.File
+	buf   bytes.Buffer
+	done  chan struct{}
+	atEOF bool // set before done closes
+}
+
+func newPipe() (*pipe, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create pipe: %w", err)
+	}
+	return &pipe{r: r, w: w, done: make(chan struct{})}, nil
+}
+
+func (p *pipe) abandon() { p.r.Close(); p.w.Close() }
+
+// startReading closes our copy of the write end (the child has its own)
+// and reads until end of file.
+func (p *pipe) startReading() {
+	p.w.Close()
+	go func() {
+		defer close(p.done)
+		_, err := p.buf.ReadFrom(p.r)
+		p.atEOF = err == nil
+	}()
+}
+
+// finish waits up to grace for end of file and closes the pipe. If the
+// reading stopped short of it, what is still in the pipe is taken without
+// waiting: a reader that had not been scheduled before the grace ran out
+// must not lose what the program wrote.
+func (p *pipe) finish(grace time.Duration) []byte {
+	defer p.r.Close()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+	case <-timer.C:
+		p.r.SetReadDeadline(time.Now()) // ends the blocked read
+		<-p.done
+	}
+	if p.atEOF {
+		return p.buf.Bytes()
+	}
+	p.r.SetReadDeadline(time.Time{})
+	if raw, err := p.r.SyscallConn(); err == nil {
+		chunk := make([]byte, 32<<10)
+		raw.Read(func(fd uintptr) bool {
+			for {
+				n, err := syscall.Read(int(fd), chunk)
+				if n <= 0 || err != nil {
+					return true // empty (EAGAIN) or closed: never wait here
+				}
+				p.buf.Write(chunk[:n])
+			}
+		})
+	}
+	return p.buf.Bytes()
 }

@@ -112,3 +112,26 @@ func TestRun(t *testing.T) {
 		}
 	})
 }
+
+// A reader that wakes only after the grace has run out (a daemon starved
+// of CPU) still returns what the program wrote, while another process
+// holds the pipe open.
+func TestPipeKeepsOutputItsReaderWasLateFor(t *testing.T) {
+	p, err := newPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder, err := syscall.Dup(int(p.w.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(holder)
+	if _, err := p.w.WriteString(`[{"ifname":"lo"}]`); err != nil {
+		t.Fatal(err)
+	}
+	p.r.SetReadDeadline(time.Now()) // the reader's first read comes too late
+	p.startReading()
+	if out := string(p.finish(10 * time.Millisecond)); out != `[{"ifname":"lo"}]` {
+		t.Errorf("finish = %q, want what was written", out)
+	}
+}
