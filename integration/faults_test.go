@@ -91,14 +91,47 @@ func waitNextHops(t *testing.T, a *lab.AnycastLab, p netip.Prefix, want []string
 }
 
 // keepsBothNodes watches the router's routes for the standard service
-// until the returned stop, which reports the first moment one was missing.
+// until the returned stop, which reports the first moment one was missing, and why.
 func keepsBothNodes(a *lab.AnycastLab) (stop func() string) {
-	return lab.Watch(20*time.Millisecond, func() string {
+	watch := lab.Watch(20*time.Millisecond, func() string {
 		if v4, v6 := a.Routes(); len(v4) != 2 || len(v6) != 2 {
 			return fmt.Sprintf("%s: v4 %v v6 %v", time.Now().Format("15:04:05.000"), v4, v6)
 		}
 		return ""
 	})
+	return func() string {
+		if at := watch(); at != "" {
+			return at + "\n" + whyRoutesChanged(a)
+		}
+		return ""
+	}
+}
+
+// whyRoutesChanged gathers what could explain a route lost at the router:
+// the watchdogs' lines about the healthy dns service and their warnings
+// (the stubborn services' own lines left out), and the tail of the
+// router's OSPF logs, where an adjacency lost to a starved ospfd shows.
+func whyRoutesChanged(a *lab.AnycastLab) string {
+	var b strings.Builder
+	for _, n := range a.Nodes {
+		if n.Watchdog == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "%s watchdog:\n", n.NS.Name)
+		for _, line := range strings.Split(n.Watchdog.Log(), "\n") {
+			if strings.Contains(line, "stubborn") {
+				continue
+			}
+			if strings.Contains(line, "service=dns") || strings.Contains(line, "level=warning") || strings.Contains(line, "level=error") {
+				b.WriteString("  " + line + "\n")
+			}
+		}
+	}
+	for _, d := range []string{"ospfd", "ospf6d"} {
+		lines := strings.Split(strings.TrimSpace(a.RouterFRR.Daemons[d].Log()), "\n")
+		fmt.Fprintf(&b, "router %s, last lines:\n  %s\n", d, strings.Join(lines[max(0, len(lines)-15):], "\n  "))
+	}
+	return b.String()
 }
 
 func startWith(t *testing.T, n *lab.Node, c lab.WatchdogConfig, wrapper ...string) {
@@ -286,6 +319,11 @@ func TestFaultStubbornExecChildrenLeaveNothingBehind(t *testing.T) {
 	n1 := a.Nodes[0]
 	c := n1.WatchdogConfig()
 	c.Metrics = metricsAddr
+	// The dns service witnesses that the storm leaves other services
+	// alone; it gets production timing. With the lab's 100 ms timeout it
+	// was withdrawn once in a run: the storm starves the whole machine, and
+	// its checks timed out before they had even sent the query.
+	c.Interval, c.FastInterval, c.Timeout = time.Second, time.Second, time.Second
 	startNodes(t, a, c)
 	waitRoutes(t, a, both(a), 10*time.Second, "both nodes advertised")
 	// A duration no other process on the machine uses marks our sleeps.

@@ -18,6 +18,7 @@ type WatchdogConfig struct {
 	Name         string // names the control socket
 	Interval     time.Duration
 	FastInterval time.Duration
+	Timeout      time.Duration // the dns check's; default min(FastInterval, 250ms)
 	Rise, Fall   int
 	Vtysh        string // default: vtysh from PATH
 	Metrics      string // metrics_listen; default off
@@ -33,6 +34,9 @@ func (c WatchdogConfig) Write(path string) error {
 	}
 	if c.Vtysh == "" {
 		c.Vtysh = "vtysh"
+	}
+	if c.Timeout == 0 {
+		c.Timeout = min(c.FastInterval, 250*time.Millisecond)
 	}
 	return os.WriteFile(path, []byte(fmt.Sprintf(`interface: lo
 on_exit: %s
@@ -59,7 +63,7 @@ services:
         query: health.example.
         answer_contains: 198.51.100.99
 %s`, c.OnExit, c.LogLevel, c.Vtysh, c.Pathspace, c.Verify, c.Dir, c.Name, c.Dir, c.Name, c.Metrics, AnycastV4, AnycastV6,
-		c.Interval, c.FastInterval, min(c.FastInterval, 250*time.Millisecond), c.Rise, c.Fall, c.Services)), 0o644)
+		c.Interval, c.FastInterval, c.Timeout, c.Rise, c.Fall, c.Services)), 0o644)
 }
 
 // NewTemp returns a lab in a new temporary directory; its cleanup closes
