@@ -13,6 +13,8 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
+
+	"github.com/anycast-watchdog/anycast-watchdog/frr"
 )
 
 // The anycast lab's addresses, all from the documentation ranges.
@@ -190,6 +192,33 @@ func (n *Node) StartWatchdogVia(wrapper ...string) error {
 	}
 	n.Watchdog = p
 	return nil
+}
+
+// InRouterOSPF6 reports whether the router's OSPFv3 database holds p in an
+// Intra-Area-Prefix LSA from the node behind routerDev. When it cannot
+// tell (no such node, vtysh failed) it says yes: the caller then keeps
+// waiting for the routing table instead.
+func (a *AnycastLab) InRouterOSPF6(routerDev string, p netip.Prefix) bool {
+	for _, n := range a.Nodes {
+		if n.RouterDev != routerDev {
+			continue
+		}
+		out, err := a.RouterFRR.Vtysh(fmt.Sprintf("show ipv6 ospf6 database intra-prefix adv-router 203.0.113.%d detail json", n.Index))
+		if err != nil {
+			return true
+		}
+		prefixes, err := frr.ParseIntraPrefixLSAs([]byte(out))
+		if err != nil {
+			return true
+		}
+		for _, q := range prefixes {
+			if q == p {
+				return true
+			}
+		}
+		return false
+	}
+	return true
 }
 
 // Socket is the watchdog's control socket.
