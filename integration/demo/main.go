@@ -87,17 +87,17 @@ func demo(binary string) error {
 		v4, v6 := a.Routes()
 		return fmt.Sprintf("192.0.2.53 via %s; 2001:db8::53 via %s", names(a, v4), names(a, v6))
 	}
-	waitRoutes := func(want int, what string) (time.Duration, error) {
+	var everyNode []string // router devices towards the nodes
+	for _, n := range a.Nodes {
+		everyNode = append(everyNode, n.RouterDev)
+	}
+	waitRoutes := func(want []string, what string) (time.Duration, error) {
 		var stale []string
 		took, ok := lab.WaitForContext(ctx, 20*time.Second, func() bool {
-			v4, v6 := a.Routes()
-			if len(v6) > want && len(v4) == want {
-				// A next hop the router's ospf6d should have removed
-				// does not count (README: a stale OSPFv3 next hop).
-				stale = a.StaleOSPF6(lab.AnycastV6, v6)
-				return len(v6)-len(stale) == want
-			}
-			return len(v4) == want && len(v6) == want
+			ok4, _ := a.RoutesVia(lab.AnycastV4, want)
+			ok6, stale6 := a.RoutesVia(lab.AnycastV6, want)
+			stale = stale6
+			return ok4 && ok6
 		})
 		if ok && len(stale) > 0 {
 			say("the router keeps 2001:db8::53 via %s although its OSPFv3 database shows that node withdrew it: a known FRR ospf6d problem, see README", names(a, stale))
@@ -110,7 +110,7 @@ func demo(binary string) error {
 		}
 		return took, nil
 	}
-	if _, err := waitRoutes(2, "the first advertisement"); err != nil {
+	if _, err := waitRoutes(everyNode, "the first advertisement"); err != nil {
 		return err
 	}
 	say("router: %s", routes())
@@ -124,7 +124,7 @@ func demo(binary string) error {
 	n1.DNS.Stop(2 * time.Second)
 	removed, _ := lab.WaitForContext(ctx, 10*time.Second, func() bool { v4, _ := n1.Has(); return !v4 })
 	say("node 1's watchdog removed the addresses from its loopback %s after the failure", removed.Round(time.Millisecond))
-	if _, err := waitRoutes(1, "the withdrawal"); err != nil {
+	if _, err := waitRoutes(everyNode[1:], "the withdrawal"); err != nil {
 		return err
 	}
 	withdrawn := time.Since(broke)
@@ -141,7 +141,7 @@ func demo(binary string) error {
 	if err := n1.StartDNS(); err != nil {
 		return err
 	}
-	if _, err := waitRoutes(2, "the restore"); err != nil {
+	if _, err := waitRoutes(everyNode, "the restore"); err != nil {
 		return err
 	}
 	restored := time.Since(repaired)

@@ -94,7 +94,7 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 			return nil, err
 		}
 		routerIfs = append(routerIfs, rdev)
-		rid := fmt.Sprintf("203.0.113.%d", i)
+		rid := routerID(i)
 		if _, err := ns.Run("ip", "addr", "add", rid+"/32", "dev", "lo"); err != nil {
 			return nil, err
 		}
@@ -128,7 +128,7 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 // in OSPF and OSPFv3 (it reaches every node's router-id).
 func (a *AnycastLab) WaitAdjacent(timeout time.Duration) error {
 	for _, n := range a.Nodes {
-		rid := netip.MustParsePrefix(fmt.Sprintf("203.0.113.%d/32", n.Index))
+		rid := netip.MustParsePrefix(routerID(n.Index) + "/32")
 		if _, ok := WaitFor(timeout, func() bool { return len(a.Router.NextHops(rid)) > 0 }); !ok {
 			out, _ := a.RouterFRR.Vtysh("show ip ospf neighbor")
 			return fmt.Errorf("router never learned node %d's router-id; neighbors:\n%s\nrouter ospfd log:\n%s\nnode ospfd log:\n%s",
@@ -195,29 +195,40 @@ func (n *Node) StartWatchdogVia(wrapper ...string) error {
 	return nil
 }
 
-// StaleOSPF6 returns those of devs (router next hops for p) whose node no
-// longer advertises p in the router's own OSPFv3 database: next hops the
-// router's ospf6d should have removed. FRR 8.4.4's sometimes keeps one
-// (README, "Known problem: a stale OSPFv3 next hop"). It asks only about
-// IPv6 prefixes; where vtysh cannot tell, the next hop is not stale.
-func (a *AnycastLab) StaleOSPF6(p netip.Prefix, devs []string) []string {
-	if !p.Addr().Is6() {
-		return nil
+// routerID is node i's router-id, also the address on its lo.
+func routerID(i int) string { return fmt.Sprintf("203.0.113.%d", i) }
+
+// RoutesVia reports whether the router routes p via exactly the devices
+// want. An extra IPv6 next hop also counts as gone when the router's own
+// OSPFv3 database shows its node withdrew p; such next hops are returned as
+// stale. FRR 8.4.4's ospf6d sometimes keeps one for a minute and more
+// (README, "Known problem: a stale OSPFv3 next hop"): the node did withdraw.
+func (a *AnycastLab) RoutesVia(p netip.Prefix, want []string) (ok bool, stale []string) {
+	got := a.Router.NextHops(p)
+	if slices.Equal(got, want) {
+		return true, nil
 	}
-	var stale []string
+	extra := slices.DeleteFunc(slices.Clone(got), func(dev string) bool { return slices.Contains(want, dev) })
+	if !p.Addr().Is6() || len(extra) == 0 || len(got)-len(extra) != len(want) {
+		return false, nil // IPv4, or one of want is missing
+	}
 	for _, n := range a.Nodes {
-		if !slices.Contains(devs, n.RouterDev) {
-			continue
-		}
-		out, err := a.RouterFRR.Vtysh(fmt.Sprintf("show ipv6 ospf6 database intra-prefix adv-router 203.0.113.%d detail json", n.Index))
-		if err != nil {
-			continue
-		}
-		if prefixes, err := frr.ParseIntraPrefixLSAs([]byte(out)); err == nil && !slices.Contains(prefixes, p) {
-			stale = append(stale, n.RouterDev)
+		if slices.Contains(extra, n.RouterDev) && a.inRouterOSPF6(n, p) {
+			return false, nil
 		}
 	}
-	return stale
+	return true, extra
+}
+
+// inRouterOSPF6 reports whether the router's OSPFv3 database holds p in an
+// Intra-Area-Prefix LSA of node n; when vtysh cannot tell, it says yes.
+func (a *AnycastLab) inRouterOSPF6(n *Node, p netip.Prefix) bool {
+	out, err := a.RouterFRR.Vtysh("show ipv6 ospf6 database intra-prefix adv-router " + routerID(n.Index) + " detail json")
+	if err != nil {
+		return true
+	}
+	prefixes, err := frr.ParseIntraPrefixLSAs([]byte(out))
+	return err != nil || slices.Contains(prefixes, p)
 }
 
 // Socket is the watchdog's control socket.

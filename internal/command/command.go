@@ -83,8 +83,9 @@ func run(ctx context.Context, argv []string, attr *syscall.SysProcAttr) ([]byte,
 	if err == nil {
 		err = cmd.Wait()
 	}
-	out := stdout.finish(eofGrace)
-	errText := strings.TrimSpace(string(stderr.finish(eofGrace)))
+	eofBy := time.Now().Add(eofGrace) // one grace for both pipes
+	out := stdout.finish(eofBy)
+	errText := strings.TrimSpace(string(stderr.finish(eofBy)))
 	if err == nil {
 		// Even if another process still holds the pipe (one the program
 		// left behind, or a check forked elsewhere in the daemon that had
@@ -132,13 +133,13 @@ func (p *pipe) startReading() {
 	}()
 }
 
-// finish waits up to grace for end of file and closes the pipe. If the
+// finish waits until by for end of file and closes the pipe. If the
 // reading stopped short of it, what is still in the pipe is taken without
 // waiting: a reader that had not been scheduled before the grace ran out
 // must not lose what the program wrote.
-func (p *pipe) finish(grace time.Duration) []byte {
+func (p *pipe) finish(by time.Time) []byte {
 	defer p.r.Close()
-	timer := time.NewTimer(grace)
+	timer := time.NewTimer(time.Until(by))
 	defer timer.Stop()
 	select {
 	case <-p.done:

@@ -131,7 +131,7 @@ func TestPipeKeepsOutputItsReaderWasLateFor(t *testing.T) {
 	}
 	p.r.SetReadDeadline(time.Now()) // the reader's first read comes too late
 	p.startReading()
-	if out := string(p.finish(10 * time.Millisecond)); out != `[{"ifname":"lo"}]` {
+	if out := string(p.finish(time.Now().Add(10 * time.Millisecond))); out != `[{"ifname":"lo"}]` {
 		t.Errorf("finish = %q, want what was written", out)
 	}
 }
