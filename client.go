@@ -78,9 +78,9 @@ func clientCommand(cmd string, fs *flag.FlagSet, args []string, stdout, stderr i
 		enc.SetIndent("", "  ")
 		enc.Encode(resp.Status)
 	case cmd == control.CmdStatus:
-		control.WriteTable(stdout, *resp.Status, time.Now())
+		writeTable(stdout, *resp.Status, time.Now())
 	case cmd == control.CmdCheck:
-		if failed, _ := control.WriteChecks(stdout, []control.ServiceChecks{{Service: services[0], Checks: resp.Checks}}); failed {
+		if failed, _ := writeChecks(stdout, []serviceChecks{{service: services[0], checks: resp.Checks}}); failed {
 			return 1
 		}
 	default:

@@ -138,7 +138,7 @@ func probe(path string, names []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	var rows []control.ServiceChecks
+	var rows []serviceChecks
 	for _, svc := range cfg.Services {
 		if len(names) > 0 && !slices.Contains(names, svc.Name) {
 			continue
@@ -148,9 +148,9 @@ func probe(path string, names []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "anycast-watchdog probe: %v\n", err)
 			return 1
 		}
-		rows = append(rows, control.ServiceChecks{Service: svc.Name, Checks: control.CheckStatuses(results)})
+		rows = append(rows, serviceChecks{service: svc.Name, checks: advertise.CheckStatuses(results)})
 	}
-	if failed, _ := control.WriteChecks(stdout, rows); failed {
+	if failed, _ := writeChecks(stdout, rows); failed {
 		return 1
 	}
 	return 0

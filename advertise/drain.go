@@ -6,22 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
-// Drain takes a service out of rotation whatever its checks say, until it
-// is undrained or, when Until is set, until then. Drains survive restarts.
-type Drain struct {
-	Reason string    `json:"reason"`
-	By     string    `json:"by"` // who asked, from the control socket's peer credentials
-	Since  time.Time `json:"since"`
-	Until  time.Time `json:"until,omitzero"` // zero: until undrained
-}
-
-// Expired reports whether a timed drain has run out at now.
-func (d Drain) Expired(now time.Time) bool { return !d.Until.IsZero() && !now.Before(d.Until) }
-
-// drainFile persists drains as JSON in state_dir, replaced atomically so a
+// drainFile persists drains (status.Drain records) as JSON in state_dir, replaced atomically so a
 // crash leaves the old or the new file, never half of one.
 type drainFile struct{ path string }
 
@@ -29,22 +18,22 @@ func newDrainFile(stateDir string) drainFile {
 	return drainFile{path: filepath.Join(stateDir, "drains.json")}
 }
 
-func (f drainFile) load() (map[string]Drain, error) {
+func (f drainFile) load() (map[string]status.Drain, error) {
 	data, err := os.ReadFile(f.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return map[string]Drain{}, nil
+		return map[string]status.Drain{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read drains: %w", err)
 	}
-	drains := map[string]Drain{}
+	drains := map[string]status.Drain{}
 	if err := json.Unmarshal(data, &drains); err != nil {
 		return nil, fmt.Errorf("read drains: %s: %w", f.path, err)
 	}
 	return drains, nil
 }
 
-func (f drainFile) save(drains map[string]Drain) error {
+func (f drainFile) save(drains map[string]status.Drain) error {
 	data, err := json.MarshalIndent(drains, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save drains: %w", err)

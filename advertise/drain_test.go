@@ -6,32 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-)
 
-func TestDrainExpired(t *testing.T) {
-	t0 := time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name  string
-		until time.Time
-		now   time.Time
-		want  bool
-	}{
-		{"no expiry", time.Time{}, t0.Add(1000 * time.Hour), false},
-		{"before", t0.Add(time.Hour), t0.Add(59 * time.Minute), false},
-		{"at", t0.Add(time.Hour), t0.Add(time.Hour), true},
-		{"after", t0.Add(time.Hour), t0.Add(2 * time.Hour), true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := (Drain{Until: tt.until}).Expired(tt.now); got != tt.want {
-				t.Errorf("Expired = %v", got)
-			}
-		})
-	}
-}
+	"github.com/anycast-watchdog/anycast-watchdog/status"
+)
 
 func TestDrainWithdrawsAndPersistsAcrossRestart(t *testing.T) {
 	stateDir := t.TempDir()
@@ -49,13 +28,14 @@ func TestDrainWithdrawsAndPersistsAcrossRestart(t *testing.T) {
 		t.Fatal("a drained service is still advertised")
 	}
 	// Checks keep running and are shown while drained.
-	before := w.sup.Status()[0].Rounds
-	w.eventually("more rounds", func() bool { return w.sup.Status()[0].Rounds > before+2 })
+	for i := 0; i < 3; i++ {
+		w.nextRound()
+	}
 	st := w.sup.Status()[0]
-	if st.Drain == nil || st.Drain.Reason != "kernel upgrade" || st.Drain.By != "uid 0 (root)" || st.Checks[0].Consecutive < 3 {
+	if st.State != status.Drained || st.Drain == nil || st.Drain.Reason != "kernel upgrade" || st.Drain.By != "uid 0 (root)" || st.Checks[0].Consecutive < 3 {
 		t.Errorf("status while drained: %+v", st)
 	}
-	var saved map[string]Drain
+	var saved map[string]status.Drain
 	raw, _ := os.ReadFile(filepath.Join(stateDir, "drains.json"))
 	if json.Unmarshal(raw, &saved) != nil || saved["dns"].Reason != "kernel upgrade" {
 		t.Errorf("drains.json: %s", raw)
@@ -71,7 +51,7 @@ func TestDrainWithdrawsAndPersistsAcrossRestart(t *testing.T) {
 	c2.StateDir = stateDir
 	w2.start(c2)
 	for i := 0; i < 5; i++ {
-		<-w2.rounds
+		w2.nextRound()
 	}
 	if iface.has("192.0.2.53/32") || w2.sup.Status()[0].Drain == nil {
 		t.Fatalf("drain lost across restart: %+v", w2.sup.Status()[0])
@@ -81,11 +61,11 @@ func TestDrainWithdrawsAndPersistsAcrossRestart(t *testing.T) {
 	if _, err := w2.sup.Undrain(context.Background(), nil, "uid 1000 (alice)"); err != nil {
 		t.Fatal(err)
 	}
-	if st := w2.state("dns"); st != Down {
+	if st := w2.state("dns"); st != status.Down {
 		t.Errorf("state right after undrain: %s, want down (must rise)", st)
 	}
-	w2.eventually("re-advertised after rise", func() bool { return iface.has("192.0.2.53/32") })
-	if st := w2.sup.Status()[0]; st.Drain != nil || st.State != Up {
+	w2.until("re-advertised after rise", func() bool { return iface.has("192.0.2.53/32") })
+	if st := w2.sup.Status()[0]; st.Drain != nil || st.State != status.Up {
 		t.Errorf("after undrain: %+v", st)
 	}
 	raw, _ = os.ReadFile(filepath.Join(stateDir, "drains.json"))
@@ -98,13 +78,13 @@ func TestTimedDrainExpires(t *testing.T) {
 	iface := newFakeInterface("192.0.2.53/32")
 	w := newWorld(t, iface, map[string]bool{"dns": true})
 	w.start(cfgOf(service("dns", "192.0.2.53/32")))
-	if _, err := w.sup.Drain(context.Background(), nil, "short maintenance", "uid 0 (root)", time.Now().Add(150*time.Millisecond)); err != nil {
+	if _, err := w.sup.Drain(context.Background(), nil, "short maintenance", "uid 0 (root)", w.clock.Now().Add(150*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
 	if iface.has("192.0.2.53/32") {
 		t.Fatal("still advertised")
 	}
-	w.eventually("the drain expires and the service rises", func() bool { return iface.has("192.0.2.53/32") })
+	w.until("the drain expires and the service rises", func() bool { return iface.has("192.0.2.53/32") })
 	if !strings.Contains(w.logText(), `msg="service undrained: drain expired; it must rise again" by=expiry service=dns`) {
 		t.Errorf("no expiry log line:\n%s", w.logText())
 	}
@@ -150,46 +130,23 @@ func TestCorruptDrainFileRefusesStart(t *testing.T) {
 	}
 }
 
-// jumpClock's Now moves only when told; its timers fire quickly, in real
-// time, so the loops keep running.
-type jumpClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *jumpClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *jumpClock) Wall() time.Time { return c.Now() }
-
-func (c *jumpClock) After(time.Duration) <-chan time.Time { return time.After(2 * time.Millisecond) }
-
-func (c *jumpClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
+// A timed drain ends when the monotonic clock reaches it, however far the
+// clock jumps in one go (a suspended VM, say), and not before.
 func TestDrainExpiryFollowsTheClock(t *testing.T) {
 	iface := newFakeInterface("192.0.2.53/32")
 	w := newWorld(t, iface, map[string]bool{"dns": true})
-	clock := &jumpClock{now: time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)}
-	w.sup.opts.Clock, w.sup.addrs.clock, w.sup.verify.clock = clock, clock, clock
 	w.start(cfgOf(service("dns", "192.0.2.53/32")))
 
-	if _, err := w.sup.Drain(context.Background(), []string{"dns"}, "maintenance", "root", clock.Now().Add(time.Hour)); err != nil {
+	if _, err := w.sup.Drain(context.Background(), []string{"dns"}, "maintenance", "root", w.clock.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	clock.advance(59 * time.Minute)
+	w.advance(59 * time.Minute)
 	for i := 0; i < 20; i++ { // many reconcile ticks
-		<-w.rounds
+		w.nextRound()
 	}
 	if iface.has("192.0.2.53/32") || w.sup.Status()[0].Drain == nil {
 		t.Fatal("the drain ended before its time")
 	}
-	clock.advance(time.Minute)
-	w.eventually("the drain ends at its time and the service rises", func() bool { return iface.has("192.0.2.53/32") })
+	w.advance(time.Minute)
+	w.until("the drain ends at its time and the service rises", func() bool { return iface.has("192.0.2.53/32") })
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/checker"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
 // fakeInterface is an interface in memory that records every change.
@@ -26,6 +27,7 @@ type fakeInterface struct {
 	changes []string // "add P" / "del P", in order
 	fail    error    // when set, Add and Del fail with it
 	showErr error
+	hang    chan struct{} // when set, Add and Del block until it is closed or their deadline
 }
 
 func newFakeInterface(present ...string) *fakeInterface {
@@ -51,7 +53,17 @@ func (f *fakeInterface) Show(context.Context) (ifaddr.Link, error) {
 	return l, nil
 }
 
-func (f *fakeInterface) change(op string, p netip.Prefix, to bool) error {
+func (f *fakeInterface) change(ctx context.Context, op string, p netip.Prefix, to bool) error {
+	f.mu.Lock()
+	hang := f.hang
+	f.mu.Unlock()
+	if hang != nil {
+		select {
+		case <-hang:
+		case <-ctx.Done():
+			return fmt.Errorf("ip addr %s %s: %w", op, p, ctx.Err())
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
@@ -62,9 +74,12 @@ func (f *fakeInterface) change(op string, p netip.Prefix, to bool) error {
 	return nil
 }
 
-func (f *fakeInterface) Add(_ context.Context, p netip.Prefix) error { return f.change("add", p, true) }
-func (f *fakeInterface) Del(_ context.Context, p netip.Prefix) error {
-	return f.change("del", p, false)
+func (f *fakeInterface) Add(ctx context.Context, p netip.Prefix) error {
+	return f.change(ctx, "add", p, true)
+}
+
+func (f *fakeInterface) Del(ctx context.Context, p netip.Prefix) error {
+	return f.change(ctx, "del", p, false)
 }
 
 // byHand changes the interface behind the daemon's back.
@@ -124,14 +139,126 @@ func (c *switchCheck) Check(ctx context.Context) error {
 	return nil
 }
 
-// world is a supervisor wired to fakes, with its log captured.
+// manualClock moves only when a test moves it. Its timers fire when it
+// reaches them; waiting counts the timers neither fired nor stopped, that
+// is the goroutines blocked on it, since every wait in the package stops
+// its timer when it ends another way.
+type manualClock struct {
+	mu       sync.Mutex
+	now      time.Time
+	wallStep time.Duration
+	timers   map[*manualTimer]bool
+}
+
+type manualTimer struct {
+	clock *manualClock
+	at    time.Time
+	ch    chan time.Time
+}
+
+func newManualClock() *manualClock {
+	return &manualClock{now: time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC), timers: map[*manualTimer]bool{}}
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Wall is Now moved by every wall-clock step so far.
+func (c *manualClock) Wall() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now.Add(c.wallStep)
+}
+
+func (c *manualClock) NewTimer(d time.Duration) Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &manualTimer{clock: c, at: c.now.Add(d), ch: make(chan time.Time, 1)}
+	if d <= 0 {
+		t.ch <- c.now
+	} else {
+		c.timers[t] = true
+	}
+	return t
+}
+
+func (t *manualTimer) C() <-chan time.Time { return t.ch }
+
+func (t *manualTimer) Stop() bool {
+	t.clock.mu.Lock()
+	defer t.clock.mu.Unlock()
+	was := t.clock.timers[t]
+	delete(t.clock.timers, t)
+	return was
+}
+
+func (c *manualClock) waiting() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
+}
+
+// advance moves the clock by d and fires every timer due by then.
+func (c *manualClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.fireDue()
+}
+
+// fireNext moves the clock to its earliest timer and fires every timer due
+// then; false when no timer is set.
+func (c *manualClock) fireNext() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next time.Time
+	for t := range c.timers {
+		if next.IsZero() || t.at.Before(next) {
+			next = t.at
+		}
+	}
+	if next.IsZero() {
+		return false
+	}
+	if next.After(c.now) {
+		c.now = next
+	}
+	c.fireDue()
+	return true
+}
+
+// stepWall moves the wall clock only, as NTP or date -s would.
+func (c *manualClock) stepWall(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wallStep += d
+}
+
+func (c *manualClock) fireDue() {
+	for t := range c.timers {
+		if !t.at.After(c.now) {
+			delete(c.timers, t)
+			t.ch <- c.now
+		}
+	}
+}
+
+// world is a supervisor wired to fakes and driven by a manual clock, with
+// its log captured.
 type world struct {
 	t      *testing.T
+	clock  *manualClock
 	iface  *fakeInterface
 	checks map[string]*switchCheck // by service name
 	sup    *Supervisor
 	logs   *logtest.Hook
 	rounds chan Round
+	// hung is how many of the goroutines that wait on the clock a test
+	// has hung on purpose (a vtysh that never answers, say).
+	hung int
 }
 
 func service(name string, prefixes ...string) config.Service {
@@ -149,15 +276,21 @@ func cfgOf(services ...config.Service) *config.Config {
 }
 
 func newWorld(t *testing.T, iface *fakeInterface, healthy map[string]bool) *world {
+	return newWorldWith(t, iface, healthy, nil)
+}
+
+// newWorldWith is newWorld with a read-back (nil: none).
+func newWorldWith(t *testing.T, iface *fakeInterface, healthy map[string]bool, rb ReadBack) *world {
 	logger, hook := logtest.NewNullLogger()
 	logger.SetLevel(logrus.DebugLevel)
-	w := &world{t: t, iface: iface, checks: map[string]*switchCheck{}, logs: hook, rounds: make(chan Round, 1000)}
+	w := &world{t: t, clock: newManualClock(), iface: iface, checks: map[string]*switchCheck{}, logs: hook, rounds: make(chan Round, 1000)}
 	for name, ok := range healthy {
 		w.checks[name] = &switchCheck{}
 		w.checks[name].healthy.Store(ok)
 	}
-	w.sup = New(iface, "lo", Options{
-		Log: logger,
+	opts := Options{
+		Clock: w.clock,
+		Log:   logger,
 		// Each service's checks are the switch of the same name; the
 		// check's address only carries the service name through.
 		NewChecker: func(c config.Check) (checker.Checker, error) {
@@ -173,7 +306,11 @@ func newWorld(t *testing.T, iface *fakeInterface, healthy map[string]bool) *worl
 			default:
 			}
 		},
-	})
+	}
+	if rb != nil {
+		opts.ReadBack = func(config.FRR) ReadBack { return rb }
+	}
+	w.sup = New(iface, "lo", opts)
 	return w
 }
 
@@ -196,38 +333,115 @@ func (w *world) start(c *config.Config) {
 	w.t.Cleanup(func() { w.sup.Stop(context.Background(), config.OnExitKeep) })
 	select {
 	case <-w.sup.Ready():
-	case <-time.After(2 * time.Second):
+	case <-time.After(5 * time.Second):
 		w.t.Fatal("never ready")
+	}
+	w.settle()
+}
+
+// settle waits, in real time, until every goroutine that waits on the clock
+// does (each service loop, the reconciler, the verifier) and the address
+// manager has carried out every wish: nothing more happens until the clock
+// moves.
+func (w *world) settle() {
+	w.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w.sup.mu.Lock()
+		want := len(w.sup.loops) + 2 - w.hung
+		w.sup.mu.Unlock()
+		w.sup.addrs.mu.Lock()
+		idle := w.sup.addrs.applied == w.sup.addrs.wished
+		w.sup.addrs.mu.Unlock()
+		// A verifier that is woken but has not looked yet is not idle.
+		verifierIdle := len(w.sup.verify.kick) == 0 || w.hung > 0
+		if idle && w.clock.waiting() == want && verifierIdle {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("the world did not settle (%d timers set, want %d; address manager idle: %v); log:\n%s",
+				w.clock.waiting(), want, idle, w.logText())
+		}
+		time.Sleep(20 * time.Microsecond)
 	}
 }
 
-// eventually polls cond for up to two seconds.
-func (w *world) eventually(what string, cond func() bool) {
+// advance moves the clock by d, fires what is due and settles.
+func (w *world) advance(d time.Duration) {
 	w.t.Helper()
-	w.eventually2(2*time.Second, what, cond)
+	w.clock.advance(d)
+	w.settle()
 }
 
-// eventually2 polls cond for up to within.
-func (w *world) eventually2(within time.Duration, what string, cond func() bool) {
+// until fires the clock's timers one at a time, in order, settling after
+// each, until cond holds. It fails after 5000 firings (100 s of the
+// default interval) or when nothing is left to fire.
+func (w *world) until(what string, cond func() bool) {
 	w.t.Helper()
-	deadline := time.Now().Add(within)
+	for i := 0; !cond(); i++ {
+		if i == 5000 || !w.clock.fireNext() {
+			w.t.Fatalf("never %s (%d timers fired, clock at +%s); changes %v; log:\n%s",
+				what, i, w.clock.Now().Sub(newManualClock().Now()), w.iface.history(), w.logText())
+		}
+		w.settle()
+	}
+}
+
+// runUnsettled fires the clock's timers one at a time, a millisecond of
+// real time apart, until cond holds: for a world that cannot settle because
+// a test hangs part of it.
+func (w *world) runUnsettled(what string, cond func() bool) {
+	w.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("never %s; changes %v; log:\n%s", what, w.iface.history(), w.logText())
+		}
+		w.clock.fireNext()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// nextRound runs the world until a service completes a round.
+func (w *world) nextRound() Round {
+	w.t.Helper()
+	var r Round
+	w.until("a round", func() bool {
+		select {
+		case r = <-w.rounds:
+			return true
+		default:
+			return false
+		}
+	})
+	return r
+}
+
+// eventually polls cond in real time for what the clock does not drive
+// (a check that sleeps in real time, say).
+func (w *world) eventually(what string, cond func() bool) {
+	w.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			w.t.Fatalf("timed out waiting until %s; changes %v; log:\n%s", what, w.iface.history(), w.logText())
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 }
 
-func (w *world) state(name string) State {
+func (w *world) service(name string) status.Service {
+	w.t.Helper()
 	for _, s := range w.sup.Status() {
 		if s.Name == name {
-			return s.State
+			return s
 		}
 	}
 	w.t.Fatalf("no service %q", name)
-	return Down
+	return status.Service{}
 }
+
+func (w *world) state(name string) status.State { return w.service(name).State }
 
 func (w *world) logText() string {
 	var b strings.Builder

@@ -1,93 +1,69 @@
-// Package advertise decides, service by service, whether its anycast
-// prefixes should be on the interface: it runs the checks on a schedule,
-// feeds the results through rise/fall hysteresis, turns the state into the
-// desired presence of each prefix, applies it with ip and keeps the
-// interface reconciled with it.
 package advertise
 
-import "time"
+import (
+	"time"
 
-// State is where a service stands in its hysteresis.
-type State int
-
-const (
-	Down    State = iota // withdrawn
-	Rising               // withdrawn, passing, not yet rise passes in a row
-	Up                   // advertised
-	Falling              // advertised, failing, not yet fall failures in a row
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
-func (s State) String() string {
-	switch s {
-	case Down:
-		return "down"
-	case Rising:
-		return "rising"
-	case Up:
-		return "up"
-	case Falling:
-		return "falling"
-	}
-	return "unknown"
-}
+// advertised reports whether prefixes are on the interface in this
+// hysteresis state.
+func advertised(s status.State) bool { return s == status.Up || s == status.Falling }
 
-// Advertised reports whether prefixes are on the interface in this state.
-func (s State) Advertised() bool { return s == Up || s == Falling }
-
-// Pending reports whether a change is under way, so rounds come at the fast
+// pending reports whether a change is under way, so rounds come at the fast
 // interval.
-func (s State) Pending() bool { return s == Rising || s == Falling }
+func pending(s status.State) bool { return s == status.Rising || s == status.Falling }
 
 // Hysteresis turns a series of round results into a state: rise passes in a
 // row to advertise, fall failures in a row to withdraw.
 type Hysteresis struct {
 	rise, fall int
-	state      State
-	passes     int // consecutive passing rounds
-	fails      int // consecutive failing rounds
+	state      status.State // Up, Falling, Rising or Down
+	passes     int          // consecutive passing rounds
+	fails      int          // consecutive failing rounds
 }
 
 // NewHysteresis starts Up when the prefixes are already advertised, so that
 // a restart never blips a healthy service, and Down otherwise, so that a
 // service must prove itself before it is advertised.
 func NewHysteresis(rise, fall int, advertised bool) Hysteresis {
-	h := Hysteresis{rise: rise, fall: fall, state: Down}
+	h := Hysteresis{rise: rise, fall: fall, state: status.Down}
 	if advertised {
-		h.state = Up
+		h.state = status.Up
 	}
 	return h
 }
 
 // State is the current state.
-func (h *Hysteresis) State() State { return h.state }
+func (h *Hysteresis) State() status.State { return h.state }
 
 // Streak returns the consecutive passing and failing rounds; one is zero.
 func (h *Hysteresis) Streak() (passes, fails int) { return h.passes, h.fails }
 
 // Observe records one round and returns the state before and after it.
-func (h *Hysteresis) Observe(pass bool) (from, to State) {
+func (h *Hysteresis) Observe(pass bool) (from, to status.State) {
 	from = h.state
 	if pass {
 		h.passes, h.fails = h.passes+1, 0
 		switch {
-		case h.state == Falling:
-			h.state = Up
-		case h.state.Advertised():
+		case h.state == status.Falling:
+			h.state = status.Up
+		case advertised(h.state):
 		case h.passes >= h.rise:
-			h.state = Up
+			h.state = status.Up
 		default:
-			h.state = Rising
+			h.state = status.Rising
 		}
 	} else {
 		h.passes, h.fails = 0, h.fails+1
 		switch {
-		case h.state == Rising:
-			h.state = Down
-		case !h.state.Advertised():
+		case h.state == status.Rising:
+			h.state = status.Down
+		case !advertised(h.state):
 		case h.fails >= h.fall:
-			h.state = Down
+			h.state = status.Down
 		default:
-			h.state = Falling
+			h.state = status.Falling
 		}
 	}
 	return from, h.state
@@ -95,7 +71,7 @@ func (h *Hysteresis) Observe(pass bool) (from, to State) {
 
 // Period is how long after a round's scheduled start the next one is due.
 func (h *Hysteresis) Period(interval, fast time.Duration) time.Duration {
-	if h.state.Pending() {
+	if pending(h.state) {
 		return fast
 	}
 	return interval

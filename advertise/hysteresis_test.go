@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
 // rounds is a compact script: P a passing round, F a failing one.
@@ -88,7 +90,7 @@ func TestFallTiming(t *testing.T) {
 	at := t0
 	for {
 		_, to := h.Observe(false)
-		if to == Down {
+		if to == status.Down {
 			break
 		}
 		at = nextRound(at, at.Add(time.Millisecond), h.Period(interval, fast))

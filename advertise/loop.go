@@ -14,6 +14,7 @@ import (
 
 	"github.com/anycast-watchdog/anycast-watchdog/checker"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
 // CheckResult is one check's outcome in one round.
@@ -30,31 +31,7 @@ type Round struct {
 	Started   time.Time
 	Ended     time.Time
 	Results   []CheckResult
-	From, To  State
-}
-
-// CheckStatus is a check's last result and how many rounds in a row it
-// has had that result.
-type CheckStatus struct {
-	CheckResult
-	Consecutive int
-}
-
-// ServiceStatus is a snapshot of one service for status and logs.
-type ServiceStatus struct {
-	Name      string
-	State     State
-	Since     time.Time // when State (or the drain) was entered
-	Reason    string    // why
-	Drain     *Drain    // set while drained
-	Passes    int       // consecutive passing rounds
-	Fails     int       // consecutive failing rounds
-	Rise      int
-	Fall      int
-	Rounds    uint64
-	LastRound time.Time
-	Checks    []CheckStatus // of the last round
-	Prefixes  []PrefixStatus
+	From, To  status.State // the hysteresis's state before and after
 }
 
 type namedChecker struct {
@@ -62,43 +39,54 @@ type namedChecker struct {
 	checker checker.Checker
 }
 
+// loopDeps is what every service loop shares with the supervisor.
+type loopDeps struct {
+	addrs      *addressManager
+	clock      Clock
+	log        logrus.FieldLogger
+	onRound    func(Round) // after every round, from the loop's goroutine; may be nil
+	newChecker func(config.Check) (checker.Checker, error)
+}
+
 // serviceLoop runs one service's rounds until its context ends.
 type serviceLoop struct {
-	cfg     config.Service
-	checks  []namedChecker
-	addrs   *addressManager
-	clock   Clock
-	log     logrus.FieldLogger
-	onRound func(Round)
-	now     chan chan Round // run a round now and send it back
-	done    chan struct{}
+	loopDeps
+	cfg    config.Service
+	checks []namedChecker
+	log    logrus.FieldLogger // with the service's fields
+	now    chan chan Round    // run a round now and send it back
+	done   chan struct{}
 	// firstRound is closed after the first round's verdict is applied.
 	firstRound chan struct{}
 	cancel     context.CancelFunc
 
-	// mu guards the state below; it is held while the service's addresses
-	// change, so a drain and a verdict can never interleave.
-	mu        sync.Mutex
-	hyst      Hysteresis
-	drain     *Drain
-	streaks   []int     // per check: consecutive passes (> 0) or failures (< 0)
-	started   time.Time // when the loop started, for progress before its first round
-	lastRound time.Time // Clock.Now of the last round; status.LastRound is wall time
-	status    ServiceStatus
+	// mu guards the state below. It is never held across a command: a
+	// change of advertisement is recorded with the address manager under
+	// mu (so a drain and a verdict can never interleave) and waited for
+	// after mu is released.
+	mu         sync.Mutex
+	hyst       Hysteresis
+	drain      *status.Drain
+	streaks    []int          // per check: consecutive passes (> 0) or failures (< 0)
+	lastChecks []status.Check // of the last round
+	since      time.Time      // wall time the state (or the drain) was entered
+	reason     string         // why
+	rounds     uint64
+	started    time.Time // Clock.Now when the loop started, for progress before its first round
+	lastRound  time.Time // Clock.Now of the last round
 }
 
-func newServiceLoop(cfg config.Service, advertised bool, addrs *addressManager, clock Clock,
-	log logrus.FieldLogger, onRound func(Round), newChecker func(config.Check) (checker.Checker, error)) (*serviceLoop, error) {
+func newServiceLoop(cfg config.Service, advertised bool, deps loopDeps) (*serviceLoop, error) {
 	l := &serviceLoop{
-		cfg: cfg, addrs: addrs, clock: clock, onRound: onRound,
-		log:        log.WithFields(logrus.Fields{"service": cfg.Name, "prefixes": prefixList(cfg.Prefixes)}),
-		hyst:       NewHysteresis(cfg.Rise, cfg.Fall, advertised),
+		loopDeps:   deps,
+		cfg:        cfg,
+		log:        deps.log.WithFields(logrus.Fields{"service": cfg.Name, "prefixes": prefixList(cfg.Prefixes)}),
 		now:        make(chan chan Round),
 		done:       make(chan struct{}),
 		firstRound: make(chan struct{}),
 	}
 	var err error
-	if l.checks, err = buildCheckers(cfg, newChecker); err != nil {
+	if l.checks, err = buildCheckers(cfg, deps.newChecker); err != nil {
 		return nil, err
 	}
 	reason := "prefixes absent at start: must rise"
@@ -113,30 +101,41 @@ func newServiceLoop(cfg config.Service, advertised bool, addrs *addressManager, 
 func (l *serviceLoop) startAs(advertised bool, reason string) {
 	l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, advertised)
 	l.streaks = make([]int, len(l.checks))
-	l.status = ServiceStatus{Name: l.cfg.Name, Since: l.clock.Wall(), Reason: reason}
+	l.lastChecks = nil
+	l.since, l.reason = l.clock.Wall(), reason
 }
 
-// advertised reports whether the service's prefixes should be on the
-// interface now. Call with mu held.
-func (l *serviceLoop) advertised() bool { return l.drain == nil && l.hyst.State().Advertised() }
-
-// setDrain drains (d set) or undrains (d nil) the service. A drain
-// withdraws at once; an undrain makes the service rise again from down.
-func (l *serviceLoop) setDrain(ctx context.Context, d *Drain, why string) {
+// advertised reports whether the hysteresis has the service advertised,
+// drain or not.
+func (l *serviceLoop) advertised() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	was := l.advertised()
+	return advertised(l.hyst.State())
+}
+
+// wanted reports whether the service's prefixes should be on the interface
+// now. Call with mu held.
+func (l *serviceLoop) wanted() bool { return l.drain == nil && advertised(l.hyst.State()) }
+
+// setDrain drains (d set) or undrains (d nil) the service. A drain
+// withdraws at once; an undrain makes the service rise again from down. It
+// returns the address manager's generation to wait for (0: no change).
+func (l *serviceLoop) setDrain(d *status.Drain, why string) (gen uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	was := l.wanted()
 	l.drain = d
-	l.status.Since = l.clock.Wall()
+	l.since = l.clock.Wall()
 	if d == nil {
 		l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, false)
-		l.status.Reason = why + ": must rise again"
+		l.reason = why + ": must rise again"
 	} else {
-		l.status.Reason = "drained: " + d.Reason
+		l.reason = "drained: " + d.Reason
 	}
-	if was != l.advertised() {
-		l.addrs.set(ctx, l.cfg.Prefixes, l.advertised(), l.status.Reason)
+	if was != l.wanted() {
+		gen = l.addrs.set(l.cfg.Prefixes, l.wanted(), l.reason)
 	}
+	return gen
 }
 
 // firstDelay spreads the services' rounds over their interval, stable per
@@ -193,11 +192,14 @@ func (l *serviceLoop) run(ctx context.Context) {
 	var waiting []chan Round // asked for this round
 	for {
 		if wait := scheduled.Sub(l.clock.Now()); wait > 0 {
+			timer := l.clock.NewTimer(wait)
 			select {
 			case <-ctx.Done():
+				timer.Stop()
 				return
-			case <-l.clock.After(wait):
+			case <-timer.C():
 			case reply := <-l.now:
+				timer.Stop()
 				waiting = append(waiting, reply)
 				scheduled = l.clock.Now()
 			}
@@ -213,8 +215,11 @@ func (l *serviceLoop) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return // cancelled checks say nothing about the service
 		}
-		from, to := l.observe(ctx, results)
-		if l.status.Rounds == 1 {
+		from, to, first, gen := l.observe(results)
+		if gen != 0 {
+			l.addrs.wait(ctx, gen) // not under mu: a hung ip blocks no reader
+		}
+		if first {
 			close(l.firstRound)
 		}
 		ended := l.clock.Now()
@@ -281,8 +286,10 @@ func buildCheckers(svc config.Service, newChecker func(config.Check) (checker.Ch
 }
 
 // observe feeds a round into the hysteresis, logs a state change with its
-// cause, and applies a change of advertisement.
-func (l *serviceLoop) observe(ctx context.Context, results []CheckResult) (from, to State) {
+// cause, and records a change of advertisement with the address manager;
+// gen is the generation to wait for (0: no change). first is true for the
+// loop's first round.
+func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, first bool, gen uint64) {
 	var failed []CheckResult
 	for _, r := range results {
 		if r.Err != nil {
@@ -291,9 +298,10 @@ func (l *serviceLoop) observe(ctx context.Context, results []CheckResult) (from,
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.status.Rounds++
-	l.status.LastRound, l.lastRound = l.clock.Wall(), l.clock.Now()
-	l.status.Checks = make([]CheckStatus, len(results))
+	l.rounds++
+	first = l.rounds == 1
+	l.lastRound = l.clock.Now()
+	l.lastChecks = make([]status.Check, len(results))
 	for i, r := range results {
 		switch s := l.streaks[i]; {
 		case r.Err == nil && s > 0:
@@ -305,20 +313,20 @@ func (l *serviceLoop) observe(ctx context.Context, results []CheckResult) (from,
 		default:
 			l.streaks[i] = -1
 		}
-		l.status.Checks[i] = CheckStatus{CheckResult: r, Consecutive: abs(l.streaks[i])}
+		l.lastChecks[i] = checkStatus(r, abs(l.streaks[i]))
 	}
 	if l.drain != nil {
 		// Drained: checks run and are shown, but decide nothing.
-		return l.hyst.State(), l.hyst.State()
+		return l.hyst.State(), l.hyst.State(), first, 0
 	}
 	from, to = l.hyst.Observe(len(failed) == 0)
 	passes, fails := l.hyst.Streak()
 	reason := ""
 	if from != to {
 		reason = transitionReason(to, passes, fails, l.cfg)
-		l.status.Since, l.status.Reason = l.clock.Wall(), reason
+		l.since, l.reason = l.clock.Wall(), reason
 		if len(failed) > 0 {
-			l.status.Reason += ": " + failureText(failed)
+			l.reason += ": " + failureText(failed)
 		}
 	}
 
@@ -327,7 +335,7 @@ func (l *serviceLoop) observe(ctx context.Context, results []CheckResult) (from,
 			WithError(r.Err).Debug("check failed")
 	}
 	if from == to {
-		return from, to
+		return from, to, first, 0
 	}
 	entry := l.log.WithFields(logrus.Fields{"from": from.String(), "to": to.String(), "reason": reason})
 	if len(failed) > 0 {
@@ -336,29 +344,29 @@ func (l *serviceLoop) observe(ctx context.Context, results []CheckResult) (from,
 			entry = entry.WithField("also_failing", failureText(failed[1:]))
 		}
 	}
-	if to == Down {
+	if to == status.Down {
 		entry.Warn("service down")
 	} else {
 		entry.Info("service " + to.String())
 	}
-	if from.Advertised() != to.Advertised() {
-		l.addrs.set(ctx, l.cfg.Prefixes, to.Advertised(), "service "+to.String()+": "+reason)
+	if advertised(from) != advertised(to) {
+		gen = l.addrs.set(l.cfg.Prefixes, advertised(to), "service "+to.String()+": "+reason)
 	}
-	return from, to
+	return from, to, first, gen
 }
 
 // transitionReason says in a few words why a state was entered; the
 // failing checks go alongside it.
-func transitionReason(to State, passes, fails int, s config.Service) string {
+func transitionReason(to status.State, passes, fails int, s config.Service) string {
 	switch to {
-	case Up:
+	case status.Up:
 		if passes >= s.Rise {
 			return fmt.Sprintf("%d consecutive passing rounds (rise %d)", passes, s.Rise)
 		}
 		return "checks pass again"
-	case Rising:
+	case status.Rising:
 		return fmt.Sprintf("passing round %d of rise %d", passes, s.Rise)
-	case Falling:
+	case status.Falling:
 		return fmt.Sprintf("failing round %d of fall %d", fails, s.Fall)
 	}
 	return fmt.Sprintf("%d consecutive failing rounds (fall %d)", fails, s.Fall)
@@ -396,19 +404,41 @@ func (l *serviceLoop) progress(now time.Time) error {
 	return nil
 }
 
-// snapshot is the status with what is derived from the live state (the
-// hysteresis, the drain, the configuration) filled in.
-func (l *serviceLoop) snapshot() ServiceStatus {
+// snapshot is the service's status, derived from the live state (the
+// hysteresis, the drain, the configuration); the read-back's part of its
+// prefixes is left to the verifier.
+func (l *serviceLoop) snapshot() status.Service {
 	l.mu.Lock()
-	s := l.status
-	s.Checks = append([]CheckStatus(nil), s.Checks...)
-	s.State = l.hyst.State()
+	s := status.Service{Name: l.cfg.Name, State: l.hyst.State(), Since: l.since, Reason: l.reason,
+		Rise: l.cfg.Rise, Fall: l.cfg.Fall, Checks: append([]status.Check{}, l.lastChecks...)}
 	s.Passes, s.Fails = l.hyst.Streak()
-	s.Drain = l.drain
-	s.Rise, s.Fall = l.cfg.Rise, l.cfg.Fall
+	if l.drain != nil {
+		s.State = status.Drained
+		d := *l.drain
+		s.Drain = &d
+	}
 	l.mu.Unlock()
 	s.Prefixes = l.addrs.status(l.cfg.Prefixes)
 	return s
+}
+
+// checkStatus is one check's result as status shows it.
+func checkStatus(r CheckResult, consecutive int) status.Check {
+	c := status.Check{Check: r.Check, OK: r.Err == nil, LatencySeconds: r.Latency.Seconds(), Consecutive: consecutive}
+	if r.Err != nil {
+		c.Reason, c.Error = checker.Reason(r.Err), r.Err.Error()
+	}
+	return c
+}
+
+// CheckStatuses turns one round's results into what status shows, as
+// `probe` and `check` print them.
+func CheckStatuses(results []CheckResult) []status.Check {
+	out := []status.Check{}
+	for _, r := range results {
+		out = append(out, checkStatus(r, 1))
+	}
+	return out
 }
 
 func abs(n int) int { return max(n, -n) }

@@ -16,6 +16,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/checker"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
 // Options are a Supervisor's collaborators; zero values take the real ones.
@@ -29,7 +30,8 @@ type Options struct {
 	ReadBack func(config.FRR) ReadBack
 }
 
-// Supervisor runs one loop per configured service and the reconciler.
+// Supervisor runs one loop per configured service, the address manager's
+// worker, the read-back verifier and the reconciler (see doc.go).
 type Supervisor struct {
 	opts   Options
 	addrs  *addressManager
@@ -38,18 +40,20 @@ type Supervisor struct {
 	mu       sync.Mutex
 	cfg      *config.Config
 	loops    map[string]*serviceLoop
-	drains   map[string]Drain
+	drains   map[string]status.Drain
 	loadedAt time.Time
 	ctx      context.Context
 	cancel   context.CancelFunc
 	done     chan struct{} // the reconciler ended
 	ready    chan struct{}
+	// stopAddrs ends the address manager's worker, last of all.
+	stopAddrs context.CancelFunc
 	// reconcileEvery is read by the reconciler without mu, so that Stop
 	// can hold mu while it waits for the reconciler to end.
 	reconcileEvery atomic.Int64
 }
 
-// New returns a Supervisor that changes the interface through ctl.
+// New returns a Supervisor that changes the interface dev through ctl.
 func New(ctl AddressControl, dev string, opts Options) *Supervisor {
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
@@ -60,16 +64,16 @@ func New(ctl AddressControl, dev string, opts Options) *Supervisor {
 	if opts.NewChecker == nil {
 		opts.NewChecker = checker.New
 	}
-	s := &Supervisor{
-		opts:  opts,
-		addrs: newAddressManager(ctl, dev, opts.Clock, opts.Log),
-		loops: map[string]*serviceLoop{},
-		done:  make(chan struct{}),
-		ready: make(chan struct{}),
+	changed := newWakeup()
+	addrs := newAddressManager(ctl, dev, opts.Clock, opts.Log, changed.notify)
+	return &Supervisor{
+		opts:   opts,
+		addrs:  addrs,
+		verify: newVerifier(addrs, changed, opts.Clock, opts.Log),
+		loops:  map[string]*serviceLoop{},
+		done:   make(chan struct{}),
+		ready:  make(chan struct{}),
 	}
-	s.verify = newVerifier(s.addrs, opts.Clock, opts.Log)
-	s.addrs.onChange = s.verify.changed
-	return s
 }
 
 func (s *Supervisor) readBack(cfg *config.Config) ReadBack {
@@ -79,8 +83,14 @@ func (s *Supervisor) readBack(cfg *config.Config) ReadBack {
 	return s.opts.ReadBack(cfg.FRR)
 }
 
+func (s *Supervisor) deps() loopDeps {
+	return loopDeps{addrs: s.addrs, clock: s.opts.Clock, log: s.opts.Log, onRound: s.opts.OnRound, newChecker: s.opts.NewChecker}
+}
+
 // Start reads the interface once, starts every service as up if any of its
 // prefixes is already there and as down otherwise, and starts reconciling.
+// It returns an error, and starts nothing, when the interface cannot be
+// read, the drains cannot be loaded, or a check cannot be built.
 func (s *Supervisor) Start(ctx context.Context, cfg *config.Config) error {
 	link, err := s.addrs.show(ctx)
 	if err != nil {
@@ -95,8 +105,11 @@ func (s *Supervisor) Start(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	workerCtx, stopAddrs := context.WithCancel(context.Background())
+	go s.addrs.run(workerCtx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stopAddrs = stopAddrs
 	s.drains = drains
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.setConfig(cfg)
@@ -121,7 +134,7 @@ func (s *Supervisor) waitReady(loops map[string]*serviceLoop) {
 		case <-l.done:
 		}
 	}
-	s.addrs.reconcile(s.ctx)
+	s.addrs.wait(s.ctx, s.addrs.reconcileSoon())
 	close(s.ready)
 }
 
@@ -136,7 +149,7 @@ func (s *Supervisor) buildLoops(cfg *config.Config, link ifaddr.Link, current ma
 		}
 		// A replaced service's state is taken over once its old loop has
 		// stopped (see Reload); until then this is a placeholder.
-		l, err := newServiceLoop(svc, anyPresent(link, svc.Prefixes), s.addrs, s.opts.Clock, s.opts.Log, s.opts.OnRound, s.opts.NewChecker)
+		l, err := newServiceLoop(svc, anyPresent(link, svc.Prefixes), s.deps())
 		if err != nil {
 			return nil, err
 		}
@@ -149,31 +162,33 @@ func (s *Supervisor) buildLoops(cfg *config.Config, link ifaddr.Link, current ma
 func (s *Supervisor) adopt(name string, l *serviceLoop, link ifaddr.Link) {
 	if d, ok := s.drains[name]; ok {
 		l.drain = &d
-		l.status.Reason = "drained: " + d.Reason
+		l.reason = "drained: " + d.Reason
 	}
-	want := l.advertised()
-	s.addrs.manage(name, l.cfg.Prefixes, want, link.Has)
+	s.addrs.manage(name, l.cfg.Prefixes, l.wanted(), link.Has)
 	s.opts.Log.WithFields(logrus.Fields{"service": name, "prefixes": prefixList(l.cfg.Prefixes),
-		"state": l.hyst.State().String(), "reason": l.status.Reason}).Info("service started")
+		"state": l.hyst.State().String(), "reason": l.reason}).Info("service started")
 	s.loops[name] = l
 	l.start(s.ctx)
 }
 
-// Reload switches to cfg atomically: services whose configuration is
-// unchanged keep running with their state and counters; changed ones
-// restart keeping whether they are advertised; removed ones are withdrawn.
-// On error nothing has changed.
+// Reload switches to cfg: services whose configuration is unchanged keep
+// running with their state and counters; changed ones restart keeping
+// whether they are advertised; removed ones are withdrawn. On error nothing
+// has changed. No lock is held while it reads the interface or waits for
+// old loops to stop, so status answers throughout; the daemon calls it
+// from one goroutine only, which is what keeps two reloads apart.
 func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.cfg.ReloadableTo(cfg); err != nil {
+	running, current := s.cfg, maps.Clone(s.loops)
+	s.mu.Unlock()
+	if err := running.ReloadableTo(cfg); err != nil {
 		return err
 	}
 	link, err := s.addrs.show(ctx)
 	if err != nil {
 		return fmt.Errorf("read the interface for reload: %w", err)
 	}
-	loops, err := s.buildLoops(cfg, link, s.loops)
+	loops, err := s.buildLoops(cfg, link, current)
 	if err != nil {
 		return err
 	}
@@ -184,29 +199,32 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 			keep[p] = true
 		}
 	}
-	for name, old := range s.loops {
+	ending := map[string]*serviceLoop{} // removed or replaced
+	for name, old := range current {
 		_, replaced := loops[name]
-		if _, stays := cfg.Service(name); stays && !replaced {
-			continue
+		if _, stays := cfg.Service(name); !stays || replaced {
+			ending[name] = old
 		}
+	}
+	for _, old := range ending {
 		old.stop()
+	}
+
+	s.mu.Lock()
+	var orphans []netip.Prefix
+	for name, old := range ending {
 		delete(s.loops, name)
-		if l, ok := loops[name]; ok {
+		l, replaced := loops[name]
+		if replaced {
 			// Whether it is advertised survives a change of its settings.
-			l.startAs(old.snapshot().State.Advertised(), "configuration changed")
+			l.startAs(old.advertised(), "configuration changed")
+		} else {
+			s.opts.Log.WithField("service", name).Info("service removed from the configuration")
 		}
-		var orphans []netip.Prefix
 		for _, p := range old.cfg.Prefixes {
 			if !keep[p] {
 				orphans = append(orphans, p)
 			}
-		}
-		if len(orphans) > 0 {
-			s.addrs.set(ctx, orphans, false, "no longer in the configuration")
-			s.addrs.release(orphans)
-		}
-		if !replaced {
-			s.opts.Log.WithField("service", name).Info("service removed from the configuration")
 		}
 	}
 	dropped := false
@@ -226,12 +244,17 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 		s.verify.setReadBack(s.readBack(cfg))
 	}
 	s.setConfig(cfg)
+	s.addrs.retire(orphans, "no longer in the configuration")
+	gen := s.addrs.reconcileSoon() // new services' wishes
+	s.mu.Unlock()
+	s.addrs.wait(ctx, gen)
 	return nil
 }
 
-// Stop ends every loop and the reconciler, then applies onExit: with
-// config.OnExitWithdraw every managed prefix is removed, with keep they stay
-// as they are so a restart does not blip healthy services.
+// Stop ends every loop, the verifier and the reconciler, then applies
+// onExit: with config.OnExitWithdraw every managed prefix is removed, with
+// keep they stay as they are so a restart does not blip healthy services.
+// The address manager's worker ends last.
 func (s *Supervisor) Stop(ctx context.Context, onExit string) {
 	// Not under mu while waiting: the reconciler takes mu to expire drains.
 	s.mu.Lock()
@@ -247,8 +270,10 @@ func (s *Supervisor) Stop(ctx context.Context, onExit string) {
 	<-s.done
 	<-s.verify.done
 	if onExit == config.OnExitWithdraw {
-		s.addrs.withdrawAll(ctx, "stopping with on_exit: withdraw")
+		s.addrs.wait(ctx, s.addrs.withdrawAll("stopping with on_exit: withdraw"))
 	}
+	s.stopAddrs()
+	<-s.addrs.done
 }
 
 // Progress returns an error when a service loop is wedged: it has not
@@ -268,8 +293,9 @@ func (s *Supervisor) Progress() error {
 	return nil
 }
 
-// FRRHealth returns the read-back's view of each routing daemon.
-func (s *Supervisor) FRRHealth() []FRRHealth { return s.verify.healthStatus() }
+// FRRHealth returns the read-back's view of each routing daemon read so
+// far, ospfd first.
+func (s *Supervisor) FRRHealth() []status.FRR { return s.verify.healthStatus() }
 
 // CheckNow runs a round of the named service's checks at once (after the
 // one under way, if any) and returns it; the round counts as any other.
@@ -286,32 +312,37 @@ func (s *Supervisor) CheckNow(ctx context.Context, name string) (Round, error) {
 // Drain takes the named services (all of them when names is empty) out of
 // rotation at once, whatever their checks say, until Undrain or until
 // (when not zero). The drain is saved first: if it cannot be saved,
-// nothing changes.
+// nothing changes. It returns once the withdrawal is carried out (or ctx
+// ends).
 func (s *Supervisor) Drain(ctx context.Context, names []string, reason, by string, until time.Time) ([]string, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	targets, err := s.targets(names)
 	if err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
 	next := maps.Clone(s.drains)
 	now := s.opts.Clock.Now()
 	for _, name := range targets {
-		next[name] = Drain{Reason: reason, By: by, Since: now, Until: until}
+		next[name] = status.Drain{Reason: reason, By: by, Since: now, Until: until}
 	}
 	if err := newDrainFile(s.cfg.StateDir).save(next); err != nil {
+		s.mu.Unlock()
 		return nil, err
 	}
 	s.drains = next
+	var gen uint64
 	for _, name := range targets {
 		d := next[name]
-		s.loops[name].setDrain(ctx, &d, "")
+		gen = max(gen, s.loops[name].setDrain(&d, ""))
 		entry := s.opts.Log.WithFields(logrus.Fields{"service": name, "reason": reason, "by": by})
 		if !until.IsZero() {
 			entry = entry.WithField("until", until.Format(time.RFC3339))
 		}
 		entry.Warn("service drained: withdrawn whatever its checks say")
 	}
+	s.mu.Unlock()
+	s.addrs.wait(ctx, gen)
 	return targets, nil
 }
 
@@ -332,11 +363,12 @@ func (s *Supervisor) Undrain(ctx context.Context, names []string, by string) ([]
 	if err != nil {
 		return nil, err
 	}
-	return targets, s.undrain(ctx, targets, "undrained by "+by, by)
+	return targets, s.undrain(targets, "undrained by "+by, by)
 }
 
-// undrain removes drains, saved first. Call with mu held.
-func (s *Supervisor) undrain(ctx context.Context, names []string, why, by string) error {
+// undrain removes drains, saved first. An undrained service starts down,
+// so no address changes here. Call with mu held.
+func (s *Supervisor) undrain(names []string, why, by string) error {
 	next := maps.Clone(s.drains)
 	for _, name := range names {
 		delete(next, name)
@@ -347,7 +379,7 @@ func (s *Supervisor) undrain(ctx context.Context, names []string, why, by string
 	for _, name := range names {
 		_, was := s.drains[name]
 		if was {
-			s.loops[name].setDrain(ctx, nil, why)
+			s.loops[name].setDrain(nil, why)
 			s.opts.Log.WithFields(logrus.Fields{"service": name, "by": by}).Info("service undrained: " + why + "; it must rise again")
 		}
 	}
@@ -356,7 +388,7 @@ func (s *Supervisor) undrain(ctx context.Context, names []string, why, by string
 }
 
 // expireDrains ends timed drains that have run out.
-func (s *Supervisor) expireDrains(ctx context.Context) {
+func (s *Supervisor) expireDrains() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var expired []string
@@ -369,7 +401,7 @@ func (s *Supervisor) expireDrains(ctx context.Context) {
 	if len(expired) == 0 {
 		return
 	}
-	if err := s.undrain(ctx, expired, "drain expired", "expiry"); err != nil {
+	if err := s.undrain(expired, "drain expired", "expiry"); err != nil {
 		s.opts.Log.WithError(err).Error("cannot end expired drains; will retry")
 	}
 }
@@ -408,18 +440,20 @@ func (s *Supervisor) Config() (*config.Config, time.Time) {
 }
 
 // Status returns every service in configuration order.
-func (s *Supervisor) Status() []ServiceStatus {
+func (s *Supervisor) Status() []status.Service {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]ServiceStatus, 0, len(s.cfg.Services))
+	loops := make([]*serviceLoop, 0, len(s.cfg.Services))
 	for _, svc := range s.cfg.Services {
 		if l, ok := s.loops[svc.Name]; ok {
-			st := l.snapshot()
-			for i := range st.Prefixes {
-				st.Prefixes[i].Verify = s.verify.status(st.Prefixes[i].Prefix)
-			}
-			out = append(out, st)
+			loops = append(loops, l)
 		}
+	}
+	s.mu.Unlock()
+	out := make([]status.Service, 0, len(loops))
+	for _, l := range loops {
+		st := l.snapshot()
+		s.verify.fill(st.Prefixes)
+		out = append(out, st)
 	}
 	return out
 }
@@ -430,18 +464,20 @@ func (s *Supervisor) setConfig(cfg *config.Config) {
 	s.reconcileEvery.Store(int64(reconcileInterval(cfg)))
 }
 
-// reconcileLoop keeps the interface matching the wishes, at the shortest
-// service interval.
+// reconcileLoop ends timed drains and has the interface reconciled with the
+// wishes, at the shortest service interval.
 func (s *Supervisor) reconcileLoop() {
 	defer close(s.done)
 	for {
+		timer := s.opts.Clock.NewTimer(time.Duration(s.reconcileEvery.Load()))
 		select {
 		case <-s.ctx.Done():
+			timer.Stop()
 			return
-		case <-s.opts.Clock.After(time.Duration(s.reconcileEvery.Load())):
+		case <-timer.C():
 		}
-		s.expireDrains(s.ctx)
-		s.addrs.reconcile(s.ctx)
+		s.expireDrains()
+		s.addrs.reconcileSoon()
 	}
 }
 

@@ -9,16 +9,17 @@ import (
 	"time"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
 func TestHealthyServiceAlreadyAdvertisedIsNeverTouched(t *testing.T) {
 	w := newWorld(t, newFakeInterface("192.0.2.53/32", "2001:db8::53/128"), map[string]bool{"dns": true})
 	w.start(cfgOf(service("dns", "192.0.2.53/32", "2001:db8::53/128")))
-	if got := w.state("dns"); got != Up {
+	if got := w.state("dns"); got != status.Up {
 		t.Fatalf("state %s, want up from the first moment", got)
 	}
 	for i := 0; i < 10; i++ {
-		<-w.rounds
+		w.nextRound()
 	}
 	if h := w.iface.history(); len(h) != 0 {
 		t.Errorf("a healthy advertised service was changed: %v", h)
@@ -28,19 +29,18 @@ func TestHealthyServiceAlreadyAdvertisedIsNeverTouched(t *testing.T) {
 func TestAbsentServiceRisesThenFallsThenRises(t *testing.T) {
 	w := newWorld(t, newFakeInterface(), map[string]bool{"dns": true})
 	w.start(cfgOf(service("dns", "192.0.2.53/32", "2001:db8::53/128")))
-	w.eventually("both prefixes are added", func() bool { return w.iface.has("192.0.2.53/32") && w.iface.has("2001:db8::53/128") })
+	w.until("both prefixes are added", func() bool { return w.iface.has("192.0.2.53/32") && w.iface.has("2001:db8::53/128") })
 
 	w.checks["dns"].healthy.Store(false)
-	w.eventually("both prefixes are removed", func() bool { return !w.iface.has("192.0.2.53/32") && !w.iface.has("2001:db8::53/128") })
-	if got := w.state("dns"); got != Down {
+	w.until("both prefixes are removed", func() bool { return !w.iface.has("192.0.2.53/32") && !w.iface.has("2001:db8::53/128") })
+	if got := w.state("dns"); got != status.Down {
 		t.Errorf("state %s after withdrawal", got)
 	}
 	w.checks["dns"].healthy.Store(true)
-	w.eventually("prefixes return", func() bool { return w.iface.has("192.0.2.53/32") })
+	w.until("prefixes return", func() bool { return w.iface.has("192.0.2.53/32") && w.iface.has("2001:db8::53/128") })
 
 	want := []string{"add 192.0.2.53/32", "add 2001:db8::53/128", "del 192.0.2.53/32", "del 2001:db8::53/128",
 		"add 192.0.2.53/32", "add 2001:db8::53/128"}
-	w.eventually("the last add", func() bool { return len(w.iface.history()) == len(want) })
 	if got := w.iface.history(); !reflect.DeepEqual(got, want) {
 		t.Errorf("changes %v, want %v", got, want)
 	}
@@ -66,8 +66,8 @@ func TestWithdrawAfterFallRoundsAtFastInterval(t *testing.T) {
 	w.start(cfgOf(s))
 	w.checks["dns"].healthy.Store(false)
 	var rounds []Round
-	for len(rounds) == 0 || rounds[len(rounds)-1].To != Down {
-		r := <-w.rounds
+	for len(rounds) == 0 || rounds[len(rounds)-1].To != status.Down {
+		r := w.nextRound()
 		if r.Results[0].Err != nil {
 			rounds = append(rounds, r)
 		}
@@ -75,18 +75,11 @@ func TestWithdrawAfterFallRoundsAtFastInterval(t *testing.T) {
 	if len(rounds) != 3 {
 		t.Fatalf("down after %d failing rounds, want 3", len(rounds))
 	}
-	// After the first failure the service is falling: the next round is
-	// due one fast interval after the last was due, or, if that one ran
-	// past it (a loaded machine; seen once in CI), as soon as it ended.
+	// After the first failure the service is falling: each next round is
+	// due one fast interval after the last was due.
 	for i := 1; i < len(rounds); i++ {
-		prev := rounds[i-1]
-		due := prev.Scheduled.Add(5 * time.Millisecond)
-		if prev.Ended.After(due) {
-			due = prev.Ended
-		}
-		if !rounds[i].Scheduled.Equal(due) {
-			t.Errorf("round %d was due %s after the previous (which took %s), want the fast interval 5ms",
-				i, rounds[i].Scheduled.Sub(prev.Scheduled), prev.Ended.Sub(prev.Started))
+		if gap := rounds[i].Scheduled.Sub(rounds[i-1].Scheduled); gap != 5*time.Millisecond {
+			t.Errorf("round %d was due %s after the previous, want the fast interval 5ms", i, gap)
 		}
 	}
 }
@@ -98,7 +91,7 @@ func TestRoundsNeverOverlap(t *testing.T) {
 	s.Interval, s.FastInterval = 15*time.Millisecond, 15*time.Millisecond
 	w.start(cfgOf(s))
 	for i := 0; i < 10; i++ {
-		<-w.rounds
+		w.nextRound()
 	}
 	if n := w.checks["slow"].overlaps.Load(); n != 0 {
 		t.Errorf("%d rounds overlapped", n)
@@ -110,9 +103,9 @@ func TestAddressChangedByHandIsPutBack(t *testing.T) {
 	w.start(cfgOf(service("dns", "192.0.2.53/32"), service("web", "203.0.113.80/32")))
 
 	w.iface.byHand("192.0.2.53/32", false)
-	w.eventually("the removed address is back", func() bool { return w.iface.has("192.0.2.53/32") })
+	w.until("the removed address is back", func() bool { return w.iface.has("192.0.2.53/32") })
 	w.iface.byHand("203.0.113.80/32", true)
-	w.eventually("the added address is gone", func() bool { return !w.iface.has("203.0.113.80/32") })
+	w.until("the added address is gone", func() bool { return !w.iface.has("203.0.113.80/32") })
 	if !strings.Contains(w.logText(), `msg="address changed outside anycast-watchdog; putting it back"`) {
 		t.Errorf("no log line for the drift:\n%s", w.logText())
 	}
@@ -123,13 +116,13 @@ func TestFailingIPIsRetriedAndRecovers(t *testing.T) {
 	w.start(cfgOf(service("dns", "192.0.2.53/32")))
 	w.iface.setFail(errors.New("ip addr del: exit status 2: RTNETLINK answers: Operation not permitted"))
 	w.checks["dns"].healthy.Store(false)
-	w.eventually("the service is down", func() bool { return w.state("dns") == Down })
+	w.until("the service is down", func() bool { return w.state("dns") == status.Down })
 	st := w.sup.Status()[0].Prefixes[0]
-	if st.Err == nil || !st.Present || st.Want {
+	if st.Error == "" || !st.Present || st.Wanted {
 		t.Errorf("prefix status %+v, want present, not wanted, with the error", st)
 	}
 	w.iface.setFail(nil)
-	w.eventually("the retry removes it", func() bool { return !w.iface.has("192.0.2.53/32") })
+	w.until("the retry removes it", func() bool { return !w.iface.has("192.0.2.53/32") })
 	log := w.logText()
 	if n := strings.Count(log, "cannot change address; will retry"); n != 1 {
 		t.Errorf("the same failure was logged %d times, want once:\n%s", n, log)
@@ -148,9 +141,9 @@ func TestFailedChangeIsRetriedWhileTheInterfaceIsUnreadable(t *testing.T) {
 	w.iface.showErr = errors.New("ip -j addr show: unexpected JSON")
 	w.iface.mu.Unlock()
 	w.checks["dns"].healthy.Store(false)
-	w.eventually("the service is down", func() bool { return w.state("dns") == Down })
+	w.until("the service is down", func() bool { return w.state("dns") == status.Down })
 	w.iface.setFail(nil) // del works again; reading still does not
-	w.eventually2(5*time.Second, "the retry removes it", func() bool { return !w.iface.has("192.0.2.53/32") })
+	w.until("the retry removes it", func() bool { return !w.iface.has("192.0.2.53/32") })
 	if log := w.logText(); !strings.Contains(log, "cannot read the interface; only failed changes are retried") {
 		t.Errorf("the unreadable interface was not logged:\n%s", log)
 	}
@@ -160,7 +153,7 @@ func TestReload(t *testing.T) {
 	w := newWorld(t, newFakeInterface("192.0.2.53/32", "203.0.113.80/32"), map[string]bool{"dns": true, "web": true, "ntp": true})
 	dns, web := service("dns", "192.0.2.53/32"), service("web", "203.0.113.80/32")
 	w.start(cfgOf(dns, web))
-	w.eventually("dns has a streak", func() bool { return w.sup.Status()[0].Passes >= 3 })
+	w.until("dns has a streak", func() bool { return w.sup.Status()[0].Passes >= 3 })
 	before := w.sup.Status()[0]
 
 	// dns unchanged, web removed, ntp added.
@@ -168,11 +161,14 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := w.sup.Status()[0]
-	if after.Name != "dns" || after.State != Up || after.Since != before.Since || after.Passes < before.Passes {
+	if after.Name != "dns" || after.State != status.Up || after.Since != before.Since || after.Passes < before.Passes {
 		t.Errorf("unchanged service lost its state: before %+v after %+v", before, after)
 	}
-	w.eventually("web's address is withdrawn", func() bool { return !w.iface.has("203.0.113.80/32") })
-	w.eventually("ntp rises", func() bool { return w.iface.has("198.51.100.123/32") })
+	if w.iface.has("203.0.113.80/32") {
+		t.Error("web's address is still there after the reload returned")
+	}
+	w.settle()
+	w.until("ntp rises", func() bool { return w.iface.has("198.51.100.123/32") })
 	for _, c := range w.iface.history() {
 		if strings.Contains(c, "192.0.2.53") {
 			t.Errorf("reload touched the unchanged service: %s", c)
@@ -188,10 +184,12 @@ func TestReloadOfChangedServiceKeepsItAdvertised(t *testing.T) {
 	if err := w.sup.Reload(context.Background(), withChecks(cfgOf(changed))); err != nil {
 		t.Fatal(err)
 	}
-	if st := w.state("dns"); st != Up {
+	if st := w.state("dns"); st != status.Up {
 		t.Errorf("changed service is %s, want still up", st)
 	}
-	w.eventually("the new prefix is added", func() bool { return w.iface.has("2001:db8::53/128") })
+	if !w.iface.has("2001:db8::53/128") {
+		t.Error("the new prefix is not there after the reload returned")
+	}
 	if h := w.iface.history(); !reflect.DeepEqual(h, []string{"add 2001:db8::53/128"}) {
 		t.Errorf("changes %v, want only the new prefix added", h)
 	}
@@ -210,7 +208,7 @@ func TestFailedReloadChangesNothing(t *testing.T) {
 	if err := w.sup.Reload(context.Background(), moved); err == nil || !strings.Contains(err.Error(), "interface cannot change on reload") {
 		t.Fatalf("interface change: %v", err)
 	}
-	if st := w.sup.Status(); len(st) != 1 || st[0].State != Up {
+	if st := w.sup.Status(); len(st) != 1 || st[0].State != status.Up {
 		t.Errorf("status after failed reloads: %+v", st)
 	}
 }
@@ -255,7 +253,7 @@ func TestCheckNowAndShutdownMidRound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	r, err := w.sup.CheckNow(ctx, "dns")
-	if err != nil || len(r.Results) != 1 || r.Results[0].Err != nil || r.To != Up {
+	if err != nil || len(r.Results) != 1 || r.Results[0].Err != nil || r.To != status.Up {
 		t.Fatalf("CheckNow = %+v, %v", r, err)
 	}
 	if _, err := w.sup.CheckNow(ctx, "nope"); err == nil || err.Error() != `no service "nope"` {
@@ -266,7 +264,7 @@ func TestCheckNowAndShutdownMidRound(t *testing.T) {
 	go w.sup.CheckNow(context.Background(), "dns")
 	w.eventually("the slow round runs", func() bool { return w.checks["dns"].running.Load() == 1 })
 	w.sup.Stop(context.Background(), config.OnExitKeep)
-	if st := w.sup.Status()[0]; st.Fails != 0 || st.State != Up {
+	if st := w.sup.Status()[0]; st.Fails != 0 || st.State != status.Up {
 		t.Errorf("after shutdown mid-round: %+v", st)
 	}
 }
@@ -276,15 +274,72 @@ func TestCheckNowAndShutdownMidRound(t *testing.T) {
 func TestProgressReportsAWedgedLoop(t *testing.T) {
 	w := newWorld(t, newFakeInterface("192.0.2.53/32"), map[string]bool{"dns": true, "web": true})
 	w.start(cfgOf(service("dns", "192.0.2.53/32"), service("web", "203.0.113.80/32")))
-	<-w.rounds
+	w.advance(time.Minute) // a minute in one step: one round each
 	if err := w.sup.Progress(); err != nil {
 		t.Fatalf("healthy daemon: %v", err)
 	}
 	w.checks["web"].wedged.Store(true)
 	defer w.checks["web"].wedged.Store(false)
-	// window: interval 20ms + timeout 15ms + 2s slack
-	w.eventually2(4*time.Second, "progress fails", func() bool { return w.sup.Progress() != nil })
-	if err := w.sup.Progress(); !strings.Contains(err.Error(), `service "web" has completed no round for`) {
+	w.hung = 1
+	dns := w.sup.loops["dns"]
+	// window: interval 20ms + timeout 15ms + 2s slack; dns keeps going.
+	for elapsed := time.Duration(0); elapsed <= 2100*time.Millisecond; elapsed += 100 * time.Millisecond {
+		w.advance(100 * time.Millisecond)
+		dns.mu.Lock()
+		last := dns.lastRound
+		dns.mu.Unlock()
+		if !last.Equal(w.clock.Now()) {
+			t.Fatalf("dns's last round was at %s, want now", w.clock.Now().Sub(last))
+		}
+		w.eventually("web's round hangs", func() bool { return w.checks["web"].running.Load() == 1 })
+		if err := w.sup.Progress(); elapsed < 2*time.Second && err != nil {
+			t.Fatalf("progress failed %s into the hang: %v", elapsed, err)
+		}
+	}
+	if err := w.sup.Progress(); err == nil || !strings.Contains(err.Error(), `service "web" has completed no round for`) {
 		t.Errorf("Progress = %v", err)
+	}
+}
+
+// No lock is held across ip: while ip hangs in a withdrawal, status (and so
+// metrics) answer at once and show the withdrawal under way, and the other
+// services keep their rounds.
+func TestHungIPBlocksNoStatus(t *testing.T) {
+	iface := newFakeInterface("192.0.2.53/32", "203.0.113.80/32")
+	w := newWorld(t, iface, map[string]bool{"dns": true, "web": true})
+	w.start(cfgOf(service("dns", "192.0.2.53/32"), service("web", "203.0.113.80/32")))
+	hang := make(chan struct{})
+	iface.mu.Lock()
+	iface.hang = hang
+	iface.mu.Unlock()
+	w.checks["dns"].healthy.Store(false)
+	// dns's loop waits for its withdrawal and the worker for ip, so the
+	// world never settles: fire timers by hand.
+	w.runUnsettled("dns is down", func() bool { return w.service("dns").State == status.Down })
+	answered := make(chan status.Service)
+	for i := 0; i < 3; i++ {
+		go func() { answered <- w.service("dns") }()
+		select {
+		case st := <-answered:
+			if p := st.Prefixes[0]; p.Wanted || !p.Present {
+				t.Errorf("while ip hangs: %+v, want not wanted but still present", p)
+			}
+		case <-time.After(100 * time.Millisecond):
+			t.Fatal("status did not answer within 100ms while ip hangs")
+		}
+	}
+	webRounds := 0
+	w.runUnsettled("web has three more rounds", func() bool {
+		for len(w.rounds) > 0 {
+			if r := <-w.rounds; r.Service == "web" {
+				webRounds++
+			}
+		}
+		return webRounds >= 3
+	})
+	close(hang)
+	w.settle()
+	if iface.has("192.0.2.53/32") {
+		t.Error("the withdrawal was not carried out once ip answered")
 	}
 }

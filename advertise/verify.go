@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
 // ReadBack says which host routes the local routing daemons originate now;
@@ -19,15 +20,6 @@ import (
 type ReadBack interface {
 	Originated(ctx context.Context, v6 bool) ([]netip.Prefix, error)
 }
-
-// Advertised is what the read-back says of one prefix.
-type Advertised string
-
-const (
-	AdvertisedYes     Advertised = "yes"
-	AdvertisedNo      Advertised = "no"
-	AdvertisedUnknown Advertised = "unknown"
-)
 
 const (
 	// confirmWindow is how long after a change of the interface the
@@ -39,28 +31,23 @@ const (
 	maxRetry      = time.Second
 )
 
-// VerifyStatus is the read-back's view of one prefix.
-type VerifyStatus struct {
-	Advertised Advertised
-	Reason     string // why unknown, or what the mismatch is
-	Mismatches int    // episodes where FRR disagreed with the interface
-	CheckedAt  time.Time
-}
-
+// verifyState is the read-back's view of one prefix.
 type verifyState struct {
-	VerifyStatus
+	advertised status.Advertised
+	reason     string // why unknown, or what the mismatch is
+	mismatches int    // episodes where FRR disagreed with the interface
 	inMismatch bool
 	confirmed  time.Time // the change (its changedAt) last confirmed and logged
 }
 
 // verifier confirms, on its own goroutine, that the routing daemons follow
-// the interface. It never blocks a check or an address change: they only
-// kick it.
+// the interface. It never blocks a check or an address change: the address
+// manager only wakes it through kick. mu is never held across vtysh.
 type verifier struct {
 	addrs *addressManager
 	clock Clock
 	log   logrus.FieldLogger
-	kick  chan struct{}
+	kick  wakeup
 	done  chan struct{} // run ended
 	// window and every are confirmWindow and reverifyEvery; tests shorten them.
 	window, every time.Duration
@@ -72,19 +59,11 @@ type verifier struct {
 	errors map[bool]map[string]uint64 // per family, failed read-backs by frr.Kind
 }
 
-func newVerifier(addrs *addressManager, clock Clock, log logrus.FieldLogger) *verifier {
-	return &verifier{addrs: addrs, clock: clock, log: log, kick: make(chan struct{}, 1), done: make(chan struct{}),
+func newVerifier(addrs *addressManager, kick wakeup, clock Clock, log logrus.FieldLogger) *verifier {
+	return &verifier{addrs: addrs, clock: clock, log: log, kick: kick, done: make(chan struct{}),
 		window: confirmWindow, every: reverifyEvery,
 		state: map[netip.Prefix]*verifyState{}, health: map[bool]string{},
 		errors: map[bool]map[string]uint64{false: {}, true: {}}}
-}
-
-// changed tells the verifier the interface changed; it returns at once.
-func (v *verifier) changed() {
-	select {
-	case v.kick <- struct{}{}:
-	default:
-	}
 }
 
 func (v *verifier) run(ctx context.Context) {
@@ -98,12 +77,15 @@ func (v *verifier) run(ctx context.Context) {
 		} else {
 			retry = firstRetry
 		}
+		timer := v.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
 		case <-v.kick:
+			timer.Stop()
 			retry = firstRetry
-		case <-v.clock.After(wait):
+		case <-timer.C():
 		}
 	}
 }
@@ -143,22 +125,21 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 			st = &verifyState{}
 			v.state[p] = st
 		}
-		st.CheckedAt = now
 		log := v.log.WithFields(logrus.Fields{"service": snap.service, "prefix": p.String()})
 		if err := errs[p.Addr().Is6()]; err != nil {
-			st.Advertised, st.Reason = AdvertisedUnknown, err.Error()
+			st.advertised, st.reason = status.AdvertisedUnknown, err.Error()
 			continue
 		}
 		adv := slices.Contains(originated[p.Addr().Is6()], p)
-		st.Advertised, st.Reason = AdvertisedNo, ""
+		st.advertised, st.reason = status.AdvertisedNo, ""
 		if adv {
-			st.Advertised = AdvertisedYes
+			st.advertised = status.AdvertisedYes
 		}
 		if adv == snap.present {
 			if st.inMismatch {
-				log.WithField("advertised", st.Advertised).Info("advertisement matches the interface again")
+				log.WithField("advertised", st.advertised).Info("advertisement matches the interface again")
 			} else if !st.confirmed.Equal(snap.changedAt) {
-				log.WithFields(logrus.Fields{"advertised": st.Advertised, "after": now.Sub(snap.changedAt).Round(time.Millisecond).String()}).
+				log.WithFields(logrus.Fields{"advertised": st.advertised, "after": now.Sub(snap.changedAt).Round(time.Millisecond).String()}).
 					Info("advertisement confirmed")
 			}
 			st.inMismatch, st.confirmed = false, snap.changedAt
@@ -168,11 +149,11 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 			pending = true
 			continue
 		}
-		st.Reason = mismatchReason(p, snap.present)
+		st.reason = mismatchReason(p, snap.present)
 		if !st.inMismatch {
 			st.inMismatch = true
-			st.Mismatches++
-			log.WithFields(logrus.Fields{"present": snap.present, "advertised": st.Advertised}).Warn(st.Reason)
+			st.mismatches++
+			log.WithFields(logrus.Fields{"present": snap.present, "advertised": st.advertised}).Warn(st.reason)
 		}
 	}
 	for p := range v.state {
@@ -229,40 +210,38 @@ func (v *verifier) setReadBack(rb ReadBack) {
 		v.state, v.health = map[netip.Prefix]*verifyState{}, map[bool]string{}
 	}
 	v.mu.Unlock()
-	v.changed()
+	v.kick.notify()
 }
 
-// status returns the read-back view of p, or unknown with why.
-func (v *verifier) status(p netip.Prefix) VerifyStatus {
+// fill sets the read-back's part of each prefix's status: what FRR says, or
+// unknown with why.
+func (v *verifier) fill(prefixes []status.Prefix) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.rb == nil {
-		return VerifyStatus{Advertised: AdvertisedUnknown, Reason: "read-back is off (frr.verify: false)"}
+	for i := range prefixes {
+		p := &prefixes[i]
+		switch st, ok := v.state[netip.MustParsePrefix(p.Prefix)]; {
+		case v.rb == nil:
+			p.Advertised, p.AdvertisedReason = status.AdvertisedUnknown, "read-back is off (frr.verify: false)"
+		case !ok:
+			p.Advertised, p.AdvertisedReason = status.AdvertisedUnknown, "not verified yet"
+		default:
+			p.Advertised, p.AdvertisedReason, p.Mismatches = st.advertised, st.reason, st.mismatches
+		}
 	}
-	if st, ok := v.state[p]; ok {
-		return st.VerifyStatus
-	}
-	return VerifyStatus{Advertised: AdvertisedUnknown, Reason: "not verified yet"}
-}
-
-// FRRHealth is the read-back's view of one routing daemon.
-type FRRHealth struct {
-	Daemon string
-	Error  string            // the last read-back's error; "" when it worked
-	Errors map[string]uint64 // failed read-backs so far, by frr.Kind
 }
 
 // healthStatus returns every daemon read back so far, ospfd first.
-func (v *verifier) healthStatus() []FRRHealth {
+func (v *verifier) healthStatus() []status.FRR {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	var out []FRRHealth
+	out := []status.FRR{}
 	for _, v6 := range []bool{false, true} {
 		msg, ok := v.health[v6]
 		if !ok {
 			continue
 		}
-		out = append(out, FRRHealth{Daemon: frr.Daemon(v6), Error: msg, Errors: maps.Clone(v.errors[v6])})
+		out = append(out, status.FRR{Daemon: frr.Daemon(v6), OK: msg == "", Error: msg, Errors: maps.Clone(v.errors[v6])})
 	}
 	return out
 }

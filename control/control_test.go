@@ -1,11 +1,8 @@
 package control
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,73 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sirupsen/logrus"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata golden files")
-
-var t0 = time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
-
-func sampleStatus() Status {
-	until := t0.Add(55 * time.Minute)
-	return Status{
-		Version: "0.1.0",
-		Config: ConfigStatus{Path: "/etc/anycast-watchdog/config.yaml", LoadedAt: t0.Add(-10 * time.Minute),
-			LastReload: &ReloadStatus{At: t0.Add(-2 * time.Minute), OK: false, Error: "config.yaml:4: services[0].rise: 0 must be at least 1"}},
-		FRR: []FRRStatus{{Daemon: "ospfd", OK: true, Errors: map[string]uint64{}},
-			{Daemon: "ospf6d", OK: false, Error: "ospf6d is not running", Errors: map[string]uint64{"not-running": 3}}},
-		Services: []ServiceStatus{
-			{Name: "dns", State: "up", Since: t0.Add(-5 * time.Minute), Reason: "3 consecutive passing rounds (rise 3)",
-				Passes: 300, Rise: 3, Fall: 2,
-				Prefixes: []PrefixStatus{
-					{Prefix: "192.0.2.53/32", Wanted: true, Present: true, Advertised: "yes"},
-					{Prefix: "2001:db8::53/128", Wanted: true, Present: true, Advertised: "unknown", AdvertisedReason: "ospf6d is not running"}},
-				Checks: []CheckStatus{
-					{Check: "dns 127.0.0.1:53 health.example./A udp", OK: true, LatencySeconds: 0.00123, Consecutive: 300},
-					{Check: "tcp 127.0.0.1:53", OK: true, LatencySeconds: 0.0002, Consecutive: 300}}},
-			{Name: "web", State: "drained", Since: t0.Add(-time.Minute), Reason: "drained: kernel upgrade",
-				Drain: &DrainStatus{Reason: "kernel upgrade", By: "uid 0 (root) pid 4242", Since: t0.Add(-time.Minute), Until: &until},
-				Fails: 0, Rise: 3, Fall: 2,
-				Prefixes: []PrefixStatus{{Prefix: "203.0.113.80/32", Wanted: false, Present: false, Advertised: "no"}},
-				Checks: []CheckStatus{{Check: "http http://127.0.0.1:8080/healthz", OK: false, Reason: "status",
-					Error: "status 503, want 200", LatencySeconds: 0.004, Consecutive: 12}}},
-		},
-	}
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		os.WriteFile(path, got, 0o644)
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./control -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
-
-func TestStatusTable(t *testing.T) {
-	var b bytes.Buffer
-	if err := WriteTable(&b, sampleStatus(), t0); err != nil {
-		t.Fatal(err)
-	}
-	golden(t, "status.txt", b.Bytes())
-}
-
-// The JSON form is an interface: this golden file changes only by adding.
-func TestStatusJSON(t *testing.T) {
-	b, err := json.MarshalIndent(sampleStatus(), "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden(t, "status.json", append(b, '\n'))
-}
 
 // echoHandler answers with what it received and who sent it.
 type echoHandler struct{}

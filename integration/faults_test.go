@@ -21,8 +21,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/anycast-watchdog/anycast-watchdog/control"
 	"github.com/anycast-watchdog/anycast-watchdog/integration/lab"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
 // metricsAddr is where node watchdogs serve metrics, inside their namespace.
@@ -56,19 +56,19 @@ func metric(t *testing.T, n *lab.Node, name string, labels ...string) float64 {
 	return sum
 }
 
-func serviceNamed(st control.Status, name string) control.ServiceStatus {
+func serviceNamed(st status.Document, name string) status.Service {
 	for _, s := range st.Services {
 		if s.Name == name {
 			return s
 		}
 	}
-	return control.ServiceStatus{}
+	return status.Service{}
 }
 
 // waitStatus waits until cond holds for node's status and returns it.
-func waitStatus(t *testing.T, n *lab.Node, within time.Duration, what string, cond func(control.Status) bool) control.Status {
+func waitStatus(t *testing.T, n *lab.Node, within time.Duration, what string, cond func(status.Document) bool) status.Document {
 	t.Helper()
-	var st control.Status
+	var st status.Document
 	var err error
 	if _, ok := lab.WaitFor(within, func() bool {
 		st, err = fullStatus(t, n)
@@ -241,7 +241,7 @@ func TestFaultFlappingServiceIsHeldByHysteresis(t *testing.T) {
 	if len(changes) > 4 {
 		t.Errorf("the router saw %d route changes while the service flapped (want at most 4):\n%s", len(changes), strings.Join(changes, "\n"))
 	}
-	st := waitStatus(t, n1, 2*time.Second, "flappy up", func(st control.Status) bool { return serviceNamed(st, "flappy").State == "up" })
+	st := waitStatus(t, n1, 2*time.Second, "flappy up", func(st status.Document) bool { return serviceNamed(st, "flappy").State == "up" })
 	if s := serviceNamed(st, "flappy"); !s.Prefixes[0].Present || s.Prefixes[0].Advertised != "yes" {
 		t.Errorf("flappy's prefix after the flapping: %+v", s.Prefixes[0])
 	}
@@ -279,7 +279,7 @@ func TestFaultHungCheckTimesOutOnSchedule(t *testing.T) {
 	hang.Store(true)
 	took := waitNextHops(t, a, web, nil, withdrawBound, "hung web withdrawn")
 	t.Logf("router lost the hung service %s after the server stopped answering", took.Round(time.Millisecond))
-	st := waitStatus(t, n1, 2*time.Second, "web down on timeouts", func(st control.Status) bool {
+	st := waitStatus(t, n1, 2*time.Second, "web down on timeouts", func(st status.Document) bool {
 		s := serviceNamed(st, "web")
 		return s.State == "down" && len(s.Checks) == 1 && s.Checks[0].Reason == "timeout"
 	})
@@ -396,7 +396,7 @@ func TestFaultExecFloodingStdoutKeepsMemoryFlat(t *testing.T) {
 	c := n1.WatchdogConfig()
 	c.Metrics = metricsAddr
 	startWith(t, n1, c)
-	waitStatus(t, n1, 10*time.Second, "dns up", func(st control.Status) bool { return serviceNamed(st, "dns").State == "up" })
+	waitStatus(t, n1, 10*time.Second, "dns up", func(st status.Document) bool { return serviceNamed(st, "dns").State == "up" })
 	pid := n1.Watchdog.PID()
 
 	c.Services = extraService("chatty", chatty.String(), "{interval: 1s, timeout: 900ms, rise: 1, fall: 1}",
@@ -477,7 +477,7 @@ func TestFaultBrokenVtysh(t *testing.T) {
 			c.Vtysh = tc.vtysh
 			startWith(t, n1, c, tc.wrapper...)
 			defer n1.Watchdog.Stop(5 * time.Second)
-			st := waitStatus(t, n1, 10*time.Second, "FRR read-back failing", func(st control.Status) bool {
+			st := waitStatus(t, n1, 10*time.Second, "FRR read-back failing", func(st status.Document) bool {
 				return len(st.FRR) > 0 && !st.FRR[0].OK && st.FRR[0].Errors[tc.kind] > 0
 			})
 			if !strings.Contains(st.FRR[0].Error, tc.error) {
@@ -535,7 +535,7 @@ func TestFaultFailingIPIsRetriedWithBackoff(t *testing.T) {
 	n1.DNS.Stop(2 * time.Second)
 	waitLog(t, n1.Watchdog, withdrawBound, `msg="cannot change address; will retry"`)
 	failedAt := time.Now()
-	st := waitStatus(t, n1, 2*time.Second, "failed change in status", func(st control.Status) bool {
+	st := waitStatus(t, n1, 2*time.Second, "failed change in status", func(st status.Document) bool {
 		p := serviceNamed(st, "dns").Prefixes[0]
 		return !p.Wanted && p.Present && strings.Contains(p.Error, "Operation not permitted")
 	})
@@ -647,7 +647,7 @@ func TestFaultGarbageConfigOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	n1.Watchdog.Signal(syscall.SIGHUP)
-	st := waitStatus(t, n1, 5*time.Second, "failed reload in status", func(st control.Status) bool {
+	st := waitStatus(t, n1, 5*time.Second, "failed reload in status", func(st status.Document) bool {
 		return st.Config.LastReload != nil && !st.Config.LastReload.OK
 	})
 	t.Logf("status: last reload failed: %s", st.Config.LastReload.Error)
@@ -691,7 +691,7 @@ func TestFaultEveryServiceFailsAtOnce(t *testing.T) {
 	for _, p := range extra {
 		waitNextHops(t, a, p, []string{n2.RouterDev}, time.Second, p.String()+" withdrawn from node 1")
 	}
-	st := waitStatus(t, n1, 2*time.Second, "all down", func(st control.Status) bool {
+	st := waitStatus(t, n1, 2*time.Second, "all down", func(st status.Document) bool {
 		for _, s := range st.Services {
 			if s.State != "down" || s.Prefixes[0].Present {
 				return false

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anycast-watchdog/anycast-watchdog/control"
 	"github.com/anycast-watchdog/anycast-watchdog/integration/lab"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
 // cli runs an anycast-watchdog client command against node's daemon.
@@ -22,7 +22,7 @@ func cli(t *testing.T, n *lab.Node, args ...string) (string, error) {
 	return string(out), err
 }
 
-func statusOf(t *testing.T, n *lab.Node) control.ServiceStatus {
+func statusOf(t *testing.T, n *lab.Node) status.Service {
 	t.Helper()
 	st, err := tryStatus(t, n)
 	if err != nil {
@@ -31,34 +31,34 @@ func statusOf(t *testing.T, n *lab.Node) control.ServiceStatus {
 	return st
 }
 
-func tryStatus(t *testing.T, n *lab.Node) (control.ServiceStatus, error) {
+func tryStatus(t *testing.T, n *lab.Node) (status.Service, error) {
 	st, err := fullStatus(t, n)
 	if err == nil && len(st.Services) != 1 {
 		err = fmt.Errorf("status --json: %d services, want 1", len(st.Services))
 	}
 	if err != nil {
-		return control.ServiceStatus{}, err
+		return status.Service{}, err
 	}
 	return st.Services[0], nil
 }
 
 // fullStatus is node's `status --json`.
-func fullStatus(t *testing.T, n *lab.Node) (control.Status, error) {
+func fullStatus(t *testing.T, n *lab.Node) (status.Document, error) {
 	out, err := cli(t, n, "status", "--json")
 	if err != nil {
-		return control.Status{}, fmt.Errorf("status: %v: %s", err, out)
+		return status.Document{}, fmt.Errorf("status: %v: %s", err, out)
 	}
-	var st control.Status
+	var st status.Document
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		return control.Status{}, fmt.Errorf("status --json: %v: %s", err, out)
+		return status.Document{}, fmt.Errorf("status --json: %v: %s", err, out)
 	}
 	return st, nil
 }
 
 // advertised waits until node's status shows want for both prefixes.
-func waitAdvertised(t *testing.T, n *lab.Node, state, want string) {
+func waitAdvertised(t *testing.T, n *lab.Node, state status.State, want status.Advertised) {
 	t.Helper()
-	var last control.ServiceStatus
+	var last status.Service
 	var err error
 	if _, ok := lab.WaitFor(10*time.Second, func() bool {
 		last, err = tryStatus(t, n)
@@ -81,7 +81,7 @@ func TestDrainSurvivesRestartAndExpires(t *testing.T) {
 	waitRoutes(t, a, []string{n2.RouterDev}, 2*time.Second, "router loses the drained node")
 	waitAdvertised(t, n1, "drained", "no")
 	st := statusOf(t, n1)
-	if st.Drain == nil || st.Drain.Reason != "kernel upgrade" || !strings.HasPrefix(st.Drain.By, "uid 0") || st.Drain.Until == nil {
+	if st.Drain == nil || st.Drain.Reason != "kernel upgrade" || !strings.HasPrefix(st.Drain.By, "uid 0") || st.Drain.Until.IsZero() {
 		t.Errorf("drain in status: %+v", st.Drain)
 	}
 	waitLog(t, n1.Watchdog, time.Second, `msg="service drained: withdrawn whatever its checks say" by="uid 0`)

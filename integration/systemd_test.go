@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anycast-watchdog/anycast-watchdog/control"
 	"github.com/anycast-watchdog/anycast-watchdog/integration/lab"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
 // rootfsCache keeps the debootstrapped Debian 12 between runs on a machine.
@@ -140,10 +140,10 @@ services:
 `
 	os.WriteFile(configPath, []byte(config), 0o644)
 	run("systemctl", "reload", "anycast-watchdog")
-	var st control.Status
+	var st status.Document
 	if _, ok := lab.WaitFor(20*time.Second, func() bool {
 		out, err := c.Exec("anycast-watchdog", "status", "--json")
-		st = control.Status{}
+		st = status.Document{}
 		return err == nil && json.Unmarshal([]byte(out), &st) == nil && len(st.Services) == 2 &&
 			st.Services[0].Prefixes[0].Present && st.Services[0].Prefixes[0].Advertised == "yes" &&
 			st.Services[1].State == "up" && st.Services[1].Prefixes[0].Present
@@ -210,7 +210,7 @@ SystemCallFilter=@setuid
 	run("systemctl", "restart", "anycast-watchdog")
 	if _, ok := lab.WaitFor(20*time.Second, func() bool {
 		out, err := c.Exec("anycast-watchdog", "status", "--json")
-		st = control.Status{}
+		st = status.Document{}
 		return err == nil && json.Unmarshal([]byte(out), &st) == nil && len(st.Services) == 3 &&
 			st.Services[2].State == "up" && st.Services[2].Prefixes[0].Present
 	}); !ok {

@@ -1,13 +1,14 @@
 // Package metrics exposes the daemon to Prometheus on its own registry
 // (never the global one). State comes from the same status document as
-// `anycast-watchdog status`, read at scrape time; events (rounds, checks,
-// transitions) are counted as they happen.
+// `anycast-watchdog status` (package status), read at scrape time; events
+// (rounds, checks, transitions) are counted as they happen. New comes
+// first, so that the supervisor can report rounds to it; Attach adds the
+// status source once the daemon exists.
 package metrics
 
 import (
 	"net/http"
 	"runtime"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -15,15 +16,15 @@ import (
 
 	"github.com/anycast-watchdog/anycast-watchdog/advertise"
 	"github.com/anycast-watchdog/anycast-watchdog/checker"
-	"github.com/anycast-watchdog/anycast-watchdog/control"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
 const ns = "anycast_watchdog"
 
 // Source is what the collector reads at scrape time.
 type Source interface {
-	Status() control.Status
-	ReloadCounts() (ok, failed uint64, lastGood time.Time, lastOK bool)
+	Status() status.Document
+	Reloads() (succeeded, failed uint64)
 }
 
 // Metrics holds the registry and the event metrics.
@@ -35,8 +36,9 @@ type Metrics struct {
 	lateness      prometheus.Histogram
 }
 
-// New registers every metric on a new registry.
-func New(src Source, version string) *Metrics {
+// New registers every event metric on a new registry; the state metrics
+// come with Attach.
+func New(version string) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "transitions_total",
@@ -55,10 +57,12 @@ func New(src Source, version string) *Metrics {
 		Help: "Always 1; the labels say which build runs."}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	m.Registry.MustRegister(m.transitions, m.checkDuration, m.checkFailures, m.lateness, buildInfo,
-		&stateCollector{src: src},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// Attach adds the metrics read from src at scrape time. Call it once.
+func (m *Metrics) Attach(src Source) { m.Registry.MustRegister(&stateCollector{src: src}) }
 
 // ObserveRound counts one round; it is the supervisor's OnRound hook.
 func (m *Metrics) ObserveRound(r advertise.Round) {
@@ -70,7 +74,7 @@ func (m *Metrics) ObserveRound(r advertise.Round) {
 		}
 	}
 	if r.From != r.To {
-		m.transitions.WithLabelValues(r.Service, r.To.String()).Inc()
+		m.transitions.WithLabelValues(r.Service, string(r.To)).Inc()
 	}
 }
 
@@ -121,17 +125,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	for _, s := range st.Services {
-		for _, state := range []string{"up", "down", "rising", "falling", "drained"} {
-			gauge(descState, b2f(s.State == state), s.Name, state)
+		for _, state := range status.States() {
+			gauge(descState, b2f(s.State == state), s.Name, string(state))
 		}
 		gauge(descDrained, b2f(s.Drain != nil), s.Name)
-		if s.Drain != nil && s.Drain.Until != nil {
+		if s.Drain != nil && !s.Drain.Until.IsZero() {
 			gauge(descDrainExpiry, float64(s.Drain.Until.Unix()), s.Name)
 		}
 		for _, p := range s.Prefixes {
 			gauge(descPresent, b2f(p.Present), s.Name, p.Prefix)
-			for _, a := range []string{"yes", "no", "unknown"} {
-				gauge(descAdvertised, b2f(p.Advertised == a), s.Name, p.Prefix, a)
+			for _, a := range status.AdvertisedValues() {
+				gauge(descAdvertised, b2f(p.Advertised == a), s.Name, p.Prefix, string(a))
 			}
 			counter(descMismatches, float64(p.Mismatches), s.Name, p.Prefix)
 		}
@@ -142,11 +146,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(descVtyshErrors, float64(n), f.Daemon, kind)
 		}
 	}
-	ok, failed, lastGood, lastOK := c.src.ReloadCounts()
-	counter(descReloads, float64(ok), "success")
+	succeeded, failed := c.src.Reloads()
+	counter(descReloads, float64(succeeded), "success")
 	counter(descReloads, float64(failed), "failure")
-	gauge(descReloadOK, b2f(lastOK))
-	gauge(descReloadTime, float64(lastGood.Unix()))
+	gauge(descReloadOK, b2f(st.Config.LastReload == nil || st.Config.LastReload.OK))
+	gauge(descReloadTime, float64(st.Config.LoadedAt.Unix()))
 }
 
 func b2f(b bool) float64 {

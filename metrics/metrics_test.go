@@ -10,30 +10,31 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/anycast-watchdog/anycast-watchdog/advertise"
-	"github.com/anycast-watchdog/anycast-watchdog/control"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
-type fakeSource struct{ st control.Status }
+type fakeSource struct{ st status.Document }
 
-func (f fakeSource) Status() control.Status { return f.st }
-func (f fakeSource) ReloadCounts() (uint64, uint64, time.Time, bool) {
-	return 4, 1, time.Unix(1795000000, 0), false
-}
+func (f fakeSource) Status() status.Document   { return f.st }
+func (f fakeSource) Reloads() (uint64, uint64) { return 4, 1 }
 
 func TestRegistryContents(t *testing.T) {
 	until := time.Unix(1795003600, 0)
-	src := fakeSource{control.Status{
-		FRR: []control.FRRStatus{{Daemon: "ospfd", OK: true, Errors: map[string]uint64{}},
+	src := fakeSource{status.Document{
+		Config: status.Config{LoadedAt: time.Unix(1795000000, 0),
+			LastReload: &status.Reload{At: time.Unix(1795000100, 0), OK: false, Error: "bad"}},
+		FRR: []status.FRR{{Daemon: "ospfd", OK: true, Errors: map[string]uint64{}},
 			{Daemon: "ospf6d", OK: false, Error: "ospf6d is not running", Errors: map[string]uint64{"not-running": 3, "timeout": 1}}},
-		Services: []control.ServiceStatus{
-			{Name: "dns", State: "up", Prefixes: []control.PrefixStatus{
-				{Prefix: "192.0.2.53/32", Present: true, Advertised: "yes"},
-				{Prefix: "2001:db8::53/128", Present: true, Advertised: "unknown", Mismatches: 2}}},
-			{Name: "web", State: "drained", Drain: &control.DrainStatus{Reason: "x", Until: &until},
-				Prefixes: []control.PrefixStatus{{Prefix: "203.0.113.80/32", Advertised: "no"}}},
+		Services: []status.Service{
+			{Name: "dns", State: status.Up, Prefixes: []status.Prefix{
+				{Prefix: "192.0.2.53/32", Present: true, Advertised: status.AdvertisedYes},
+				{Prefix: "2001:db8::53/128", Present: true, Advertised: status.AdvertisedUnknown, Mismatches: 2}}},
+			{Name: "web", State: status.Drained, Drain: &status.Drain{Reason: "x", Until: until},
+				Prefixes: []status.Prefix{{Prefix: "203.0.113.80/32", Advertised: status.AdvertisedNo}}},
 		}}}
-	m := New(src, "0.1.0")
-	m.ObserveRound(advertise.Round{Service: "dns", Scheduled: time.Unix(0, 0), Started: time.Unix(0, 2e6), From: advertise.Up, To: advertise.Falling,
+	m := New("0.1.0")
+	m.Attach(src)
+	m.ObserveRound(advertise.Round{Service: "dns", Scheduled: time.Unix(0, 0), Started: time.Unix(0, 2e6), From: status.Up, To: status.Falling,
 		Results: []advertise.CheckResult{{Check: "tcp 127.0.0.1:53", Err: errors.New("x"), Latency: 3 * time.Millisecond}}})
 
 	expected := `
@@ -79,6 +80,9 @@ anycast_watchdog_config_reloads_total{result="success"} 4
 # HELP anycast_watchdog_config_last_reload_successful 1 when the last reload worked (or none was tried).
 # TYPE anycast_watchdog_config_last_reload_successful gauge
 anycast_watchdog_config_last_reload_successful 0
+# HELP anycast_watchdog_config_last_load_timestamp_seconds When the running configuration was loaded (Unix time).
+# TYPE anycast_watchdog_config_last_load_timestamp_seconds gauge
+anycast_watchdog_config_last_load_timestamp_seconds 1.795e+09
 # HELP anycast_watchdog_transitions_total State changes of a service, by the state entered.
 # TYPE anycast_watchdog_transitions_total counter
 anycast_watchdog_transitions_total{service="dns",to="falling"} 1
@@ -91,7 +95,7 @@ anycast_watchdog_build_info{goversion="` + runtime.Version() + `",version="0.1.0
 `
 	names := []string{"anycast_watchdog_service_state", "anycast_watchdog_prefix_advertised", "anycast_watchdog_frr_readback_mismatches_total",
 		"anycast_watchdog_service_drain_expiry_timestamp_seconds", "anycast_watchdog_frr_vtysh_errors_total", "anycast_watchdog_config_reloads_total",
-		"anycast_watchdog_config_last_reload_successful", "anycast_watchdog_transitions_total", "anycast_watchdog_check_failures_total",
+		"anycast_watchdog_config_last_reload_successful", "anycast_watchdog_config_last_load_timestamp_seconds", "anycast_watchdog_transitions_total", "anycast_watchdog_check_failures_total",
 		"anycast_watchdog_build_info"}
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(expected), names...); err != nil {
 		t.Error(err)

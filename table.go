@@ -1,4 +1,4 @@
-package control
+package main
 
 import (
 	"fmt"
@@ -6,11 +6,14 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
-// WriteTable renders st for a terminal: a header, then services, prefixes
-// and checks as aligned tables. now makes times relative.
-func WriteTable(w io.Writer, st Status, now time.Time) error {
+// writeTable renders st for a terminal, as `status` prints it: a header,
+// then services, prefixes and checks as aligned tables. now makes times
+// relative.
+func writeTable(w io.Writer, st status.Document, now time.Time) error {
 	fmt.Fprintf(w, "anycast-watchdog %s · config %s loaded %s", st.Version, st.Config.Path, ago(st.Config.LoadedAt, now))
 	if r := st.Config.LastReload; r != nil {
 		if r.OK {
@@ -43,8 +46,8 @@ func WriteTable(w io.Writer, st Status, now time.Time) error {
 		reason := s.Reason
 		if d := s.Drain; d != nil {
 			reason = "drained by " + d.By + ": " + d.Reason
-			if d.Until != nil {
-				reason += ", until " + d.Until.UTC().Format("15:04:05") + " (" + in(*d.Until, now) + ")"
+			if !d.Until.IsZero() {
+				reason += ", until " + d.Until.UTC().Format("15:04:05") + " (" + in(d.Until, now) + ")"
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d/%d\t%s\n", s.Name, s.State, ago(s.Since, now), s.Passes, s.Rise, s.Fails, s.Fall, reason)
@@ -66,37 +69,33 @@ func WriteTable(w io.Writer, st Status, now time.Time) error {
 			if !c.OK {
 				result, msg = "FAIL", c.Reason+": "+c.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, c.Check, result, latency(c), c.Consecutive, msg)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, c.Check, result, c.Latency(), c.Consecutive, msg)
 		}
 	}
 	return tw.Flush()
 }
 
-// ServiceChecks is one service's check results, for WriteChecks.
-type ServiceChecks struct {
-	Service string
-	Checks  []CheckStatus
+// serviceChecks is one service's check results, for writeChecks.
+type serviceChecks struct {
+	service string
+	checks  []status.Check
 }
 
-// WriteChecks prints one aligned row per check, as probe and check show
+// writeChecks prints one aligned row per check, as probe and check show
 // them, and reports whether any check failed.
-func WriteChecks(w io.Writer, services []ServiceChecks) (failed bool, err error) {
+func writeChecks(w io.Writer, services []serviceChecks) (failed bool, err error) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tCHECK\tRESULT\tLATENCY\tERROR")
 	for _, s := range services {
-		for _, c := range s.Checks {
+		for _, c := range s.checks {
 			result, msg := "pass", ""
 			if !c.OK {
 				result, msg, failed = "FAIL", c.Reason+": "+c.Error, true
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Service, c.Check, result, latency(c), msg)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.service, c.Check, result, c.Latency(), msg)
 		}
 	}
 	return failed, tw.Flush()
-}
-
-func latency(c CheckStatus) time.Duration {
-	return time.Duration(c.LatencySeconds * float64(time.Second)).Round(10 * time.Microsecond)
 }
 
 func yes(b bool) string {

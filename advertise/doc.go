@@ -1,0 +1,49 @@
+// Package advertise decides, service by service, whether its anycast
+// prefixes should be on the interface, and keeps the interface so: it runs
+// the checks on a schedule, feeds the results through rise/fall
+// hysteresis, turns the state into the wanted presence of each prefix,
+// applies it with ip and confirms with FRR that the routing daemons follow.
+//
+// # Parts
+//
+//   - Supervisor (supervisor.go): owns the others; Start, Reload, Stop,
+//     Drain/Undrain (persisted by drainFile, drain.go), Status.
+//   - serviceLoop (loop.go): one per service; schedule → checks →
+//     Hysteresis (hysteresis.go) → wanted state.
+//   - addressManager (addresses.go): the only writer of the interface. It
+//     holds every prefix's wish, and its worker runs every ip command and
+//     every reconciliation, one at a time.
+//   - verifier (verify.go): reads back from FRR what is advertised and
+//     compares it with the interface.
+//
+// What status shows is package status's model, derived from this live
+// state when asked (serviceLoop.snapshot, addressManager.status,
+// verifier.fill); nothing here stores a copy of it.
+//
+// # Goroutines
+//
+//   - one per service loop (serviceLoop.run), plus one per check while a
+//     round runs;
+//   - the address manager's worker (addressManager.run), started first and
+//     ended last, so that on_exit: withdraw still has it;
+//   - the reconciler (Supervisor.reconcileLoop): ends timed drains and asks
+//     the worker to reconcile, at the shortest service interval;
+//   - the verifier (verifier.run), woken by the worker when a prefix's
+//     presence changes and by its own timer;
+//   - waitReady, once, until every service has had its first verdict.
+//
+// # Locks
+//
+// Lock order: Supervisor.mu, then serviceLoop.mu, then addressManager.mu;
+// verifier.mu is taken alone. No lock is ever held across a command (ip,
+// vtysh) or while waiting for another goroutine: a wish is recorded under
+// the locks and waited for (addressManager.wait) after they are released,
+// so a hung ip or vtysh delays no status request and no other service.
+// Reloads are kept apart by their caller (the daemon reloads from one
+// goroutine), not by a lock.
+//
+// # Time
+//
+// Every wait goes through Clock; unit tests drive the loops from a manual
+// clock, the integration tier from the real one.
+package advertise

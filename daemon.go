@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/anycast-watchdog/anycast-watchdog/advertise"
+	"github.com/anycast-watchdog/anycast-watchdog/checker"
+	"github.com/anycast-watchdog/anycast-watchdog/config"
+	"github.com/anycast-watchdog/anycast-watchdog/control"
+	"github.com/anycast-watchdog/anycast-watchdog/metrics"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
+)
+
+// daemon is a running anycast-watchdog: the supervisor that guards the
+// configured services, the metrics, and the handler of control requests.
+// It is built in one direction: metrics first (the supervisor reports its
+// rounds to them), then the supervisor, then the daemon, which is attached
+// to the metrics as their status source last.
+//
+// One goroutine, the one in serve, does everything that changes the
+// configuration (SIGHUP and the reload command alike) and stops the daemon;
+// that, not a lock, keeps two reloads apart. The running configuration is
+// the supervisor's (Supervisor.Config); the daemon keeps no copy.
+type daemon struct {
+	path    string // the configuration file
+	version string
+	log     *logrus.Logger
+	sup     *advertise.Supervisor
+	metrics *metrics.Metrics
+	notify  notifier
+	reloads chan chan error // reload requests from the control socket, for serve
+
+	mu         sync.Mutex // guards the reload record below; never held across a call out
+	lastReload *status.Reload
+	reloadsOK  uint64
+	reloadsBad uint64
+}
+
+// notifier tells the service manager how the daemon is doing;
+// *notify.Notifier is the real one.
+type notifier interface {
+	Ready()
+	Reloading()
+	Stopping()
+	Status(string)
+	Watchdog(ctx context.Context, healthy func() error)
+}
+
+// daemonDeps are the outside world the daemon acts on: run passes the real
+// ones, tests fakes.
+type daemonDeps struct {
+	addrs      advertise.AddressControl
+	readBack   func(config.FRR) advertise.ReadBack // nil: no read-back
+	newChecker func(config.Check) (checker.Checker, error)
+	notify     notifier
+}
+
+// listeners are the sockets the daemon serves; nil ones are not served.
+type listeners struct {
+	control net.Listener
+	metrics net.Listener
+}
+
+func newDaemon(path string, cfg *config.Config, log *logrus.Logger, deps daemonDeps) *daemon {
+	m := metrics.New(versionString())
+	d := &daemon{
+		path: path, version: versionString(), log: log, metrics: m, notify: deps.notify,
+		reloads: make(chan chan error),
+		sup: advertise.New(deps.addrs, cfg.Interface, advertise.Options{
+			Log: log, ReadBack: deps.readBack, NewChecker: deps.newChecker, OnRound: m.ObserveRound,
+		}),
+	}
+	m.Attach(d)
+	return d
+}
+
+// run starts guarding cfg's services and serves until a stop signal; it
+// returns the exit status: 0 after a clean stop, 1 when the services could
+// not be started.
+func (d *daemon) run(ctx context.Context, cfg *config.Config, ls listeners, signals <-chan os.Signal) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := d.sup.Start(ctx, cfg); err != nil {
+		d.log.WithError(err).Error("not starting")
+		return 1
+	}
+	if ls.control != nil {
+		go control.Serve(ctx, ls.control, d, control.AccessForProcess(), d.log)
+	}
+	if ls.metrics != nil {
+		serveMetrics(ctx, ls.metrics, d.metrics, d.log)
+	}
+	d.log.WithFields(logrus.Fields{"version": d.version, "config": d.path, "services": len(cfg.Services),
+		"interface": cfg.Interface, "control_socket": cfg.ControlSocket, "metrics": cfg.MetricsListen}).Info("anycast-watchdog started")
+	return d.serve(ctx, cancel, signals)
+}
+
+// serve is the main loop: readiness, systemd's status line and watchdog,
+// reloads and the stop.
+func (d *daemon) serve(ctx context.Context, cancel context.CancelFunc, signals <-chan os.Signal) int {
+	// systemd's watchdog is pinged only while this loop answers and every
+	// service loop completes its rounds.
+	alive := make(chan chan struct{})
+	go d.notify.Watchdog(ctx, func() error {
+		reply := make(chan struct{})
+		select {
+		case alive <- reply:
+		case <-time.After(2 * time.Second):
+			return errors.New("the main loop does not answer")
+		}
+		<-reply
+		return d.sup.Progress()
+	})
+
+	statusTick := time.NewTicker(time.Second)
+	defer statusTick.Stop()
+	ready, line := d.sup.Ready(), ""
+	for {
+		select {
+		case reply := <-alive:
+			close(reply)
+		case <-ready:
+			ready = nil
+			line = status.Summary(d.sup.Status())
+			d.notify.Status(line)
+			d.notify.Ready()
+			d.log.WithField("status", line).Info("every service has its first verdict; ready")
+		case <-statusTick.C:
+			if s := status.Summary(d.sup.Status()); s != line {
+				line = s
+				d.notify.Status(s)
+			}
+		case reply := <-d.reloads:
+			reply <- d.reload(ctx)
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				d.notify.Reloading()
+				if err := d.reload(ctx); err != nil {
+					d.log.WithError(err).Error("reload failed; the running configuration stays")
+				}
+				d.notify.Ready()
+				continue
+			}
+			cfg, _ := d.sup.Config()
+			d.log.WithFields(logrus.Fields{"signal": sig.String(), "on_exit": cfg.OnExit}).Info("stopping")
+			d.notify.Stopping()
+			cancel()
+			d.sup.Stop(context.Background(), cfg.OnExit)
+			d.log.Info("stopped")
+			return 0
+		}
+	}
+}
+
+// reload loads the configuration file again and switches to it, or keeps
+// the running one and returns why not; either way the outcome is recorded
+// for status and metrics. Only serve calls it.
+func (d *daemon) reload(ctx context.Context) error {
+	err := d.switchConfig(ctx)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lastReload = &status.Reload{At: time.Now(), OK: err == nil}
+	if err != nil {
+		d.lastReload.Error = err.Error()
+		d.reloadsBad++
+	} else {
+		d.reloadsOK++
+	}
+	return err
+}
+
+func (d *daemon) switchConfig(ctx context.Context) error {
+	next, err := config.Load(d.path)
+	if err != nil {
+		return err
+	}
+	if err := d.sup.Reload(ctx, next); err != nil {
+		return err
+	}
+	configureLogger(d.log, next)
+	d.log.WithFields(logrus.Fields{"config": d.path, "services": len(next.Services)}).Info("configuration reloaded")
+	return nil
+}
+
+// Status is the status document: the supervisor's services and read-back,
+// with the configuration's part.
+func (d *daemon) Status() status.Document {
+	cfg, loadedAt := d.sup.Config()
+	st := status.Document{Version: d.version, Config: status.Config{Path: cfg.Path, LoadedAt: loadedAt},
+		FRR: d.sup.FRRHealth(), Services: d.sup.Status()}
+	d.mu.Lock()
+	if d.lastReload != nil {
+		r := *d.lastReload
+		st.Config.LastReload = &r
+	}
+	d.mu.Unlock()
+	return st
+}
+
+// Reloads counts the reloads that succeeded and failed, for metrics.
+func (d *daemon) Reloads() (succeeded, failed uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reloadsOK, d.reloadsBad
+}
+
+// Handle carries out one control request from peer.
+func (d *daemon) Handle(ctx context.Context, req control.Request, peer control.Peer) control.Response {
+	switch req.Command {
+	case control.CmdStatus:
+		st := d.Status()
+		return control.Response{OK: true, Status: &st}
+	case control.CmdDrain, control.CmdUndrain:
+		return d.drain(ctx, req, peer)
+	case control.CmdCheck:
+		if len(req.Services) != 1 {
+			return control.Response{Error: "check takes exactly one service"}
+		}
+		round, err := d.sup.CheckNow(ctx, req.Services[0])
+		if err != nil {
+			return control.Response{Error: err.Error()}
+		}
+		d.log.WithFields(logrus.Fields{"service": req.Services[0], "by": peer.String()}).Info("checks run on request")
+		return control.Response{OK: true, Checks: advertise.CheckStatuses(round.Results)}
+	case control.CmdReload:
+		d.log.WithField("by", peer.String()).Info("reload requested")
+		if err := d.requestReload(ctx); err != nil {
+			d.log.WithError(err).Error("reload failed; the running configuration stays")
+			return control.Response{Error: "reload failed; the running configuration stays: " + err.Error()}
+		}
+		return control.Response{OK: true, Message: "configuration reloaded"}
+	}
+	return control.Response{Error: fmt.Sprintf("unknown command %q", req.Command)}
+}
+
+// requestReload has serve reload and returns its outcome.
+func (d *daemon) requestReload(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case d.reloads <- reply:
+	case <-ctx.Done():
+		return fmt.Errorf("reload not started: %w", ctx.Err())
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("reload under way, outcome unknown: %w", ctx.Err())
+	}
+}
+
+func (d *daemon) drain(ctx context.Context, req control.Request, peer control.Peer) control.Response {
+	if req.All == (len(req.Services) > 0) {
+		return control.Response{Error: "name services or ask for all, not both or neither"}
+	}
+	var names []string
+	if !req.All {
+		names = req.Services
+	}
+	if req.Command == control.CmdUndrain {
+		done, err := d.sup.Undrain(ctx, names, peer.String())
+		if err != nil {
+			return control.Response{Error: err.Error()}
+		}
+		if len(done) == 0 {
+			return control.Response{OK: true, Message: "nothing was drained"}
+		}
+		return control.Response{OK: true, Services: done, Message: "undrained; each must rise again: " + strings.Join(done, ", ")}
+	}
+	var until time.Time
+	if req.For != "" {
+		dur, err := time.ParseDuration(req.For)
+		if err != nil || dur <= 0 {
+			return control.Response{Error: fmt.Sprintf("--for %q is not a positive duration such as 30m or 2h", req.For)}
+		}
+		until = time.Now().Add(dur)
+	}
+	reason := req.Reason
+	if reason == "" {
+		reason = "no reason given"
+	}
+	done, err := d.sup.Drain(ctx, names, reason, peer.String(), until)
+	if err != nil {
+		return control.Response{Error: err.Error()}
+	}
+	msg := "drained (withdrawn; checks keep running): " + strings.Join(done, ", ")
+	if !until.IsZero() {
+		msg += "; until " + until.Format(time.RFC3339)
+	}
+	return control.Response{OK: true, Services: done, Message: msg}
+}
+
+// serveMetrics serves /metrics on l until ctx ends. The daemon guards its
+// services without it, so a failure is logged, not fatal.
+func serveMetrics(ctx context.Context, l net.Listener, m *metrics.Metrics, log logrus.FieldLogger) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.WithError(err).Error("metrics server stopped")
+		}
+	}()
+	go func() { <-ctx.Done(); srv.Close() }()
+}

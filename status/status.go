@@ -1,0 +1,184 @@
+// Package status is the one model of what the daemon reports about itself:
+// the document that `anycast-watchdog status --json` prints, that the status
+// table and the Prometheus metrics are rendered from, and the names of a
+// service's states. advertise fills it from its live state, package main
+// adds the configuration's part, control carries it over the socket. The
+// JSON form is an interface: fields are only ever added (README.md documents
+// it; testdata/status.json is its golden file).
+package status
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// State is where a service stands, as operators see it.
+type State string
+
+// The states of a service. Up, Falling, Rising and Down are the hysteresis's;
+// Drained overrides them while an operator has drained the service.
+const (
+	Up      State = "up"      // advertised
+	Falling State = "falling" // advertised, failing, not yet fall failures in a row
+	Rising  State = "rising"  // withdrawn, passing, not yet rise passes in a row
+	Down    State = "down"    // withdrawn
+	Drained State = "drained" // withdrawn by an operator whatever the checks say
+)
+
+// States lists every state, in the order a summary names them.
+func States() []State { return []State{Up, Falling, Rising, Down, Drained} }
+
+func (s State) String() string { return string(s) }
+
+// Advertised is what the FRR read-back says of one prefix.
+type Advertised string
+
+// The read-back's answers.
+const (
+	AdvertisedYes     Advertised = "yes"
+	AdvertisedNo      Advertised = "no"
+	AdvertisedUnknown Advertised = "unknown"
+)
+
+// AdvertisedValues lists every answer of the read-back.
+func AdvertisedValues() []Advertised {
+	return []Advertised{AdvertisedYes, AdvertisedNo, AdvertisedUnknown}
+}
+
+// Document is the running daemon's state.
+type Document struct {
+	Version  string    `json:"version"`
+	Config   Config    `json:"config"`
+	FRR      []FRR     `json:"frr"`
+	Services []Service `json:"services"`
+}
+
+// Config says which configuration runs and how the last reload went.
+type Config struct {
+	Path       string    `json:"path"`
+	LoadedAt   time.Time `json:"loaded_at"`
+	LastReload *Reload   `json:"last_reload,omitempty"`
+}
+
+// Reload is the outcome of a reload attempt.
+type Reload struct {
+	At    time.Time `json:"at"`
+	OK    bool      `json:"ok"`
+	Error string    `json:"error,omitempty"`
+}
+
+// FRR is the read-back's view of one routing daemon.
+type FRR struct {
+	Daemon string            `json:"daemon"` // ospfd | ospf6d
+	OK     bool              `json:"ok"`
+	Error  string            `json:"error,omitempty"`
+	Errors map[string]uint64 `json:"errors"` // failed read-backs by kind
+}
+
+// Service is one service.
+type Service struct {
+	Name     string    `json:"name"`
+	State    State     `json:"state"`
+	Since    time.Time `json:"since"` // when State (or the drain) was entered
+	Reason   string    `json:"reason"`
+	Drain    *Drain    `json:"drain,omitempty"`
+	Passes   int       `json:"passes"` // consecutive passing rounds
+	Fails    int       `json:"fails"`  // consecutive failing rounds
+	Rise     int       `json:"rise"`
+	Fall     int       `json:"fall"`
+	Prefixes []Prefix  `json:"prefixes"`
+	Checks   []Check   `json:"checks"` // of the last round
+}
+
+// Drain takes a service out of rotation whatever its checks say, until it
+// is undrained or, when Until is set, until then. The same record is kept
+// in state_dir/drains.json, so drains survive restarts.
+type Drain struct {
+	Reason string    `json:"reason"`
+	By     string    `json:"by"` // who asked, from the control socket's peer credentials
+	Since  time.Time `json:"since"`
+	Until  time.Time `json:"until,omitzero"` // zero: until undrained
+}
+
+// Expired reports whether a timed drain has run out at now.
+func (d Drain) Expired(now time.Time) bool { return !d.Until.IsZero() && !now.Before(d.Until) }
+
+// Prefix is one anycast prefix.
+type Prefix struct {
+	Prefix           string     `json:"prefix"`
+	Wanted           bool       `json:"wanted"`     // should be on the interface
+	Present          bool       `json:"present"`    // is on the interface
+	Advertised       Advertised `json:"advertised"` // what the FRR read-back says
+	AdvertisedReason string     `json:"advertised_reason,omitempty"`
+	Mismatches       int        `json:"mismatches"`      // episodes where FRR disagreed with the interface
+	Error            string     `json:"error,omitempty"` // last failure to change it
+}
+
+// Check is one check's last result.
+type Check struct {
+	Check          string  `json:"check"`
+	OK             bool    `json:"ok"`
+	Reason         string  `json:"reason,omitempty"` // timeout, refused, rcode, … (checker.Reason)
+	Error          string  `json:"error,omitempty"`
+	LatencySeconds float64 `json:"latency_seconds"`
+	Consecutive    int     `json:"consecutive"` // rounds in a row with this result
+}
+
+// Latency is LatencySeconds as a duration, rounded for people.
+func (c Check) Latency() time.Duration {
+	return time.Duration(c.LatencySeconds * float64(time.Second)).Round(10 * time.Microsecond)
+}
+
+// Summary is a one-line account of all services for systemd's STATUS=, e.g.
+// "3 services: 2 up, 1 down (dns: timeout)".
+func Summary(services []Service) string {
+	if len(services) == 0 {
+		return "no services configured; managing no address"
+	}
+	counts := map[State]int{}
+	var why []string
+	for _, s := range services {
+		counts[s.State]++
+		switch s.State {
+		case Up:
+		case Drained:
+			why = append(why, s.Name+": drained")
+		default:
+			why = append(why, s.Name+": "+shortReason(s))
+		}
+	}
+	noun := "services"
+	if len(services) == 1 {
+		noun = "service"
+	}
+	var parts []string
+	for _, st := range States() {
+		if counts[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
+		}
+	}
+	out := fmt.Sprintf("%d %s: %s", len(services), noun, strings.Join(parts, ", "))
+	if len(why) > 0 {
+		out += " (" + strings.Join(why, "; ") + ")"
+	}
+	return out
+}
+
+// shortReason names what keeps a service from being up: the reasons of its
+// failing checks, or that it is still rising.
+func shortReason(s Service) string {
+	var reasons []string
+	for _, c := range s.Checks {
+		if !c.OK {
+			reasons = append(reasons, c.Reason)
+		}
+	}
+	if len(reasons) == 0 {
+		if s.State == Rising {
+			return fmt.Sprintf("rising, %d passes", s.Passes)
+		}
+		return "no verdict yet"
+	}
+	return strings.Join(reasons, ", ")
+}

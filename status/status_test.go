@@ -1,0 +1,125 @@
+package status
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata golden files")
+
+var t0 = time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+
+// sample is the document in testdata/status.json; package main renders the
+// same file as a table.
+func sample() Document {
+	return Document{
+		Version: "0.1.0",
+		Config: Config{Path: "/etc/anycast-watchdog/config.yaml", LoadedAt: t0.Add(-10 * time.Minute),
+			LastReload: &Reload{At: t0.Add(-2 * time.Minute), OK: false, Error: "config.yaml:4: services[0].rise: 0 must be at least 1"}},
+		FRR: []FRR{{Daemon: "ospfd", OK: true, Errors: map[string]uint64{}},
+			{Daemon: "ospf6d", OK: false, Error: "ospf6d is not running", Errors: map[string]uint64{"not-running": 3}}},
+		Services: []Service{
+			{Name: "dns", State: Up, Since: t0.Add(-5 * time.Minute), Reason: "3 consecutive passing rounds (rise 3)",
+				Passes: 300, Rise: 3, Fall: 2,
+				Prefixes: []Prefix{
+					{Prefix: "192.0.2.53/32", Wanted: true, Present: true, Advertised: AdvertisedYes},
+					{Prefix: "2001:db8::53/128", Wanted: true, Present: true, Advertised: AdvertisedUnknown, AdvertisedReason: "ospf6d is not running"}},
+				Checks: []Check{
+					{Check: "dns 127.0.0.1:53 health.example./A udp", OK: true, LatencySeconds: 0.00123, Consecutive: 300},
+					{Check: "tcp 127.0.0.1:53", OK: true, LatencySeconds: 0.0002, Consecutive: 300}}},
+			{Name: "web", State: Drained, Since: t0.Add(-time.Minute), Reason: "drained: kernel upgrade",
+				Drain: &Drain{Reason: "kernel upgrade", By: "uid 0 (root) pid 4242", Since: t0.Add(-time.Minute), Until: t0.Add(55 * time.Minute)},
+				Fails: 0, Rise: 3, Fall: 2,
+				Prefixes: []Prefix{{Prefix: "203.0.113.80/32", Wanted: false, Present: false, Advertised: AdvertisedNo}},
+				Checks: []Check{{Check: "http http://127.0.0.1:8080/healthz", OK: false, Reason: "status",
+					Error: "status 503, want 200", LatencySeconds: 0.004, Consecutive: 12}}},
+		},
+	}
+}
+
+// The JSON form is an interface: this golden file changes only by adding.
+func TestDocumentJSON(t *testing.T) {
+	got, err := json.MarshalIndent(sample(), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := filepath.Join("testdata", "status.json")
+	if *update {
+		os.WriteFile(path, got, 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./status -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("status.json differs:\n--- got\n%s\n--- want\n%s", got, want)
+	}
+	var back Document
+	if err := json.Unmarshal(want, &back); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := json.MarshalIndent(back, "", "  "); !bytes.Equal(append(again, '\n'), want) {
+		t.Errorf("the document does not survive a round trip through JSON:\n%s", again)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	timeout := Check{Check: "dns 127.0.0.1:53 health.example./A udp", Reason: "timeout", Error: "context deadline exceeded"}
+	refused := Check{Check: "tcp 127.0.0.1:53", Reason: "refused", Error: "connection refused"}
+	ok := Check{Check: "tcp 127.0.0.1:80", OK: true}
+	tests := []struct {
+		name     string
+		services []Service
+		want     string
+	}{
+		{"none", nil, "no services configured; managing no address"},
+		{"one up", []Service{{Name: "dns", State: Up, Checks: []Check{ok}}}, "1 service: 1 up"},
+		{"mixed", []Service{
+			{Name: "web", State: Up, Checks: []Check{ok}},
+			{Name: "ntp", State: Up, Checks: []Check{ok}},
+			{Name: "dns", State: Down, Checks: []Check{timeout, ok}},
+		}, "3 services: 2 up, 1 down (dns: timeout)"},
+		{"falling and rising", []Service{
+			{Name: "dns", State: Falling, Checks: []Check{timeout, refused}},
+			{Name: "web", State: Rising, Passes: 2, Checks: []Check{ok}},
+		}, "2 services: 1 falling, 1 rising (dns: timeout, refused; web: rising, 2 passes)"},
+		{"down before any round", []Service{{Name: "dns", State: Down}}, "1 service: 1 down (dns: no verdict yet)"},
+		{"drained", []Service{
+			{Name: "dns", State: Drained, Drain: &Drain{Reason: "kernel upgrade"}, Checks: []Check{ok}},
+			{Name: "web", State: Up, Checks: []Check{ok}},
+		}, "2 services: 1 up, 1 drained (dns: drained)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Summary(tt.services); got != tt.want {
+				t.Errorf("Summary = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDrainExpired(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		until time.Time
+		now   time.Time
+		want  bool
+	}{
+		{"untimed never expires", time.Time{}, t0.Add(1000 * time.Hour), false},
+		{"before the end", t0, t0.Add(-time.Nanosecond), false},
+		{"at the end", t0, t0, true},
+		{"after the end", t0, t0.Add(time.Second), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := (Drain{Until: tt.until}).Expired(tt.now); got != tt.want {
+				t.Errorf("Expired = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
