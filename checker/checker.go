@@ -1,7 +1,8 @@
 // Package checker runs health probes. Every probe has one signature: it gets
 // a context whose deadline is its only timeout and returns nil when the
 // service is healthy or an error that says why not, so that the caller can
-// log the reason once.
+// log the reason once. New builds a probe through the constructor of its
+// type (constructors), one per type that package config accepts.
 package checker
 
 import (
@@ -20,18 +21,25 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
+// constructor builds one type's probe from its validated configuration.
+type constructor func(config.Check) (Checker, error)
+
+// constructors has one entry per config.CheckTypes(), each in its type's
+// file.
+func constructors() map[string]constructor {
+	return map[string]constructor{
+		config.CheckDNS:  newDNS,
+		config.CheckTCP:  newTCP,
+		config.CheckHTTP: newHTTP,
+		config.CheckExec: newExec,
+	}
+}
+
 // New builds the probe a check configuration describes. The configuration
 // must already be validated by config.Load.
 func New(c config.Check) (Checker, error) {
-	switch c.Type {
-	case config.CheckDNS:
-		return newDNS(c)
-	case config.CheckTCP:
-		return tcpChecker{address: c.Address}, nil
-	case config.CheckHTTP:
-		return newHTTP(c), nil
-	case config.CheckExec:
-		return execChecker{argv: c.Command, as: c.Credential}, nil
+	if build, ok := constructors()[c.Type]; ok {
+		return build(c)
 	}
 	return nil, fmt.Errorf("unknown check type %q", c.Type)
 }

@@ -30,6 +30,10 @@ type execChecker struct {
 	as   *config.Credential // nil: as the daemon's own user
 }
 
+func newExec(c config.Check) (Checker, error) {
+	return execChecker{argv: c.Command, as: c.Credential}, nil
+}
+
 func (e execChecker) Check(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, e.argv[0], e.argv[1:]...)
 	cmd.Env = command.ChildEnv()

@@ -22,7 +22,7 @@ type httpChecker struct {
 	client       *http.Client
 }
 
-func newHTTP(c config.Check) httpChecker {
+func newHTTP(c config.Check) (Checker, error) {
 	return httpChecker{
 		url:          c.URL,
 		status:       c.Status,
@@ -40,7 +40,7 @@ func newHTTP(c config.Check) httpChecker {
 			// to somewhere the operator did not configure.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-	}
+	}, nil
 }
 
 func (h httpChecker) Check(ctx context.Context) error {

@@ -1,7 +1,8 @@
 // Package config turns the YAML configuration file into a typed, validated
 // Config. Loading either returns a complete, valid configuration or every
 // problem in the file at once, each naming the file, line, key path and
-// value; nothing is ever half-loaded.
+// value; nothing is ever half-loaded. Defaults live in defaults.go; each
+// type of check's keys, defaults and validation in one table, checks.go.
 package config
 
 import (
@@ -62,30 +63,31 @@ type Service struct {
 	Checks       []Check        `yaml:"checks"`
 }
 
-// Check is one probe. Which keys apply depends on Type; the `check` struct tag
-// names the types a key belongs to, and the loader rejects the others.
+// Check is one probe. Which keys apply depends on Type: checkTypes
+// (checks.go) says which type each key belongs to, and the loader rejects
+// it in the others.
 type Check struct {
 	Type    string        `yaml:"type"`
 	Timeout time.Duration `yaml:"timeout"`
 
-	Server         string `yaml:"server" check:"dns"`
-	Query          string `yaml:"query" check:"dns"`
-	QType          string `yaml:"qtype" check:"dns"`
-	Transport      string `yaml:"transport" check:"dns"`
-	Rcode          string `yaml:"rcode" check:"dns"`
-	AnswerContains string `yaml:"answer_contains" check:"dns"`
+	Server         string `yaml:"server"`
+	Query          string `yaml:"query"`
+	QType          string `yaml:"qtype"`
+	Transport      string `yaml:"transport"`
+	Rcode          string `yaml:"rcode"`
+	AnswerContains string `yaml:"answer_contains"`
 
-	Address string `yaml:"address" check:"tcp"`
+	Address string `yaml:"address"`
 
-	URL          string `yaml:"url" check:"http"`
-	Status       int    `yaml:"status" check:"http"`
-	BodyContains string `yaml:"body_contains" check:"http"`
+	URL          string `yaml:"url"`
+	Status       int    `yaml:"status"`
+	BodyContains string `yaml:"body_contains"`
 
-	Command []string `yaml:"command" check:"exec"`
+	Command []string `yaml:"command"`
 	// User runs the command as that user (a name or a numeric uid) instead
 	// of the daemon's own; Credential is what it resolved to at load time,
 	// nil when the check runs as the daemon.
-	User       string      `yaml:"user" check:"exec"`
+	User       string      `yaml:"user"`
 	Credential *Credential `yaml:"-"`
 }
 

@@ -66,6 +66,7 @@ var (
 	yamlLine     = regexp.MustCompile(`^line (\d+): (.*)$`)
 	durationType = reflect.TypeOf(time.Duration(0))
 	prefixType   = reflect.TypeOf(netip.Prefix{})
+	checkStruct  = reflect.TypeOf(Check{})
 )
 
 func (w *walker) walk(n *yaml.Node, v reflect.Value, path string) {
@@ -171,22 +172,16 @@ func (w *walker) walkStruct(n *yaml.Node, v reflect.Value, path string) {
 			w.fail(key, p, "unknown key %q (known keys: %s)", key.Value, knownKeys(fields))
 			continue
 		}
-		field := v.Type().Field(idx)
-		if only := field.Tag.Get("check"); only != "" && checkType != "" && only != checkType && isCheckType(checkType) {
-			w.fail(key, p, "key %q belongs to %s checks, not to %s checks", key.Value, only, checkType)
-			continue
+		if v.Type() == checkStruct {
+			_, known := lookupCheckType(checkType)
+			if owner := checkKeyOwner(key.Value); owner != "" && known && owner != checkType {
+				w.fail(key, p, "key %q belongs to %s checks, not to %s checks", key.Value, owner, checkType)
+				continue
+			}
 		}
 		w.r.lines[p] = val.Line
 		w.walk(val, v.Field(idx), p)
 	}
-}
-
-func isCheckType(t string) bool {
-	switch t {
-	case CheckDNS, CheckTCP, CheckHTTP, CheckExec:
-		return true
-	}
-	return false
 }
 
 func joinPath(path, key string) string {

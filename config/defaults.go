@@ -32,7 +32,7 @@ const (
 	defaultDNSQType     = "A"
 	defaultDNSTransport = "udp"
 	defaultDNSRcode     = "NOERROR"
-	defaultDNSPort      = "53"
+	defaultDNSPort      = 53 // where a dns check's server names no port
 	defaultHTTPStatus   = 200
 )
 
@@ -64,13 +64,8 @@ func applyDefaults(c *Config, present func(path string) bool) {
 			ch := &s.Checks[j]
 			cp := checkPath(i, j)
 			setDefault(&ch.Timeout, present(cp+".timeout"), s.Timeout)
-			switch ch.Type {
-			case CheckDNS:
-				setDefault(&ch.QType, present(cp+".qtype"), defaultDNSQType)
-				setDefault(&ch.Transport, present(cp+".transport"), defaultDNSTransport)
-				setDefault(&ch.Rcode, present(cp+".rcode"), defaultDNSRcode)
-			case CheckHTTP:
-				setDefault(&ch.Status, present(cp+".status"), defaultHTTPStatus)
+			if t, ok := lookupCheckType(ch.Type); ok && t.defaults != nil {
+				t.defaults(ch, func(key string) bool { return present(cp + "." + key) })
 			}
 		}
 	}

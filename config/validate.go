@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 var (
@@ -137,98 +135,13 @@ func validateCheck(v *validator, p string, s *Service, ch *Check) {
 	if v.present(p+".timeout") && positive(v, p+".timeout", ch.Timeout) && s.Interval > 0 && ch.Timeout > s.Interval {
 		v.fail(p+".timeout", "%s is longer than the service's interval %s", ch.Timeout, s.Interval)
 	}
-	switch ch.Type {
-	case CheckDNS:
-		validateDNS(v, p, ch)
-	case CheckTCP:
-		if !v.present(p + ".address") {
-			v.fail(p, "a tcp check needs address (host:port)")
-		} else if host, port, err := net.SplitHostPort(ch.Address); err != nil || host == "" || !validPort(port) {
-			v.fail(p+".address", "%q is not host:port", ch.Address)
-		}
-	case CheckHTTP:
-		u, err := url.Parse(ch.URL)
-		switch {
-		case !v.present(p + ".url"):
-			v.fail(p, "an http check needs url")
-		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			v.fail(p+".url", "%q is not an http:// or https:// URL", ch.URL)
-		}
-		if ch.Status < 100 || ch.Status > 599 {
-			v.fail(p+".status", "%d is not an HTTP status code", ch.Status)
-		}
-	case CheckExec:
-		validateExec(v, p, ch)
-	case "":
-		v.fail(p, "type is required (dns, tcp, http or exec)")
-	default:
-		v.fail(p+".type", "%q is not a check type (dns, tcp, http or exec)", ch.Type)
-	}
-}
-
-func validateDNS(v *validator, p string, ch *Check) {
-	if !v.present(p + ".server") {
-		v.fail(p, "a dns check needs server (address or address:port)")
-	} else if srv, ok := dnsServer(ch.Server); ok {
-		ch.Server = srv
+	if t, ok := lookupCheckType(ch.Type); ok {
+		t.validate(v, p, ch)
+	} else if ch.Type == "" {
+		v.fail(p, "type is required (%s)", checkTypeList())
 	} else {
-		v.fail(p+".server", "%q is not an IP address with an optional port", ch.Server)
+		v.fail(p+".type", "%q is not a check type (%s)", ch.Type, checkTypeList())
 	}
-	if !v.present(p + ".query") {
-		v.fail(p, "a dns check needs query (the name to ask for)")
-	} else if _, ok := dns.IsDomainName(ch.Query); !ok {
-		v.fail(p+".query", "%q is not a domain name", ch.Query)
-	} else {
-		ch.Query = dns.Fqdn(ch.Query)
-	}
-	ch.QType = strings.ToUpper(ch.QType)
-	if _, ok := dns.StringToType[ch.QType]; !ok {
-		v.fail(p+".qtype", "%q is not a DNS record type", ch.QType)
-	}
-	ch.Transport = strings.ToLower(ch.Transport)
-	oneOf(v, p+".transport", ch.Transport, "udp", "tcp")
-	ch.Rcode = strings.ToUpper(ch.Rcode)
-	if _, ok := dns.StringToRcode[ch.Rcode]; !ok {
-		v.fail(p+".rcode", "%q is not a DNS response code such as NOERROR or NXDOMAIN", ch.Rcode)
-	}
-}
-
-func validateExec(v *validator, p string, ch *Check) {
-	if len(ch.Command) == 0 || ch.Command[0] == "" {
-		v.fail(p+".command", "an exec check needs command, a list starting with the program's absolute path")
-		return
-	}
-	prog := ch.Command[0]
-	if !filepath.IsAbs(prog) {
-		v.fail(p+".command[0]", "%q is not an absolute path (the daemon runs without a shell or a useful PATH)", prog)
-		return
-	}
-	fi, err := os.Stat(prog)
-	switch {
-	case err != nil:
-		v.fail(p+".command[0]", "%q: %v", prog, unwrapPathError(err))
-	case !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0:
-		v.fail(p+".command[0]", "%q is not an executable file", prog)
-	}
-	if v.present(p + ".user") {
-		cred, err := resolveUser(v.sys, ch.User)
-		if err != nil {
-			v.fail(p+".user", "%q: %v", ch.User, err)
-		}
-		ch.Credential = cred
-	}
-}
-
-// dnsServer accepts "addr" or "addr:port" with an IP address and returns
-// "addr:port".
-func dnsServer(s string) (string, bool) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.String(), ap.Port() != 0
-	}
-	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return netip.AddrPortFrom(a, 53).String(), true
-	}
-	return "", false
 }
 
 // hostRouteProblem says why p cannot be an anycast host route, or "".
@@ -250,8 +163,8 @@ func hostRouteProblem(p netip.Prefix) string {
 func checkTargets(ch Check) []netip.Addr {
 	var out []netip.Addr
 	add := func(s string) {
-		if a, ok := literalAddr(s); ok {
-			out = append(out, a)
+		if ap, ok := ipPort(s, 0); ok {
+			out = append(out, ap.Addr().Unmap())
 		}
 	}
 	switch ch.Type {
@@ -276,16 +189,6 @@ func checkTargets(ch Check) []netip.Addr {
 		}
 	}
 	return out
-}
-
-func literalAddr(s string) (netip.Addr, bool) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), true
-	}
-	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		return a.Unmap(), true
-	}
-	return netip.Addr{}, false
 }
 
 func oneOf(v *validator, path, value string, allowed ...string) {

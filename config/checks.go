@@ -1,0 +1,168 @@
+package config
+
+import (
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// checkType is everything the configuration knows about one type of check:
+// the keys only it takes, their defaults and their validation. checkTypes
+// is the one list of types: the decoder's rule that a key belongs to one
+// type, the defaults, validation and the "not a check type" message are
+// all derived from it, and package checker has a constructor for each
+// (tested there).
+type checkType struct {
+	name     string
+	keys     []string                                       // besides type and timeout, which every check has
+	defaults func(ch *Check, present func(key string) bool) // nil: none
+	validate func(v *validator, path string, ch *Check)
+}
+
+// checkTypes lists the types in the order messages name them.
+func checkTypes() []checkType {
+	return []checkType{
+		{name: CheckDNS, keys: []string{"server", "query", "qtype", "transport", "rcode", "answer_contains"},
+			defaults: dnsDefaults, validate: validateDNS},
+		{name: CheckTCP, keys: []string{"address"}, validate: validateTCP},
+		{name: CheckHTTP, keys: []string{"url", "status", "body_contains"}, defaults: httpDefaults, validate: validateHTTP},
+		{name: CheckExec, keys: []string{"command", "user"}, validate: validateExec},
+	}
+}
+
+// CheckTypes names every type of check.
+func CheckTypes() []string {
+	var out []string
+	for _, t := range checkTypes() {
+		out = append(out, t.name)
+	}
+	return out
+}
+
+func lookupCheckType(name string) (checkType, bool) {
+	i := slices.IndexFunc(checkTypes(), func(t checkType) bool { return t.name == name })
+	if i < 0 {
+		return checkType{}, false
+	}
+	return checkTypes()[i], true
+}
+
+// checkKeyOwner names the type a check key belongs to; "" for the keys
+// every check has.
+func checkKeyOwner(key string) string {
+	for _, t := range checkTypes() {
+		if slices.Contains(t.keys, key) {
+			return t.name
+		}
+	}
+	return ""
+}
+
+// checkTypeList is "dns, tcp, http or exec".
+func checkTypeList() string {
+	names := CheckTypes()
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+func dnsDefaults(ch *Check, present func(string) bool) {
+	setDefault(&ch.QType, present("qtype"), defaultDNSQType)
+	setDefault(&ch.Transport, present("transport"), defaultDNSTransport)
+	setDefault(&ch.Rcode, present("rcode"), defaultDNSRcode)
+}
+
+func httpDefaults(ch *Check, present func(string) bool) {
+	setDefault(&ch.Status, present("status"), defaultHTTPStatus)
+}
+
+func validateDNS(v *validator, p string, ch *Check) {
+	if !v.present(p + ".server") {
+		v.fail(p, "a dns check needs server (address or address:port)")
+	} else if ap, ok := ipPort(ch.Server, defaultDNSPort); ok && ap.Port() != 0 {
+		ch.Server = ap.String()
+	} else {
+		v.fail(p+".server", "%q is not an IP address with an optional port", ch.Server)
+	}
+	if !v.present(p + ".query") {
+		v.fail(p, "a dns check needs query (the name to ask for)")
+	} else if _, ok := dns.IsDomainName(ch.Query); !ok {
+		v.fail(p+".query", "%q is not a domain name", ch.Query)
+	} else {
+		ch.Query = dns.Fqdn(ch.Query)
+	}
+	ch.QType = strings.ToUpper(ch.QType)
+	if _, ok := dns.StringToType[ch.QType]; !ok {
+		v.fail(p+".qtype", "%q is not a DNS record type", ch.QType)
+	}
+	ch.Transport = strings.ToLower(ch.Transport)
+	oneOf(v, p+".transport", ch.Transport, "udp", "tcp")
+	ch.Rcode = strings.ToUpper(ch.Rcode)
+	if _, ok := dns.StringToRcode[ch.Rcode]; !ok {
+		v.fail(p+".rcode", "%q is not a DNS response code such as NOERROR or NXDOMAIN", ch.Rcode)
+	}
+}
+
+func validateTCP(v *validator, p string, ch *Check) {
+	if !v.present(p + ".address") {
+		v.fail(p, "a tcp check needs address (host:port)")
+	} else if host, port, err := net.SplitHostPort(ch.Address); err != nil || host == "" || !validPort(port) {
+		v.fail(p+".address", "%q is not host:port", ch.Address)
+	}
+}
+
+func validateHTTP(v *validator, p string, ch *Check) {
+	u, err := url.Parse(ch.URL)
+	switch {
+	case !v.present(p + ".url"):
+		v.fail(p, "an http check needs url")
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		v.fail(p+".url", "%q is not an http:// or https:// URL", ch.URL)
+	}
+	if ch.Status < 100 || ch.Status > 599 {
+		v.fail(p+".status", "%d is not an HTTP status code", ch.Status)
+	}
+}
+
+func validateExec(v *validator, p string, ch *Check) {
+	if len(ch.Command) == 0 || ch.Command[0] == "" {
+		v.fail(p+".command", "an exec check needs command, a list starting with the program's absolute path")
+		return
+	}
+	prog := ch.Command[0]
+	if !filepath.IsAbs(prog) {
+		v.fail(p+".command[0]", "%q is not an absolute path (the daemon runs without a shell or a useful PATH)", prog)
+		return
+	}
+	fi, err := os.Stat(prog)
+	switch {
+	case err != nil:
+		v.fail(p+".command[0]", "%q: %v", prog, unwrapPathError(err))
+	case !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0:
+		v.fail(p+".command[0]", "%q is not an executable file", prog)
+	}
+	if v.present(p + ".user") {
+		cred, err := resolveUser(v.sys, ch.User)
+		if err != nil {
+			v.fail(p+".user", "%q: %v", ch.User, err)
+		}
+		ch.Credential = cred
+	}
+}
+
+// ipPort parses an IP literal with an optional port: "192.0.2.1",
+// "192.0.2.1:53", "2001:db8::1", "[2001:db8::1]", "[2001:db8::1]:53";
+// port stands in when none is written. Host names are not IP literals.
+func ipPort(s string, port uint16) (netip.AddrPort, bool) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, true
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return netip.AddrPortFrom(a, port), true
+	}
+	return netip.AddrPort{}, false
+}
