@@ -20,43 +20,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
-	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
+	"github.com/anycast-watchdog/anycast-watchdog/ifaddr/ifaddrtest"
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
-
-// memInterface is the loopback in memory: ip faked at its narrowest point.
-type memInterface struct {
-	mu      sync.Mutex
-	present map[netip.Prefix]bool
-}
-
-func (m *memInterface) Show(context.Context) (ifaddr.Link, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l := ifaddr.Link{Name: "lo", Up: true}
-	for p, ok := range m.present {
-		if ok {
-			l.Prefixes = append(l.Prefixes, p)
-		}
-	}
-	return l, nil
-}
-
-func (m *memInterface) set(p netip.Prefix, on bool) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.present[p] = on
-	return nil
-}
-
-func (m *memInterface) Add(_ context.Context, p netip.Prefix) error { return m.set(p, true) }
-func (m *memInterface) Del(_ context.Context, p netip.Prefix) error { return m.set(p, false) }
-
-func (m *memInterface) has(p string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.present[netip.MustParsePrefix(p)]
-}
 
 // recordingNotifier keeps what the daemon told systemd.
 type recordingNotifier struct {
@@ -108,7 +74,7 @@ type testDaemon struct {
 	path    string // the configuration file
 	socket  string
 	metrics string // URL of /metrics
-	iface   *memInterface
+	iface   *ifaddrtest.Interface
 	notify  *recordingNotifier
 	log     *syncBuffer
 	signals chan os.Signal
@@ -164,15 +130,12 @@ services:
 %s`, onExit, d.socket, filepath.Join(d.dir, "state"), services)
 }
 
-func startDaemon(t *testing.T, onExit, services string, present ...string) *testDaemon {
+func startDaemon(t *testing.T, onExit, services string, present ...netip.Prefix) *testDaemon {
 	t.Helper()
 	dir := t.TempDir()
 	d := &testDaemon{t: t, dir: dir, path: filepath.Join(dir, "config.yaml"), socket: filepath.Join(dir, "control.sock"),
-		iface: &memInterface{present: map[netip.Prefix]bool{}}, notify: &recordingNotifier{}, log: &syncBuffer{},
+		iface: ifaddrtest.New(present...), notify: &recordingNotifier{}, log: &syncBuffer{},
 		signals: make(chan os.Signal, 4), exit: make(chan int, 1)}
-	for _, p := range present {
-		d.iface.present[netip.MustParsePrefix(p)] = true
-	}
 	d.writeConfig(d.configYAML(onExit, services))
 	cfg, err := config.Load(d.path)
 	if err != nil {
@@ -274,7 +237,7 @@ func service(name, prefix, addr string) string {
 func TestDaemonOperatorSurface(t *testing.T) {
 	healthy := healthyTCP(t)
 	d := startDaemon(t, "withdraw", service("dns", "192.0.2.53/32", healthy)+service("web", "203.0.113.80/32", closedTCP(t)))
-	d.waitFor("dns is advertised", func() bool { return d.iface.has("192.0.2.53/32") })
+	d.waitFor("dns is advertised", func() bool { return d.iface.Has(netip.MustParsePrefix("192.0.2.53/32")) })
 
 	code, out, _ := d.cli("status")
 	for _, want := range []string{"SERVICE", "dns", "up", "web", "down", "192.0.2.53/32", "refused"} {
@@ -293,7 +256,7 @@ func TestDaemonOperatorSurface(t *testing.T) {
 	if code, out, errOut := d.cli("drain", "dns", "--reason", "kernel upgrade"); code != 0 || !strings.Contains(out, "drained (withdrawn; checks keep running): dns") {
 		t.Fatalf("drain: exit %d: %s%s", code, out, errOut)
 	}
-	if d.iface.has("192.0.2.53/32") {
+	if d.iface.Has(netip.MustParsePrefix("192.0.2.53/32")) {
 		t.Error("still on the interface after drain returned")
 	}
 	if st := d.state("dns"); st != status.Drained {
@@ -306,7 +269,7 @@ func TestDaemonOperatorSurface(t *testing.T) {
 	if code, out, _ := d.cli("undrain", "--all"); code != 0 || !strings.Contains(out, "undrained; each must rise again: dns") {
 		t.Errorf("undrain: exit %d: %s", code, out)
 	}
-	d.waitFor("dns rises again", func() bool { return d.iface.has("192.0.2.53/32") })
+	d.waitFor("dns rises again", func() bool { return d.iface.Has(netip.MustParsePrefix("192.0.2.53/32")) })
 
 	// check runs a round now; a failing service exits 1.
 	if code, out, _ := d.cli("check", "dns"); code != 0 || !strings.Contains(out, "tcp "+healthy+"  pass") {
@@ -337,7 +300,7 @@ func TestDaemonOperatorSurface(t *testing.T) {
 	if code, out, errOut := d.cli("reload"); code != 0 || strings.TrimSpace(out) != "configuration reloaded" {
 		t.Fatalf("reload: exit %d: %s%s", code, out, errOut)
 	}
-	d.waitFor("ntp is advertised", func() bool { return d.iface.has("198.51.100.123/32") })
+	d.waitFor("ntp is advertised", func() bool { return d.iface.Has(netip.MustParsePrefix("198.51.100.123/32")) })
 	d.signals <- syscall.SIGHUP
 	d.waitFor("the SIGHUP reload is recorded", func() bool { return strings.Count(d.log.String(), `msg="configuration reloaded"`) == 2 })
 	if n := strings.Count(d.notify.all(), "RELOADING=1"); n != 1 {
@@ -357,7 +320,7 @@ func TestDaemonOperatorSurface(t *testing.T) {
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("exit %d after SIGTERM", code)
 	}
-	if d.iface.has("192.0.2.53/32") || d.iface.has("198.51.100.123/32") {
+	if d.iface.Has(netip.MustParsePrefix("192.0.2.53/32")) || d.iface.Has(netip.MustParsePrefix("198.51.100.123/32")) {
 		t.Error("on_exit: withdraw left addresses on the interface")
 	}
 	if !strings.Contains(d.notify.all(), "STOPPING=1") || !strings.Contains(d.log.String(), `msg=stopping on_exit=withdraw signal=terminated`) {
@@ -369,12 +332,12 @@ func TestDaemonOperatorSurface(t *testing.T) {
 // restart never blips it; a daemon started over it adopts it as up.
 func TestDaemonStopKeepsAndRestartAdopts(t *testing.T) {
 	healthy := healthyTCP(t)
-	d := startDaemon(t, "keep", service("dns", "192.0.2.53/32", healthy), "192.0.2.53/32")
+	d := startDaemon(t, "keep", service("dns", "192.0.2.53/32", healthy), netip.MustParsePrefix("192.0.2.53/32"))
 	if st := d.state("dns"); st != status.Up {
 		t.Errorf("a service whose address is there at start is %s, want up", st)
 	}
-	if code := d.stop(syscall.SIGINT); code != 0 || !d.iface.has("192.0.2.53/32") {
-		t.Errorf("exit %d; present %v; want 0 and the address kept", code, d.iface.has("192.0.2.53/32"))
+	if code := d.stop(syscall.SIGINT); code != 0 || !d.iface.Has(netip.MustParsePrefix("192.0.2.53/32")) {
+		t.Errorf("exit %d; present %v; want 0 and the address kept", code, d.iface.Has(netip.MustParsePrefix("192.0.2.53/32")))
 	}
 }
 
@@ -386,7 +349,7 @@ func TestDaemonRefusesToStartWithUnreadableDrains(t *testing.T) {
 	var out bytes.Buffer
 	log := logrus.New()
 	log.SetOutput(&out)
-	d := newDaemon(cfg.Path, cfg, log, daemonDeps{addrs: &memInterface{present: map[netip.Prefix]bool{}}, notify: &recordingNotifier{}})
+	d := newDaemon(cfg.Path, cfg, log, daemonDeps{addrs: ifaddrtest.New(), notify: &recordingNotifier{}})
 	if code := d.run(context.Background(), cfg, listeners{}, make(chan os.Signal)); code != 1 || !strings.Contains(out.String(), "no drained service is put back") {
 		t.Errorf("exit %d; log:\n%s", code, &out)
 	}

@@ -3,32 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/anycast-watchdog/anycast-watchdog/internal/golden"
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata golden files")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		os.WriteFile(path, got, 0o644)
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test . -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
 
 // The table renders the status package's golden document, as the client
 // receives it over the socket.
@@ -45,7 +26,7 @@ func TestStatusTable(t *testing.T) {
 	if err := writeTable(&b, st, time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "status.txt", b.Bytes())
+	golden.Check(t, "status.txt", b.Bytes())
 }
 
 func TestStatusTableWithoutServices(t *testing.T) {

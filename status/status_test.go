@@ -3,14 +3,12 @@ package status
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata golden files")
+	"github.com/anycast-watchdog/anycast-watchdog/internal/golden"
+)
 
 var t0 = time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
 
@@ -48,17 +46,10 @@ func TestDocumentJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = append(got, '\n')
-	path := filepath.Join("testdata", "status.json")
-	if *update {
-		os.WriteFile(path, got, 0o644)
-	}
-	want, err := os.ReadFile(path)
+	golden.Check(t, "status.json", append(got, '\n'))
+	want, err := os.ReadFile("testdata/status.json")
 	if err != nil {
-		t.Fatalf("%v (run go test ./status -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("status.json differs:\n--- got\n%s\n--- want\n%s", got, want)
+		t.Fatal(err)
 	}
 	var back Document
 	if err := json.Unmarshal(want, &back); err != nil {

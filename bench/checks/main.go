@@ -29,7 +29,7 @@ import (
 
 	"github.com/anycast-watchdog/anycast-watchdog/advertise"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
-	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
+	"github.com/anycast-watchdog/anycast-watchdog/ifaddr/ifaddrtest"
 )
 
 func main() {
@@ -83,34 +83,6 @@ func runServers() {
 	io.Copy(io.Discard, os.Stdin)
 }
 
-// memInterface is an interface in memory: the bench measures checks, not ip.
-type memInterface struct {
-	mu      sync.Mutex
-	present map[netip.Prefix]bool
-}
-
-func (m *memInterface) Show(context.Context) (ifaddr.Link, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l := ifaddr.Link{Name: "lo", Up: true}
-	for p := range m.present {
-		l.Prefixes = append(l.Prefixes, p)
-	}
-	return l, nil
-}
-func (m *memInterface) Add(_ context.Context, p netip.Prefix) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.present[p] = true
-	return nil
-}
-func (m *memInterface) Del(_ context.Context, p netip.Prefix) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.present, p)
-	return nil
-}
-
 func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuProfile string) error {
 	self, _ := os.Executable()
 	child := exec.Command(self, "-serve")
@@ -142,10 +114,11 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 	if err != nil {
 		return err
 	}
-	iface := &memInterface{present: map[netip.Prefix]bool{}}
+	var advertised []netip.Prefix // all healthy and advertised
 	for _, s := range cfg.Services {
-		iface.present[s.Prefixes[0]] = true // all healthy and advertised
+		advertised = append(advertised, s.Prefixes[0])
 	}
+	iface := ifaddrtest.New(advertised...) // the bench measures checks, not ip
 
 	var mu sync.Mutex
 	var lateness histogram // fixed size: the bench must not grow with the run
