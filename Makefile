@@ -4,14 +4,16 @@ VERSION ?= $(shell cat VERSION)
 GO      ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test unit fuzz fuzz-short integration demo deps-lab bench-checks bench-failover deb lint-deb bench-load clean
+.PHONY: build test unit fuzz fuzz-short integration demo deps-lab deps-test bench-checks bench-failover deb lint-deb bench-load clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o anycast-watchdog .
 
 ## test: vet, the unit tier with the race detector, the package lint, then the
-## integration tier (it needs root and skips itself without it).
-test: unit fuzz-short lint-deb integration
+## integration tier (it needs root and skips itself without it). It installs
+## the Debian packages it needs first, when they are missing.
+test: deps-test
+	$(MAKE) unit fuzz-short lint-deb integration
 
 unit:
 	$(GO) vet ./...
@@ -39,9 +41,14 @@ fuzz-short:
 demo: build deps-lab
 	$(GO) run ./integration/demo --binary ./anycast-watchdog
 
+## deps-lab / deps-test: install with apt-get the Debian packages that the
+## demo / the whole suite need, only those missing (root needed only then).
+LAB_PACKAGES  := frr dnsmasq-base iproute2
+TEST_PACKAGES := $(LAB_PACKAGES) bind9-dnsutils lintian debootstrap systemd-container
 deps-lab:
-	@command -v dnsmasq >/dev/null && command -v ip >/dev/null && test -x /usr/lib/frr/ospfd || \
-		(apt-get update -qq && apt-get install -y -qq --no-install-recommends frr dnsmasq-base iproute2)
+	@./packaging/install-missing $(LAB_PACKAGES)
+deps-test:
+	@./packaging/install-missing $(TEST_PACKAGES)
 
 ## bench-checks: 200 services x 5 checks for 60 s; prints checks/s, CPU, RSS, lateness.
 bench-checks:
