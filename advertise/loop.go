@@ -185,8 +185,10 @@ func (l *serviceLoop) checkNow(ctx context.Context) (Round, error) {
 
 func (l *serviceLoop) run(ctx context.Context) {
 	defer close(l.done)
-	// The first round runs at once for a quick first verdict; later rounds
-	// keep a per-service offset on the grid.
+	// The first round runs at once for a quick first verdict; the second
+	// comes after the per-service offset, or after the period if that is
+	// shorter, so that the worst-case detection time holds from the first
+	// round on; later rounds keep to the grid the second one set.
 	scheduled := l.clock.Now()
 	offset := firstDelay(l.cfg.Name, l.cfg.Interval)
 	var waiting []chan Round // asked for this round
@@ -235,7 +237,10 @@ func (l *serviceLoop) run(ctx context.Context) {
 		l.mu.Lock()
 		period := l.hyst.Period(l.cfg.Interval, l.cfg.FastInterval)
 		l.mu.Unlock()
-		scheduled = nextRound(scheduled.Add(offset), ended, period)
+		if offset > 0 && offset < period {
+			period = offset
+		}
+		scheduled = nextRound(scheduled, ended, period)
 		offset = 0
 	}
 }

@@ -343,3 +343,47 @@ func TestHungIPBlocksNoStatus(t *testing.T) {
 		t.Error("the withdrawal was not carried out once ip answered")
 	}
 }
+
+// After a start the second round comes within one interval (or one fast
+// interval while rising), never an interval plus the service's offset, so
+// that README's worst-case times hold from the first round on; from then
+// on rounds keep one interval apart.
+func TestSecondRoundAfterStartComesWithinAnInterval(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		present bool // up at start: the next round is due an interval later
+		period  time.Duration
+	}{
+		{"up at start", true, 20 * time.Millisecond},
+		{"rising at start", false, 5 * time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Offsets 19.6 ms (near the end of the interval) and 4.4 ms
+			// (below the fast interval).
+			for _, name := range []string{"c", "dns"} {
+				var present []string
+				if tt.present {
+					present = []string{"192.0.2.53/32"}
+				}
+				w := newWorld(t, newFakeInterface(present...), map[string]bool{name: true})
+				s := service(name, "192.0.2.53/32")
+				s.Rise = 10
+				w.start(cfgOf(s))
+				first := <-w.rounds
+				second := w.nextRound()
+				third := w.nextRound()
+				offset := firstDelay(name, s.Interval)
+				want := min(tt.period, offset)
+				if offset == 0 {
+					want = tt.period
+				}
+				if gap := second.Scheduled.Sub(first.Scheduled); gap != want {
+					t.Errorf("%s (offset %s): second round %s after the first, want %s", name, offset, gap, want)
+				}
+				if gap := third.Scheduled.Sub(second.Scheduled); gap != tt.period {
+					t.Errorf("%s: third round %s after the second, want %s", name, gap, tt.period)
+				}
+			}
+		})
+	}
+}
