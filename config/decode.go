@@ -164,9 +164,21 @@ func (w *walker) walkStruct(n *yaml.Node, v reflect.Value, path string) {
 			checkType = n.Content[i+1].Value
 		}
 	}
+	seen := map[string]int{} // key → its line, for duplicates
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
 		p := joinPath(path, key.Value)
+		if first, dup := seen[key.Value]; dup {
+			// YAML leaves the meaning of a repeated key open and the last
+			// one would silently win: the operator must say which.
+			where := fmt.Sprintf("on lines %d and %d", first, key.Line)
+			if first == key.Line {
+				where = fmt.Sprintf("on line %d", first)
+			}
+			w.fail(key, p, "key %q is set twice, %s; keep one", key.Value, where)
+			continue
+		}
+		seen[key.Value] = key.Line
 		idx, ok := fields[key.Value]
 		if !ok {
 			w.fail(key, p, "unknown key %q (known keys: %s)", key.Value, knownKeys(fields))
