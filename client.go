@@ -47,7 +47,11 @@ func clientCommand(cmd string, fs *flag.FlagSet, args []string, stdout, stderr i
 	}
 	configPath := fs.Lookup("config").Value.String()
 	req := control.Request{Command: cmd, Services: services, All: *all, Reason: *reason}
-	if *forDur != 0 {
+	if flagSet(fs, "for") {
+		if *forDur <= 0 {
+			fmt.Fprintf(stderr, "anycast-watchdog %s: --for %s: want a positive duration such as 30m (leave --for out to drain until undrain)\n", cmd, forDur)
+			return 2
+		}
 		req.For = forDur.String()
 	}
 	switch cmd {
@@ -87,6 +91,13 @@ func clientCommand(cmd string, fs *flag.FlagSet, args []string, stdout, stderr i
 		fmt.Fprintln(stdout, resp.Message)
 	}
 	return 0
+}
+
+// flagSet reports whether the flag name was given.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // parseInterspersed parses flags that may come after positional arguments

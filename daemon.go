@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,6 +47,10 @@ type daemon struct {
 	reloadsOK  uint64
 	reloadsBad uint64
 }
+
+// maxDrainReason bounds a drain's reason: it is kept in memory and in
+// drains.json, and logged.
+const maxDrainReason = 1024
 
 // notifier tells the service manager how the daemon is doing;
 // *notify.Notifier is the real one.
@@ -273,10 +278,20 @@ func (d *daemon) drain(ctx context.Context, req control.Request, peer control.Pe
 		if err != nil {
 			return control.Response{Error: err.Error()}
 		}
-		if len(done) == 0 {
-			return control.Response{OK: true, Message: "nothing was drained"}
+		var parts []string
+		if len(done) > 0 {
+			parts = append(parts, "undrained; each must rise again: "+strings.Join(done, ", "))
 		}
-		return control.Response{OK: true, Services: done, Message: "undrained; each must rise again: " + strings.Join(done, ", ")}
+		if notDrained := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return slices.Contains(done, n) }); len(notDrained) > 0 {
+			parts = append(parts, "not drained: "+strings.Join(notDrained, ", "))
+		}
+		if len(parts) == 0 {
+			parts = append(parts, "nothing was drained")
+		}
+		return control.Response{OK: true, Services: done, Message: strings.Join(parts, "; ")}
+	}
+	if len(req.Reason) > maxDrainReason {
+		return control.Response{Error: fmt.Sprintf("the drain reason is %d bytes; at most %d", len(req.Reason), maxDrainReason)}
 	}
 	var until time.Time
 	if req.For != "" {

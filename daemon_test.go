@@ -266,8 +266,14 @@ func TestDaemonOperatorSurface(t *testing.T) {
 		!strings.Contains(m, `anycast_watchdog_service_drained{service="dns"} 1`) {
 		t.Errorf("metrics while drained:\n%s", m)
 	}
-	if code, out, _ := d.cli("undrain", "--all"); code != 0 || !strings.Contains(out, "undrained; each must rise again: dns") {
+	if code, _, errOut := d.cli("drain", "web", "--reason", strings.Repeat("x", 1025)); code != 1 || !strings.Contains(errOut, "the drain reason is 1025 bytes; at most 1024") {
+		t.Errorf("drain with a long reason: exit %d: %s", code, errOut)
+	}
+	if code, out, _ := d.cli("undrain", "dns", "web"); code != 0 || strings.TrimSpace(out) != "undrained; each must rise again: dns; not drained: web" {
 		t.Errorf("undrain: exit %d: %s", code, out)
+	}
+	if code, out, _ := d.cli("undrain", "--all"); code != 0 || strings.TrimSpace(out) != "nothing was drained" {
+		t.Errorf("undrain --all with nothing drained: exit %d: %s", code, out)
 	}
 	d.waitFor("dns rises again", func() bool { return d.iface.Has(netip.MustParsePrefix("192.0.2.53/32")) })
 

@@ -63,6 +63,8 @@ func TestCommandLine(t *testing.T) {
 		{name: "check one service", args: []string{"check", "dns", "web", "--socket", "x"}, wantCode: 2, wantErr: []string{"name one service"}},
 		{name: "status takes no names", args: []string{"status", "dns", "--socket", "x"}, wantCode: 2, wantErr: []string{"takes no service names"}},
 		{name: "bad --for", args: []string{"drain", "dns", "--for", "soon", "--socket", "x"}, wantCode: 2, wantErr: []string{`invalid value "soon" for flag -for`}},
+		{name: "drain --for 0", args: []string{"drain", "dns", "--for", "0", "--socket", "x"}, wantCode: 2,
+			wantErr: []string{"--for 0s: want a positive duration such as 30m"}},
 		{name: "client help", args: []string{"drain", "--help"}, wantOut: []string{"drain SVC…|--all"}},
 	}
 	for _, tt := range tests {

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
@@ -19,7 +21,7 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 		if r.OK {
 			fmt.Fprintf(w, " · last reload ok %s", ago(r.At, now))
 		} else {
-			fmt.Fprintf(w, " · LAST RELOAD FAILED %s: %s", ago(r.At, now), r.Error)
+			fmt.Fprintf(w, " · LAST RELOAD FAILED %s: %s", ago(r.At, now), printable(r.Error))
 		}
 	}
 	fmt.Fprintln(w)
@@ -28,7 +30,7 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 		if f.OK {
 			frr = append(frr, f.Daemon+" ok")
 		} else {
-			frr = append(frr, f.Daemon+" FAILING: "+f.Error)
+			frr = append(frr, f.Daemon+" FAILING: "+printable(f.Error))
 		}
 	}
 	if len(frr) == 0 {
@@ -50,7 +52,7 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 				reason += ", until " + d.Until.UTC().Format("15:04:05") + " (" + in(d.Until, now) + ")"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d/%d\t%s\n", s.Name, s.State, ago(s.Since, now), s.Passes, s.Rise, s.Fails, s.Fall, reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d/%d\t%s\n", s.Name, s.State, ago(s.Since, now), s.Passes, s.Rise, s.Fails, s.Fall, printable(reason))
 	}
 	fmt.Fprintln(tw, "\nPREFIX\tSERVICE\tWANTED\tPRESENT\tADVERTISED\tMISMATCHES\tNOTE")
 	for _, s := range st.Services {
@@ -59,7 +61,7 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 			if p.Error != "" {
 				note = "cannot change: " + p.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Prefix, s.Name, yes(p.Wanted), yes(p.Present), p.Advertised, p.Mismatches, note)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Prefix, s.Name, yes(p.Wanted), yes(p.Present), p.Advertised, p.Mismatches, printable(note))
 		}
 	}
 	fmt.Fprintln(tw, "\nSERVICE\tCHECK\tRESULT\tLATENCY\tIN A ROW\tERROR")
@@ -69,7 +71,7 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 			if !c.OK {
 				result, msg = "FAIL", c.Reason+": "+c.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, c.Check, result, c.Latency(), c.Consecutive, msg)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, printable(c.Check), result, c.Latency(), c.Consecutive, printable(msg))
 		}
 	}
 	return tw.Flush()
@@ -92,11 +94,32 @@ func writeChecks(w io.Writer, services []serviceChecks) (failed bool, err error)
 			if !c.OK {
 				result, msg, failed = "FAIL", c.Reason+": "+c.Error, true
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.service, c.Check, result, c.Latency(), msg)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.service, printable(c.Check), result, c.Latency(), printable(msg))
 		}
 	}
 	return failed, tw.Flush()
 }
+
+// printable shows text that others wrote (a drain's reason, a check's
+// error) as it is, but with control characters escaped as Go would: a
+// reason cannot move the cursor, clear the screen or break a row.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, notPrintable) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if notPrintable(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func notPrintable(r rune) bool { return !unicode.IsPrint(r) }
 
 func yes(b bool) string {
 	if b {

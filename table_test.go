@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,5 +38,24 @@ func TestStatusTableWithoutServices(t *testing.T) {
 		"no services configured; managing no address\n"
 	if b.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// Text that others wrote reaches the terminal with its control characters
+// escaped: a drain reason cannot clear the screen or forge a row.
+func TestStatusTableEscapesControlCharacters(t *testing.T) {
+	st := status.Document{Services: []status.Service{{Name: "dns", State: status.Drained,
+		Drain:  &status.Drain{Reason: "\x1b[2Jgone\nweb  up  0s ago", By: "uid 0 (root)"},
+		Checks: []status.Check{{Check: "exec /bin/x", Reason: "exit", Error: "bad\r\x07"}}}}}
+	var b bytes.Buffer
+	writeTable(&b, st, time.Now())
+	out := b.String()
+	for _, want := range []string{`drained by uid 0 (root): \x1b[2Jgone\nweb  up  0s ago`, `exit: bad\r\a`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.ContainsAny(out, "\x1b\r\x07") || strings.Count(out, "\n") != 10 {
+		t.Errorf("a control character reached the terminal:\n%q", out)
 	}
 }

@@ -4,11 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
+
+// maxDrainFile bounds what load reads.
+const maxDrainFile = 1 << 20
 
 // drainFile persists drains (status.Drain records) as JSON in state_dir, replaced atomically so a
 // crash leaves the old or the new file, never half of one.
@@ -19,12 +23,22 @@ func newDrainFile(stateDir string) drainFile {
 }
 
 func (f drainFile) load() (map[string]status.Drain, error) {
-	data, err := os.ReadFile(f.path)
+	file, err := os.Open(f.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return map[string]status.Drain{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read drains: %w", err)
+	}
+	defer file.Close()
+	// The daemon writes a few hundred bytes per drain and bounds reasons;
+	// a larger file was not written by it and is not read whole.
+	data, err := io.ReadAll(io.LimitReader(file, maxDrainFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read drains: %w", err)
+	}
+	if len(data) > maxDrainFile {
+		return nil, fmt.Errorf("read drains: %s is larger than %d bytes, more than this daemon writes", f.path, maxDrainFile)
 	}
 	drains := map[string]status.Drain{}
 	if err := json.Unmarshal(data, &drains); err != nil {

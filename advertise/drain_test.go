@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -149,4 +150,66 @@ func TestDrainExpiryFollowsTheClock(t *testing.T) {
 	}
 	w.advance(time.Minute)
 	w.until("the drain ends at its time and the service rises", func() bool { return iface.has("192.0.2.53/32") })
+}
+
+// A drain saved for a service that is no longer configured is dropped at
+// start (and from the file): it must not block undrain --all, nor come
+// back with a future service of that name.
+func TestDrainOfAServiceNoLongerConfiguredIsDropped(t *testing.T) {
+	stateDir := t.TempDir()
+	os.WriteFile(filepath.Join(stateDir, "drains.json"),
+		[]byte(`{"oldsvc": {"reason": "old", "by": "root", "since": "2026-11-23T03:00:00Z"}, "dns": {"reason": "now", "by": "root", "since": "2026-11-23T03:00:00Z"}}`), 0o640)
+	iface := newFakeInterface()
+	w := newWorld(t, iface, map[string]bool{"dns": true})
+	c := cfgOf(service("dns", "192.0.2.53/32"))
+	c.StateDir = stateDir
+	w.start(c)
+	if !strings.Contains(w.logText(), `msg="dropping drains of services no longer in the configuration" services=oldsvc`) {
+		t.Errorf("no log line for the dropped drain:\n%s", w.logText())
+	}
+	done, err := w.sup.Undrain(context.Background(), nil, "root")
+	if err != nil || !reflect.DeepEqual(done, []string{"dns"}) {
+		t.Errorf("undrain --all = %v, %v; want [dns]", done, err)
+	}
+	if raw, _ := os.ReadFile(filepath.Join(stateDir, "drains.json")); strings.Contains(string(raw), "oldsvc") || strings.Contains(string(raw), "dns") {
+		t.Errorf("drains.json still holds a drain: %s", raw)
+	}
+}
+
+// undrain names only what it undrained; an unknown name changes nothing.
+func TestUndrainOfAServiceNotDrained(t *testing.T) {
+	w := newWorld(t, newFakeInterface("192.0.2.53/32", "203.0.113.80/32"), map[string]bool{"dns": true, "web": true})
+	w.start(cfgOf(service("dns", "192.0.2.53/32"), service("web", "203.0.113.80/32")))
+	if _, err := w.sup.Drain(context.Background(), []string{"web"}, "x", "root", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		names   []string
+		want    []string
+		wantErr string
+	}{
+		{[]string{"dns"}, nil, ""},
+		{[]string{"dns", "nope"}, nil, "no such service: nope"},
+		{[]string{"dns", "web"}, []string{"web"}, ""},
+		{nil, nil, ""},
+	} {
+		done, err := w.sup.Undrain(context.Background(), tt.names, "root")
+		if !reflect.DeepEqual(done, tt.want) || (err == nil) != (tt.wantErr == "") || (err != nil && err.Error() != tt.wantErr) {
+			t.Errorf("Undrain(%v) = %v, %v; want %v, %q", tt.names, done, err, tt.want, tt.wantErr)
+		}
+	}
+	if st := w.state("dns"); st != status.Up {
+		t.Errorf("undraining a service that was not drained changed it: %s", st)
+	}
+}
+
+// A drains file larger than the daemon ever writes is refused, not read
+// whole.
+func TestOversizedDrainFileIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	big := `{"dns": {"reason": "` + strings.Repeat("x", maxDrainFile) + `"}}`
+	os.WriteFile(filepath.Join(dir, "drains.json"), []byte(big), 0o640)
+	if _, err := newDrainFile(dir).load(); err == nil || !strings.Contains(err.Error(), "larger than 1048576 bytes") {
+		t.Errorf("load = %v", err)
+	}
 }

@@ -34,6 +34,14 @@ func NewHysteresis(rise, fall int, advertised bool) Hysteresis {
 	return h
 }
 
+// WithThresholds is h, its state and streaks kept, under new rise and
+// fall; a streak already past a new threshold takes effect at the next
+// round.
+func (h Hysteresis) WithThresholds(rise, fall int) Hysteresis {
+	h.rise, h.fall = rise, fall
+	return h
+}
+
 // State is the current state.
 func (h *Hysteresis) State() status.State { return h.state }
 

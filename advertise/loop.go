@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -105,12 +106,25 @@ func (l *serviceLoop) startAs(advertised bool, reason string) {
 	l.since, l.reason = l.clock.Wall(), reason
 }
 
-// advertised reports whether the hysteresis has the service advertised,
-// drain or not.
-func (l *serviceLoop) advertised() bool {
+// takeOver starts a replacement loop where old, now stopped, left off. Its
+// checks unchanged, the state, the streaks toward rise and fall and the
+// checks' results carry over under the new thresholds: a reload, however
+// often, never holds back a withdrawal. Its checks changed, only whether it
+// is advertised carries over and it must prove itself again.
+func (l *serviceLoop) takeOver(old *serviceLoop) {
+	old.mu.Lock()
+	hyst, streaks, checks, since, reason := old.hyst, old.streaks, old.lastChecks, old.since, old.reason
+	old.mu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return advertised(l.hyst.State())
+	if !reflect.DeepEqual(old.cfg.Checks, l.cfg.Checks) {
+		l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, advertised(hyst.State()))
+		l.reason, l.since = "configuration changed", l.clock.Wall()
+		return
+	}
+	l.hyst = hyst.WithThresholds(l.cfg.Rise, l.cfg.Fall)
+	l.streaks, l.lastChecks = append([]int(nil), streaks...), checks
+	l.since, l.reason = since, reason
 }
 
 // wanted reports whether the service's prefixes should be on the interface

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,6 +105,23 @@ func (s *Supervisor) Start(ctx context.Context, cfg *config.Config) error {
 	loops, err := s.buildLoops(cfg, link, nil)
 	if err != nil {
 		return err
+	}
+	// A drain of a service no longer configured would block undrain --all
+	// and come back with a service of the same name: drop it, as a reload
+	// does.
+	var stale []string
+	for name := range drains {
+		if _, ok := cfg.Service(name); !ok {
+			stale = append(stale, name)
+			delete(drains, name)
+		}
+	}
+	if len(stale) > 0 {
+		slices.Sort(stale)
+		s.opts.Log.WithField("services", strings.Join(stale, ",")).Warn("dropping drains of services no longer in the configuration")
+		if err := newDrainFile(cfg.StateDir).save(drains); err != nil {
+			s.opts.Log.WithError(err).Error("cannot save drains")
+		}
 	}
 	workerCtx, stopAddrs := context.WithCancel(context.Background())
 	go s.addrs.run(workerCtx)
@@ -216,8 +234,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 		delete(s.loops, name)
 		l, replaced := loops[name]
 		if replaced {
-			// Whether it is advertised survives a change of its settings.
-			l.startAs(old.advertised(), "configuration changed")
+			l.takeOver(old)
 		} else {
 			s.opts.Log.WithField("service", name).Info("service removed from the configuration")
 		}
@@ -348,22 +365,29 @@ func (s *Supervisor) Drain(ctx context.Context, names []string, reason, by strin
 
 // Undrain puts the named services (all drained ones when names is empty)
 // back under their checks; each must rise again before it is advertised.
+// It returns those that were drained: a named service that was not is
+// left alone, and an unknown name is an error that changes nothing.
 func (s *Supervisor) Undrain(ctx context.Context, names []string, by string) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(names) == 0 {
-		if len(s.drains) == 0 {
-			return nil, nil // targets would read "none" as "all services"
-		}
 		for name := range s.drains {
 			names = append(names, name)
 		}
-	}
-	targets, err := s.targets(names)
-	if err != nil {
+		slices.Sort(names)
+	} else if _, err := s.targets(names); err != nil {
 		return nil, err
 	}
-	return targets, s.undrain(targets, "undrained by "+by, by)
+	var drained []string
+	for _, name := range names {
+		if _, ok := s.drains[name]; ok {
+			drained = append(drained, name)
+		}
+	}
+	if len(drained) == 0 {
+		return nil, nil
+	}
+	return drained, s.undrain(drained, "undrained by "+by, by)
 }
 
 // undrain removes drains, saved first. An undrained service starts down,

@@ -387,3 +387,61 @@ func TestSecondRoundAfterStartComesWithinAnInterval(t *testing.T) {
 		})
 	}
 }
+
+// A reload that changes a failing service's settings, but not its checks,
+// keeps its progress toward fall: reloaded before every round, it is still
+// withdrawn after fall failing rounds. A change of its checks starts it
+// over, keeping only whether it is advertised.
+func TestReloadKeepsProgressTowardFall(t *testing.T) {
+	w := newWorld(t, newFakeInterface("192.0.2.53/32"), map[string]bool{"dns": true})
+	s := service("dns", "192.0.2.53/32")
+	s.Fall = 5
+	w.start(cfgOf(s))
+	<-w.rounds // the first, passing
+	w.checks["dns"].healthy.Store(false)
+	failing := 0
+	count := func() {
+		for len(w.rounds) > 0 {
+			if r := <-w.rounds; r.Results[0].Err != nil {
+				failing++
+			}
+		}
+		if got := w.service("dns").Fails; got != failing {
+			t.Fatalf("after %d failing rounds: fails %d", failing, got)
+		}
+	}
+	for i := 0; failing < 5; i++ {
+		next := service("dns", "192.0.2.53/32")
+		next.Fall = 5
+		next.Interval = 20*time.Millisecond + time.Duration(i+1)*time.Microsecond // a change on every reload
+		if err := w.sup.Reload(context.Background(), withChecks(cfgOf(next))); err != nil {
+			t.Fatal(err)
+		}
+		w.settle() // the replacement's first round runs at once
+		count()
+		if failing < 5 {
+			w.clock.fireNext()
+			w.settle()
+			count()
+		}
+	}
+	if st := w.state("dns"); st != status.Down || w.iface.has("192.0.2.53/32") {
+		t.Fatalf("after 5 failing rounds with fall 5: %s, present %v; want down, withdrawn", st, w.iface.has("192.0.2.53/32"))
+	}
+
+	// New checks: the streaks are about other probes, so they start over.
+	w.checks["dns"].healthy.Store(true)
+	w.nextRound()
+	if p := w.service("dns").Passes; p != 1 {
+		t.Fatalf("passes %d after one passing round", p)
+	}
+	next := service("dns", "192.0.2.53/32")
+	next.Checks[0].Timeout = 10 * time.Millisecond
+	if err := w.sup.Reload(context.Background(), withChecks(cfgOf(next))); err != nil {
+		t.Fatal(err)
+	}
+	w.settle() // the replacement's first round, passing
+	if st := w.service("dns"); st.Passes != 1 || st.State != status.Rising {
+		t.Errorf("after a change of checks and one passing round: %s, %d passes; want rising, 1 (started over)", st.State, st.Passes)
+	}
+}
