@@ -26,7 +26,7 @@ integration:
 ## fuzz: every parser of outside input, FUZZTIME each (make fuzz-short: 100 000 inputs
 ## each; a count, not a duration: Go 1.26's fuzz coordinator can fail a duration run
 ## at its end with a bare "context deadline exceeded", golang/go#75804).
-FUZZ_TARGETS := ./config:FuzzParse ./ifaddr:FuzzParseShow ./frr:FuzzParseRouterLSAs ./frr:FuzzParseIntraPrefixLSAs
+FUZZ_TARGETS := ./config:FuzzParse ./ifaddr:FuzzParseShow ./frr:FuzzParseRouterLSDB ./frr:FuzzParseOSPF6LSDB
 FUZZTIME ?= 5m
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

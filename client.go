@@ -36,6 +36,7 @@ func clientCommand(cmd string, fs *flag.FlagSet, args []string, stdout, stderr i
 	all := fs.Bool("all", false, "drain/undrain: every service")
 	reason := fs.String("reason", "", "drain: why (logged and shown in status)")
 	forDur := fs.Duration("for", 0, "drain: end the drain by itself after this long (e.g. 30m)")
+	force := fs.Bool("force", false, "drain: even when no other router advertises a prefix at normal metric")
 	services, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
@@ -46,7 +47,7 @@ func clientCommand(cmd string, fs *flag.FlagSet, args []string, stdout, stderr i
 		return 2
 	}
 	configPath := fs.Lookup("config").Value.String()
-	req := control.Request{Command: cmd, Services: services, All: *all, Reason: *reason}
+	req := control.Request{Command: cmd, Services: services, All: *all, Reason: *reason, Force: *force}
 	if flagSet(fs, "for") {
 		if *forDur <= 0 {
 			fmt.Fprintf(stderr, "anycast-watchdog %s: --for %s: want a positive duration such as 30m (leave --for out to drain until undrain)\n", cmd, forDur)

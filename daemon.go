@@ -66,6 +66,7 @@ type notifier interface {
 // ones, tests fakes.
 type daemonDeps struct {
 	addrs      advertise.AddressControl
+	lastResort advertise.LastResortControl         // nil: failing open is off
 	readBack   func(config.FRR) advertise.ReadBack // nil: no read-back
 	newChecker func(config.Check) (checker.Checker, error)
 	notify     notifier
@@ -83,7 +84,7 @@ func newDaemon(path string, cfg *config.Config, log *logrus.Logger, deps daemonD
 		path: path, version: versionString(), log: log, metrics: m, notify: deps.notify,
 		reloads: make(chan chan error),
 		sup: advertise.New(deps.addrs, cfg.Interface, advertise.Options{
-			Log: log, ReadBack: deps.readBack, NewChecker: deps.newChecker, OnRound: m.ObserveRound,
+			Log: log, ReadBack: deps.readBack, NewChecker: deps.newChecker, OnRound: m.ObserveRound, LastResort: deps.lastResort,
 		}),
 	}
 	m.Attach(d)
@@ -203,7 +204,7 @@ func (d *daemon) switchConfig(ctx context.Context) error {
 func (d *daemon) Status() status.Document {
 	cfg, loadedAt := d.sup.Config()
 	st := status.Document{Version: d.version, Config: status.Config{Path: cfg.Path, LoadedAt: loadedAt},
-		FRR: d.sup.FRRHealth(), Services: d.sup.Status()}
+		FRR: d.sup.FRRHealth(), LastResort: d.sup.LastResort(), Services: d.sup.Status()}
 	d.mu.Lock()
 	if d.lastReload != nil {
 		r := *d.lastReload
@@ -305,11 +306,14 @@ func (d *daemon) drain(ctx context.Context, req control.Request, peer control.Pe
 	if reason == "" {
 		reason = "no reason given"
 	}
-	done, err := d.sup.Drain(ctx, names, reason, peer.String(), until)
+	done, err := d.sup.Drain(ctx, names, reason, peer.String(), until, req.Force)
 	if err != nil {
 		return control.Response{Error: err.Error()}
 	}
 	msg := "drained (withdrawn; checks keep running): " + strings.Join(done, ", ")
+	if req.Force {
+		msg += "; forced"
+	}
 	if !until.IsZero() {
 		msg += "; until " + until.Format(time.RFC3339)
 	}

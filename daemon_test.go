@@ -252,8 +252,14 @@ func TestDaemonOperatorSurface(t *testing.T) {
 		return strings.Contains(d.notify.all(), "STATUS=2 services: 1 up, 1 down (web: refused)")
 	})
 
-	// Drain: withdrawn when the command returns; status and metrics say so.
-	if code, out, errOut := d.cli("drain", "dns", "--reason", "kernel upgrade"); code != 0 || !strings.Contains(out, "drained (withdrawn; checks keep running): dns") {
+	// Drain: refused while the fleet cannot be seen (the read-back is off
+	// here); forced, withdrawn when the command returns (there is no
+	// last-resort interface); status and metrics say so.
+	if code, _, errOut := d.cli("drain", "dns", "--reason", "kernel upgrade"); code != 1 ||
+		!strings.Contains(errOut, "drain of dns refused: 192.0.2.53/32: the fleet view is unknown (read-back is off (frr.verify: false)), so draining it could take it off the network; --force drains anyway") {
+		t.Fatalf("drain without --force: exit %d: %s", code, errOut)
+	}
+	if code, out, errOut := d.cli("drain", "dns", "--reason", "kernel upgrade", "--force"); code != 0 || !strings.Contains(out, "drained (withdrawn; checks keep running): dns; forced") {
 		t.Fatalf("drain: exit %d: %s%s", code, out, errOut)
 	}
 	if d.iface.Has(netip.MustParsePrefix("192.0.2.53/32")) {

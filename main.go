@@ -37,9 +37,12 @@ Commands:
 Commands to the running daemon, through its control socket:
   status [--json]               every service: state, why, prefixes (on the interface,
                                 advertised by FRR), checks; FRR health; configuration
-  drain SVC…|--all [--reason TEXT] [--for DURATION]
-                                withdraw now whatever the checks say (they keep running);
-                                survives restarts; ends by itself after --for
+  drain SVC…|--all [--reason TEXT] [--for DURATION] [--force]
+                                withdraw whatever the checks say (they keep running): at
+                                last resort for drain_grace, then removed; survives
+                                restarts; ends by itself after --for; refused when no
+                                other router advertises a prefix at normal metric,
+                                unless --force
   undrain SVC…|--all            back under the checks; each must rise again
   check SVC                     run that service's checks now and print them
   reload                        reload the configuration, as SIGHUP does

@@ -75,12 +75,15 @@ func run(path string, stderr io.Writer) int {
 	if err := command.ClearAmbient(); err != nil {
 		log.WithError(err).Warn("programs the daemon starts (checks, vtysh) will inherit its capabilities")
 	}
-	d := newDaemon(path, cfg, log, daemonDeps{
+	deps := daemonDeps{
 		addrs: ifaddr.New(ipRunner, "ip", cfg.Interface),
 		readBack: func(c config.FRR) advertise.ReadBack {
 			return frr.New(command.Run, c.Vtysh, c.Pathspace, c.Timeout)
 		},
 		notify: notify.New(log),
-	})
-	return d.run(context.Background(), cfg, ls, signals)
+	}
+	if cfg.LastResortInterface != "" {
+		deps.lastResort = ifaddr.New(ipRunner, "ip", cfg.LastResortInterface)
+	}
+	return newDaemon(path, cfg, log, deps).run(context.Background(), cfg, ls, signals)
 }

@@ -37,6 +37,14 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 		frr = []string{"not verified (frr.verify off, or nothing to verify yet)"}
 	}
 	fmt.Fprintf(w, "FRR read-back: %s\n", strings.Join(frr, " · "))
+	switch lr := st.LastResort; {
+	case lr == nil:
+		fmt.Fprintln(w, "Last resort: off (last_resort_interface: \"\"): a failing service's addresses are removed at once")
+	case lr.OK:
+		fmt.Fprintf(w, "Last resort: %s\n", lr.Interface)
+	default:
+		fmt.Fprintf(w, "Last resort: %s UNAVAILABLE, failing open is off: %s\n", lr.Interface, printable(lr.Error))
+	}
 	if len(st.Services) == 0 {
 		_, err := fmt.Fprintln(w, "\nno services configured; managing no address")
 		return err
@@ -54,14 +62,18 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d/%d\t%s\n", s.Name, s.State, ago(s.Since, now), s.Passes, s.Rise, s.Fails, s.Fall, printable(reason))
 	}
-	fmt.Fprintln(tw, "\nPREFIX\tSERVICE\tWANTED\tPRESENT\tADVERTISED\tMISMATCHES\tNOTE")
+	fmt.Fprintln(tw, "\nPREFIX\tSERVICE\tWANTED\tON\tADVERTISED\tFLEET (NORMAL/LAST RESORT)\tMISMATCHES\tNOTE")
 	for _, s := range st.Services {
 		for _, p := range s.Prefixes {
 			note := p.AdvertisedReason
 			if p.Error != "" {
 				note = "cannot change: " + p.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Prefix, s.Name, yes(p.Wanted), yes(p.Present), p.Advertised, p.Mismatches, printable(note))
+			on := p.Interface
+			if on == "" {
+				on = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Prefix, s.Name, yes(p.Wanted), on, p.Advertised, fleet(p), p.Mismatches, printable(note))
 		}
 	}
 	fmt.Fprintln(tw, "\nSERVICE\tCHECK\tRESULT\tLATENCY\tIN A ROW\tERROR")
@@ -98,6 +110,22 @@ func writeChecks(w io.Writer, services []serviceChecks) (failed bool, err error)
 		}
 	}
 	return failed, tw.Flush()
+}
+
+// fleet counts the routers advertising a prefix, by class.
+func fleet(p status.Prefix) string {
+	if p.FleetError != "" {
+		return "unknown"
+	}
+	var normal, lastResort int
+	for _, a := range p.Advertisers {
+		if a.Class == status.ClassLastResort {
+			lastResort++
+		} else {
+			normal++
+		}
+	}
+	return fmt.Sprintf("%d/%d", normal, lastResort)
 }
 
 // printable shows text that others wrote (a drain's reason, a check's

@@ -34,7 +34,8 @@ func TestStatusTableWithoutServices(t *testing.T) {
 	var b bytes.Buffer
 	writeTable(&b, status.Document{Version: "0.1.0", Config: status.Config{Path: "/etc/x.yaml"}}, time.Now())
 	want := "anycast-watchdog 0.1.0 · config /etc/x.yaml loaded never\n" +
-		"FRR read-back: not verified (frr.verify off, or nothing to verify yet)\n\n" +
+		"FRR read-back: not verified (frr.verify off, or nothing to verify yet)\n" +
+		"Last resort: off (last_resort_interface: \"\"): a failing service's addresses are removed at once\n\n" +
 		"no services configured; managing no address\n"
 	if b.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
@@ -55,7 +56,7 @@ func TestStatusTableEscapesControlCharacters(t *testing.T) {
 			t.Errorf("table lacks %s:\n%s", want, out)
 		}
 	}
-	if strings.ContainsAny(out, "\x1b\r\x07") || strings.Count(out, "\n") != 10 {
+	if strings.ContainsAny(out, "\x1b\r\x07") || strings.Count(out, "\n") != 11 {
 		t.Errorf("a control character reached the terminal:\n%q", out)
 	}
 }

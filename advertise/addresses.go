@@ -2,6 +2,7 @@ package advertise
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sync"
@@ -13,7 +14,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
-// AddressControl reads and changes the interface; *ifaddr.Controller is the
+// AddressControl reads and changes one interface; *ifaddr.Controller is the
 // real one. Add and Del must be idempotent.
 type AddressControl interface {
 	Show(ctx context.Context) (ifaddr.Link, error)
@@ -26,19 +27,27 @@ const (
 	ipTimeout = 5 * time.Second
 	// maxRetryDelay caps the backoff between retries of a failing change.
 	maxRetryDelay = 16 * time.Second
+	// idleWait is the worker's wait when nothing is due: it is woken for
+	// everything else.
+	idleWait = time.Hour
 )
 
-// addressManager is the only writer of the interface. Callers record wishes
-// (set) under mu, which is never held across a command; one worker
-// goroutine (run) carries them out and reconciles the interface with them,
-// so changes and reconciliations are serialised without a lock: a
-// reconciliation can never act on a stale wish and undo a withdrawal that
-// happened meanwhile, and a hung ip blocks no reader.
+// addressManager is the only writer of the interfaces. Callers record what
+// a service asks of its prefixes (set) under mu, which is never held across
+// a command; one worker goroutine (run) decides where each prefix goes
+// (decide) and carries it out, and reconciles the interfaces with it, so
+// changes are serialised without a lock: a reconciliation can never act on
+// a stale wish, and a hung ip blocks no reader.
 type addressManager struct {
-	ctl   AddressControl
-	dev   string
-	clock Clock
-	log   logrus.FieldLogger
+	primary    AddressControl
+	primaryDev string
+	// lastResort is nil when failing open is off or the interface could
+	// not be found nor created.
+	lastResort AddressControl
+	lrDev      string
+	fleet      *fleetStore
+	clock      Clock
+	log        logrus.FieldLogger
 	// onChange is called, without blocking, when a prefix's presence
 	// changes: the read-back verifier listens.
 	onChange func()
@@ -55,87 +64,143 @@ type addressManager struct {
 	reconcileAsked  bool
 
 	// The worker's own: read and written only by run.
-	showErr  string // last failure to read the interface, logged once
+	showErr  map[string]string // per interface, last failure to read it, logged once
 	linkDown bool
 }
 
 type prefixState struct {
-	service   string
-	want      bool
-	pending   bool   // want not carried out yet
-	reason    string // why want was last set
-	release   bool   // stop managing once the pending wish is carried out
-	present   bool   // as last applied or read
-	changedAt time.Time
-	err       error // last failure to apply
-	failures  int
-	retryAt   time.Time
+	service  string
+	failOpen bool
+	grace    time.Duration
+	intent   Intent
+	since    time.Time // when intent last changed: a drain's grace runs from it
+	reason   string    // why intent was last set
+	release  bool      // stop managing once it is absent (tried once)
+	// Where it is, as last applied or read.
+	onPrimary, onLastResort bool
+	movedAt                 time.Time // when its location last changed
+	target                  Location  // the last decision
+	err                     error     // last failure to apply
+	failures                int
+	retryAt                 time.Time
 }
 
-// change is one command the worker runs, as decided under mu.
-type change struct {
-	prefix  netip.Prefix
-	st      *prefixState // the state it was decided for
-	service string
-	want    bool
-	reason  string
-	wasErr  error // the failure this retries, if any
-	present bool  // presence before the command, for the log
+func (st *prefixState) location() Location {
+	switch {
+	case st.onPrimary:
+		return OnPrimary
+	case st.onLastResort:
+		return OnLastResort
+	}
+	return Absent
 }
 
-func newAddressManager(ctl AddressControl, dev string, clock Clock, log logrus.FieldLogger, onChange func()) *addressManager {
-	return &addressManager{ctl: ctl, dev: dev, clock: clock, log: log, onChange: onChange,
-		work: newWakeup(), done: make(chan struct{}),
+// placed reports whether the prefix is exactly where target says: there,
+// and on no other interface.
+func (st *prefixState) placed(target Location) bool {
+	return st.onPrimary == (target == OnPrimary) && st.onLastResort == (target == OnLastResort)
+}
+
+func newAddressManager(primary AddressControl, primaryDev string, fleet *fleetStore, clock Clock, log logrus.FieldLogger, onChange func()) *addressManager {
+	return &addressManager{primary: primary, primaryDev: primaryDev, fleet: fleet, clock: clock, log: log, onChange: onChange,
+		work: newWakeup(), done: make(chan struct{}), showErr: map[string]string{},
 		prefixes: map[netip.Prefix]*prefixState{}, progress: make(chan struct{})}
 }
 
-// show reads the interface once, for start-up and reload decisions.
-func (m *addressManager) show(ctx context.Context) (ifaddr.Link, error) {
-	ctx, cancel := context.WithTimeout(ctx, ipTimeout)
-	defer cancel()
-	return m.ctl.Show(ctx)
+// useLastResort sets the last-resort interface; nil turns failing open off.
+// Call before run.
+func (m *addressManager) useLastResort(ctl AddressControl, dev string) {
+	m.lastResort, m.lrDev = ctl, dev
 }
 
-// manage makes service the owner of prefixes with the given wish, without
-// touching the interface; the next reconciliation carries it out.
-func (m *addressManager) manage(service string, prefixes []netip.Prefix, want bool, present func(netip.Prefix) bool) {
+// show reads the primary interface once, for start-up and reload decisions.
+func (m *addressManager) show(ctx context.Context) (ifaddr.Link, error) {
+	return m.read(ctx, m.primary)
+}
+
+// showLastResort reads the last-resort interface ("" link when off).
+func (m *addressManager) showLastResort(ctx context.Context) (ifaddr.Link, error) {
+	if m.lastResort == nil {
+		return ifaddr.Link{}, nil
+	}
+	return m.read(ctx, m.lastResort)
+}
+
+func (m *addressManager) read(ctx context.Context, ctl AddressControl) (ifaddr.Link, error) {
+	ctx, cancel := context.WithTimeout(ctx, ipTimeout)
+	defer cancel()
+	return ctl.Show(ctx)
+}
+
+// managed is what manage needs of one service.
+type managed struct {
+	service  string
+	prefixes []netip.Prefix
+	intent   Intent
+	reason   string
+	failOpen bool
+	grace    time.Duration
+}
+
+// manage makes a service the owner of its prefixes, where they are now
+// (primary and lastResort say), without touching the interfaces; the
+// worker's next step decides and carries out where they go.
+func (m *addressManager) manage(s managed, primary, lastResort ifaddr.Link) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, p := range prefixes {
-		m.prefixes[p] = &prefixState{service: service, want: want, present: present(p), changedAt: m.clock.Now()}
+	now := m.clock.Now()
+	for _, p := range s.prefixes {
+		st := &prefixState{service: s.service, failOpen: s.failOpen, grace: s.grace,
+			intent: s.intent, since: now, reason: s.reason,
+			onPrimary: primary.Has(p), onLastResort: lastResort.Has(p), movedAt: now}
+		st.target = st.location() // until the worker decides
+		m.prefixes[p] = st
 	}
 }
 
-// set records the wish for the managed ones of prefixes and wakes the
+// set records what the service asks of its managed prefixes and wakes the
 // worker; it returns the generation to wait for. It never blocks on a
 // command, so callers may hold their own lock (lock order: theirs, then mu).
-func (m *addressManager) set(prefixes []netip.Prefix, want bool, reason string) uint64 {
-	return m.record(prefixes, want, reason, false)
+func (m *addressManager) set(prefixes []netip.Prefix, intent Intent, reason string) uint64 {
+	return m.record(prefixes, intent, reason, false)
 }
 
-// retire withdraws prefixes and stops managing them once that is done
-// (tried once; no retry).
+// retire withdraws prefixes at once and stops managing them once that is
+// done (tried once; no retry).
 func (m *addressManager) retire(prefixes []netip.Prefix, reason string) uint64 {
-	return m.record(prefixes, false, reason, true)
+	return m.record(prefixes, IntentWithdraw, reason, true)
 }
 
-func (m *addressManager) record(prefixes []netip.Prefix, want bool, reason string, release bool) uint64 {
+func (m *addressManager) record(prefixes []netip.Prefix, intent Intent, reason string, release bool) uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	now := m.clock.Now()
 	for _, p := range prefixes {
 		if st, ok := m.prefixes[p]; ok {
-			st.want, st.pending, st.reason, st.release = want, true, reason, release
+			if st.intent != intent {
+				st.since = now
+			}
+			st.intent, st.reason, st.release = intent, reason, release
 		}
 	}
 	return m.next()
 }
 
-// reconcileSoon asks the worker to read the interface and put back whatever
-// differs from the wishes; it returns the generation to wait for.
+// reconcileSoon asks the worker to read the interfaces and put back
+// whatever differs from its decisions; it returns the generation to wait
+// for.
 func (m *addressManager) reconcileSoon() uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.reconcileAsked = true
+	return m.next()
+}
+
+// reconsider asks the worker to decide again (the fleet view changed); it
+// returns the generation to wait for.
+func (m *addressManager) reconsider() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	return m.next()
 }
 
@@ -166,27 +231,31 @@ func (m *addressManager) wait(ctx context.Context, gen uint64) {
 	}
 }
 
-// run is the worker: it carries out wishes and reconciliations until ctx
-// ends. Commands run with their own deadline, not ctx's, so that the
-// on_exit withdrawal after the loops stopped still works.
+// run is the worker: it decides and carries out where every prefix goes,
+// when woken and when something falls due (a drain's grace, a retry),
+// until ctx ends. Commands run with their own deadline, not ctx's, so that
+// the on_exit withdrawal after the loops stopped still works.
 func (m *addressManager) run(ctx context.Context) {
 	defer close(m.done)
 	for {
+		timer := m.clock.NewTimer(m.untilDue())
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
 		case <-m.work:
+			timer.Stop()
+		case <-timer.C():
 		}
 		m.mu.Lock()
 		gen, reconcile := m.wished, m.reconcileAsked
 		m.reconcileAsked = false
-		changes := m.pendingChanges()
 		m.mu.Unlock()
 
-		m.apply(changes)
 		if reconcile {
 			m.reconcile()
 		}
+		m.step()
 
 		m.mu.Lock()
 		m.applied = gen
@@ -196,46 +265,168 @@ func (m *addressManager) run(ctx context.Context) {
 	}
 }
 
-// pendingChanges takes every wish not carried out yet. Call with mu held.
-func (m *addressManager) pendingChanges() []change {
-	var out []change
-	for p, st := range m.prefixes {
-		if st.pending {
-			st.pending = false
-			out = append(out, m.changeFor(p, st, st.reason))
+// untilDue is how long the worker may sleep: until the first drain grace
+// ends or the first retry is due.
+func (m *addressManager) untilDue() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now, wait := m.clock.Now(), idleWait
+	for _, st := range m.prefixes {
+		switch {
+		case st.err != nil:
+			wait = min(wait, st.retryAt.Sub(now))
+		case st.intent == IntentDrain && st.onLastResort:
+			wait = min(wait, st.since.Add(st.grace).Sub(now))
 		}
 	}
-	return out
+	return max(wait, 0)
 }
 
-func (m *addressManager) changeFor(p netip.Prefix, st *prefixState, reason string) change {
-	return change{prefix: p, st: st, service: st.service, want: st.want, reason: reason, wasErr: st.err, present: st.present}
+// step decides where every prefix goes and carries out what differs, in
+// prefix order, so that what happens does not depend on map order.
+func (m *addressManager) step() {
+	m.mu.Lock()
+	order := make([]netip.Prefix, 0, len(m.prefixes))
+	for p := range m.prefixes {
+		order = append(order, p)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(order, netip.Prefix.Compare)
+	for _, p := range order {
+		m.mu.Lock()
+		st, ok := m.prefixes[p]
+		if !ok {
+			m.mu.Unlock()
+			continue
+		}
+		movedAt := st.movedAt
+		m.mu.Unlock()
+		sight := m.fleet.sight(p, movedAt) // not under mu: the store has its own lock
+
+		m.mu.Lock()
+		now := m.clock.Now()
+		d := decision{Intent: st.intent, FailOpen: st.failOpen, LastResort: m.lastResort != nil, At: st.location(),
+			Fleet: sight, GraceOver: !now.Before(st.since.Add(st.grace))}
+		if st.release {
+			d = decision{Intent: IntentWithdraw, At: st.location()} // straight off: the service is gone
+		}
+		target := decide(d)
+		st.target = target
+		due := st.err == nil || !now.Before(st.retryAt)
+		if st.placed(target) || !due {
+			if st.release && st.placed(target) && m.prefixes[p] == st {
+				delete(m.prefixes, p)
+			}
+			m.mu.Unlock()
+			continue
+		}
+		c := change{prefix: p, st: st, service: st.service, from: st.location(), to: target,
+			reason: placementReason(d, target, sight, st.reason), wasErr: st.err}
+		m.mu.Unlock()
+		m.move(c)
+	}
 }
 
-// apply runs each change's command, without mu, and records the outcome;
-// in prefix order, so that what happens does not depend on map order.
-func (m *addressManager) apply(changes []change) {
-	slices.SortFunc(changes, func(a, b change) int { return a.prefix.Compare(b.prefix) })
-	for _, c := range changes {
+// change is one prefix's move, as decided under mu.
+type change struct {
+	prefix   netip.Prefix
+	st       *prefixState
+	service  string
+	from, to Location
+	reason   string
+	wasErr   error // the failure this retries, if any
+}
+
+// placementReason says why a prefix goes to target, for the log.
+func placementReason(d decision, target Location, sight fleetSight, reason string) string {
+	switch {
+	case target == OnLastResort && d.Intent == IntentDrain:
+		return reason + "; at last resort until drain_grace has passed"
+	case target == OnLastResort && d.At == Absent:
+		return reason + "; no router advertises it: failing open, at last resort"
+	case target == OnLastResort:
+		return reason + "; held at last resort until another router advertises it at normal metric"
+	case target == Absent && d.At == OnLastResort && d.Intent == IntentDrain:
+		return reason + "; drain_grace has passed"
+	case target == Absent && d.At == OnLastResort && d.Intent == IntentWithdraw && d.FailOpen && d.LastResort:
+		return fmt.Sprintf("%s; %d other routers advertise it at normal metric", reason, sight.Normal)
+	}
+	return reason
+}
+
+// move runs the commands that take c.prefix from where it is to c.to:
+// adds first, then deletes, so that it is never off both interfaces on its
+// way from one to the other. A last-resort interface that fails does not
+// hold a withdrawal back: the prefix leaves the primary one regardless.
+func (m *addressManager) move(c change) {
+	type command struct {
+		ctl   AddressControl
+		dev   string
+		add   bool
+		field *bool
+	}
+	st := c.st
+	m.mu.Lock()
+	var cmds []command
+	primary := command{ctl: m.primary, dev: m.primaryDev, field: &st.onPrimary}
+	lastResort := command{ctl: m.lastResort, dev: m.lrDev, field: &st.onLastResort}
+	wantPrimary, wantLR := c.to == OnPrimary, c.to == OnLastResort
+	if wantPrimary && !st.onPrimary {
+		cmds = append(cmds, command{primary.ctl, primary.dev, true, primary.field})
+	}
+	if wantLR && !st.onLastResort {
+		cmds = append(cmds, command{lastResort.ctl, lastResort.dev, true, lastResort.field})
+	}
+	if !wantPrimary && st.onPrimary {
+		cmds = append(cmds, command{primary.ctl, primary.dev, false, primary.field})
+	}
+	if !wantLR && st.onLastResort && m.lastResort != nil {
+		cmds = append(cmds, command{lastResort.ctl, lastResort.dev, false, lastResort.field})
+	}
+	m.mu.Unlock()
+
+	var failed error
+	for _, cmd := range cmds {
+		log := m.log.WithFields(logrus.Fields{"service": c.service, "prefix": c.prefix.String(), "interface": cmd.dev})
 		ctx, cancel := context.WithTimeout(context.Background(), ipTimeout)
-		op, verb := m.ctl.Del, "removed"
-		if c.want {
-			op, verb = m.ctl.Add, "added"
+		op, verb := cmd.ctl.Del, "removed"
+		if cmd.add {
+			op, verb = cmd.ctl.Add, "added"
 		}
 		err := op(ctx, c.prefix)
 		cancel()
-		m.record1(c, err, verb)
+		if err != nil {
+			if failed == nil {
+				failed = err
+			}
+			log.WithError(err).Debug("address change failed")
+			if cmd.add && cmd.dev == m.lrDev && c.from == OnPrimary {
+				continue // still leave the primary interface: see above
+			}
+			break
+		}
+		m.mu.Lock()
+		wasPresent, from := st.onPrimary || st.onLastResort, st.location()
+		*cmd.field = cmd.add
+		if st.location() != from {
+			st.movedAt = m.clock.Now()
+		}
+		changed := wasPresent != (st.onPrimary || st.onLastResort)
+		m.mu.Unlock()
+		log.WithField("reason", c.reason).Info(verb + " address")
+		if changed && m.onChange != nil {
+			m.onChange()
+		}
 	}
+	m.recordOutcome(c, failed)
 }
 
-// record1 records one command's outcome and logs it once.
-func (m *addressManager) record1(c change, err error, verb string) {
-	log := m.log.WithFields(logrus.Fields{"service": c.service, "prefix": c.prefix.String(), "interface": m.dev})
+// recordOutcome notes a move's failure for retry, or its success, and logs
+// a new failure or a recovery once.
+func (m *addressManager) recordOutcome(c change, err error) {
+	log := m.log.WithFields(logrus.Fields{"service": c.service, "prefix": c.prefix.String(), "interface": m.primaryDev})
 	m.mu.Lock()
 	st := c.st
-	if st.release && m.prefixes[c.prefix] == st && !st.pending {
-		delete(m.prefixes, c.prefix)
-	}
 	if err != nil {
 		st.failures++
 		st.retryAt = m.clock.Now().Add(min(time.Second<<min(st.failures-1, 5), maxRetryDelay))
@@ -248,32 +439,19 @@ func (m *addressManager) record1(c change, err error, verb string) {
 		return
 	}
 	failures := st.failures
-	changed := m.observe(st, c.want)
 	st.err, st.failures = nil, 0
+	if st.release && m.prefixes[c.prefix] == st {
+		delete(m.prefixes, c.prefix)
+	}
 	m.mu.Unlock()
 	if c.wasErr != nil {
 		log.WithField("failures", failures).Info("address change works again")
 	}
-	if c.present != c.want || c.wasErr != nil {
-		log.WithField("reason", c.reason).Info(verb + " address")
-	}
-	if changed && m.onChange != nil {
-		m.onChange()
-	}
 }
 
-// observe records p's presence and reports whether it changed. Call with mu
-// held.
-func (m *addressManager) observe(st *prefixState, present bool) bool {
-	if st.present == present {
-		return false
-	}
-	st.present, st.changedAt = present, m.clock.Now()
-	return true
-}
-
-// reconcile reads the interface and puts back whatever differs from the
-// wishes: addresses removed or added by hand, and changes that failed.
+// reconcile reads the interfaces and notes where each prefix really is:
+// addresses removed or added by hand are logged, and the next step puts
+// them where the decisions say.
 func (m *addressManager) reconcile() {
 	m.mu.Lock()
 	empty := len(m.prefixes) == 0
@@ -281,76 +459,81 @@ func (m *addressManager) reconcile() {
 	if empty {
 		return
 	}
-	link, err := m.show(context.Background())
-	now := m.clock.Now()
-	var fixes []change
+	primary, perr := m.show(context.Background())
+	m.noteRead(m.primaryDev, perr)
+	if perr == nil {
+		if !primary.Up && !m.linkDown {
+			m.log.WithField("interface", m.primaryDev).Error("interface is down: none of its addresses is advertised; set it up with `ip link set dev " + m.primaryDev + " up`")
+		} else if primary.Up && m.linkDown {
+			m.log.WithField("interface", m.primaryDev).Info("interface is up again")
+		}
+		m.linkDown = !primary.Up
+	}
+	lastResort, lerr := m.showLastResort(context.Background())
+	if m.lastResort != nil {
+		m.noteRead(m.lrDev, lerr)
+	}
+	type drift struct {
+		p                  netip.Prefix
+		service            string
+		present, wanted    bool
+		dev                string
+		changedPresenceNow bool
+	}
+	var drifts []drift
 	changed := false
-	if err != nil {
-		if err.Error() != m.showErr {
-			m.log.WithError(err).WithField("interface", m.dev).Error("cannot read the interface; only failed changes are retried")
-			m.showErr = err.Error()
-		}
-		// Add and del are idempotent, so a change that failed is tried
-		// again without knowing the interface: a reader that broke (say,
-		// new ip -j output) must not hold a withdrawal back.
-		m.mu.Lock()
-		for p, st := range m.prefixes {
-			if st.err != nil && !st.pending && !now.Before(st.retryAt) {
-				fixes = append(fixes, m.changeFor(p, st, "retrying a failed change"))
-			}
-		}
-		m.mu.Unlock()
-		m.apply(fixes)
-		return
-	}
-	if m.showErr != "" {
-		m.log.WithField("interface", m.dev).Info("reading the interface works again")
-		m.showErr = ""
-	}
-	if !link.Up && !m.linkDown {
-		m.log.WithField("interface", m.dev).Error("interface is down: none of its addresses is advertised; set it up with `ip link set dev " + m.dev + " up`")
-	} else if link.Up && m.linkDown {
-		m.log.WithField("interface", m.dev).Info("interface is up again")
-	}
-	m.linkDown = !link.Up
-	var drift []change
 	m.mu.Lock()
 	for p, st := range m.prefixes {
-		if st.pending {
-			continue // a newer wish: the next round of the worker carries it out
+		if st.err != nil {
+			continue // being retried; the retry decides again
 		}
-		has := link.Has(p)
-		if has == st.want && st.err == nil {
-			changed = m.observe(st, has) || changed
-			continue
+		note := func(dev string, has bool, field *bool, target Location, here Location) {
+			if *field == has {
+				return
+			}
+			wasPresent, from := st.onPrimary || st.onLastResort, st.location()
+			*field = has
+			if st.location() != from {
+				st.movedAt = m.clock.Now()
+			}
+			changed = changed || wasPresent != (st.onPrimary || st.onLastResort)
+			drifts = append(drifts, drift{p: p, service: st.service, present: has, wanted: target == here, dev: dev})
 		}
-		if st.err != nil && now.Before(st.retryAt) {
-			continue
+		if perr == nil {
+			note(m.primaryDev, primary.Has(p), &st.onPrimary, st.target, OnPrimary)
 		}
-		reason := "retrying a failed change"
-		if st.err == nil {
-			reason = "changed outside anycast-watchdog"
-		}
-		changed = m.observe(st, has) || changed
-		c := m.changeFor(p, st, reason)
-		fixes = append(fixes, c)
-		if st.err == nil {
-			drift = append(drift, c)
+		if m.lastResort != nil && lerr == nil {
+			note(m.lrDev, lastResort.Has(p), &st.onLastResort, st.target, OnLastResort)
 		}
 	}
 	m.mu.Unlock()
 	if changed && m.onChange != nil {
 		m.onChange()
 	}
-	slices.SortFunc(drift, func(a, b change) int { return a.prefix.Compare(b.prefix) })
-	for _, c := range drift {
-		m.log.WithFields(logrus.Fields{"service": c.service, "prefix": c.prefix.String(), "interface": m.dev,
-			"present": c.present, "want": c.want}).Warn("address changed outside anycast-watchdog; putting it back")
+	slices.SortFunc(drifts, func(a, b drift) int { return a.p.Compare(b.p) })
+	for _, d := range drifts {
+		m.log.WithFields(logrus.Fields{"service": d.service, "prefix": d.p.String(), "interface": d.dev,
+			"present": d.present, "want": d.wanted}).Warn("address changed outside anycast-watchdog; putting it back")
 	}
-	m.apply(fixes)
 }
 
-// withdrawAll wishes every managed prefix away, for on_exit: withdraw.
+// noteRead logs a change in whether an interface can be read, once.
+func (m *addressManager) noteRead(dev string, err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	switch prev := m.showErr[dev]; {
+	case msg == prev:
+	case msg != "":
+		m.log.WithError(err).WithField("interface", dev).Error("cannot read the interface; only failed changes are retried")
+	default:
+		m.log.WithField("interface", dev).Info("reading the interface works again")
+	}
+	m.showErr[dev] = msg
+}
+
+// withdrawAll drains every managed prefix, for on_exit: withdraw.
 func (m *addressManager) withdrawAll(reason string) uint64 {
 	m.mu.Lock()
 	prefixes := make([]netip.Prefix, 0, len(m.prefixes))
@@ -358,12 +541,37 @@ func (m *addressManager) withdrawAll(reason string) uint64 {
 		prefixes = append(prefixes, p)
 	}
 	m.mu.Unlock()
-	return m.set(prefixes, false, reason)
+	return m.set(prefixes, IntentDrain, reason)
+}
+
+// settled returns once every managed prefix is where the decisions put it
+// and no drain grace is still running, or ctx ends.
+func (m *addressManager) settled(ctx context.Context) {
+	for {
+		m.mu.Lock()
+		done, progress := true, m.progress
+		for _, st := range m.prefixes {
+			if !st.placed(st.target) || (st.intent == IntentDrain && st.onLastResort) {
+				done = false
+			}
+		}
+		m.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			return
+		case <-m.done:
+			return
+		}
+	}
 }
 
 type prefixSnapshot struct {
 	service   string
-	present   bool
+	present   bool // on either interface
 	changedAt time.Time
 }
 
@@ -373,7 +581,7 @@ func (m *addressManager) snapshot() map[netip.Prefix]prefixSnapshot {
 	defer m.mu.Unlock()
 	out := make(map[netip.Prefix]prefixSnapshot, len(m.prefixes))
 	for p, st := range m.prefixes {
-		out[p] = prefixSnapshot{service: st.service, present: st.present, changedAt: st.changedAt}
+		out[p] = prefixSnapshot{service: st.service, present: st.onPrimary || st.onLastResort, changedAt: st.movedAt}
 	}
 	return out
 }
@@ -386,11 +594,30 @@ func (m *addressManager) status(prefixes []netip.Prefix) []status.Prefix {
 	out := make([]status.Prefix, 0, len(prefixes))
 	for _, p := range prefixes {
 		if st, ok := m.prefixes[p]; ok {
-			ps := status.Prefix{Prefix: p.String(), Wanted: st.want, Present: st.present}
+			ps := status.Prefix{Prefix: p.String(), Wanted: st.target != Absent, Present: st.onPrimary || st.onLastResort}
+			switch st.location() {
+			case OnPrimary:
+				ps.Interface = m.primaryDev
+			case OnLastResort:
+				ps.Interface = m.lrDev
+			}
 			if st.err != nil {
 				ps.Error = st.err.Error()
 			}
 			out = append(out, ps)
+		}
+	}
+	return out
+}
+
+// locations says where each of prefixes is.
+func (m *addressManager) locations(prefixes []netip.Prefix) []Location {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Location, 0, len(prefixes))
+	for _, p := range prefixes {
+		if st, ok := m.prefixes[p]; ok {
+			out = append(out, st.location())
 		}
 	}
 	return out

@@ -1,7 +1,9 @@
-// Package advertise decides, service by service, whether its anycast
-// prefixes should be on the interface, and keeps the interface so: it runs
-// the checks on a schedule, feeds the results through rise/fall
-// hysteresis, turns the state into the wanted presence of each prefix,
+// Package advertise decides, service by service, where its anycast prefixes
+// go — the primary interface (lo), the last-resort interface, or neither —
+// and keeps them there: it runs the checks on a schedule, feeds the results
+// through rise/fall hysteresis, turns the state into an intent (advertise,
+// withdraw, drain), decides each prefix's place from the intent, where it is
+// and the fleet view (who else advertises it, from the link-state database),
 // applies it with ip and confirms with FRR that the routing daemons follow.
 //
 // # Parts
@@ -10,11 +12,13 @@
 //     Drain/Undrain (persisted by drainFile, drain.go), Status.
 //   - serviceLoop (loop.go): one per service; schedule → checks →
 //     Hysteresis (hysteresis.go) → wanted state.
-//   - addressManager (addresses.go): the only writer of the interface. It
-//     holds every prefix's wish, and its worker runs every ip command and
-//     every reconciliation, one at a time.
-//   - verifier (verify.go): reads back from FRR what is advertised and
-//     compares it with the interface.
+//   - addressManager (addresses.go): the only writer of the interfaces. It
+//     holds every prefix's intent and place; its worker decides (decide,
+//     decide.go: a pure function) and runs every ip command and every
+//     reconciliation, one at a time.
+//   - verifier (verify.go): reads the link-state database from FRR, checks
+//     that what is on the interfaces is advertised, and fills the fleetStore
+//     (fleet.go) that decisions, drains and status read.
 //
 // What status shows is package status's model, derived from this live
 // state when asked (serviceLoop.snapshot, addressManager.status,
@@ -25,17 +29,21 @@
 //   - one per service loop (serviceLoop.run), plus one per check while a
 //     round runs;
 //   - the address manager's worker (addressManager.run), started first and
-//     ended last, so that on_exit: withdraw still has it;
+//     ended last, so that on_exit: withdraw still has it; woken by wishes,
+//     by each fleet read, and by its timer when a drain's grace ends or a
+//     retry falls due;
 //   - the reconciler (Supervisor.reconcileLoop): ends timed drains and asks
 //     the worker to reconcile, at the shortest service interval;
 //   - the verifier (verifier.run), woken by the worker when a prefix's
-//     presence changes and by its own timer;
+//     presence changes, and by its own timer: 1 s after a move (fleetSettle),
+//     every frr.fleet_interval, and to retry;
 //   - waitReady, once, until every service has had its first verdict.
 //
 // # Locks
 //
-// Lock order: Supervisor.mu, then serviceLoop.mu, then addressManager.mu;
-// verifier.mu is taken alone. No lock is ever held across a command (ip,
+// Lock order: Supervisor.mu, then serviceLoop.mu, then addressManager.mu,
+// then fleetStore.mu (each may also be taken alone); verifier.mu is taken
+// alone. No lock is ever held across a command (ip,
 // vtysh) or while waiting for another goroutine: a wish is recorded under
 // the locks and waited for (addressManager.wait) after they are released,
 // so a hung ip or vtysh delays no status request and no other service.

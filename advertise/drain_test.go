@@ -21,7 +21,7 @@ func TestDrainWithdrawsAndPersistsAcrossRestart(t *testing.T) {
 	c.StateDir = stateDir
 	w.start(c)
 
-	done, err := w.sup.Drain(context.Background(), []string{"dns"}, "kernel upgrade", "uid 0 (root)", time.Time{})
+	done, err := w.sup.Drain(context.Background(), []string{"dns"}, "kernel upgrade", "uid 0 (root)", time.Time{}, true)
 	if err != nil || len(done) != 1 {
 		t.Fatalf("Drain = %v, %v", done, err)
 	}
@@ -79,7 +79,7 @@ func TestTimedDrainExpires(t *testing.T) {
 	iface := newFakeInterface("192.0.2.53/32")
 	w := newWorld(t, iface, map[string]bool{"dns": true})
 	w.start(cfgOf(service("dns", "192.0.2.53/32")))
-	if _, err := w.sup.Drain(context.Background(), nil, "short maintenance", "uid 0 (root)", w.clock.Now().Add(150*time.Millisecond)); err != nil {
+	if _, err := w.sup.Drain(context.Background(), nil, "short maintenance", "uid 0 (root)", w.clock.Now().Add(150*time.Millisecond), true); err != nil {
 		t.Fatal(err)
 	}
 	if iface.has("192.0.2.53/32") {
@@ -102,11 +102,11 @@ func TestDrainRefusalsChangeNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := w.sup.Drain(context.Background(), []string{"dns", "nope"}, "x", "root", time.Time{}); err == nil ||
+	if _, err := w.sup.Drain(context.Background(), []string{"dns", "nope"}, "x", "root", time.Time{}, true); err == nil ||
 		err.Error() != "no such service: nope" {
 		t.Errorf("drain of an unknown service: %v", err)
 	}
-	if _, err := w.sup.Drain(context.Background(), []string{"dns"}, "x", "root", time.Time{}); err == nil ||
+	if _, err := w.sup.Drain(context.Background(), []string{"dns"}, "x", "root", time.Time{}, true); err == nil ||
 		!strings.Contains(err.Error(), "save drains") {
 		t.Errorf("drain that cannot be saved: %v", err)
 	}
@@ -138,7 +138,7 @@ func TestDrainExpiryFollowsTheClock(t *testing.T) {
 	w := newWorld(t, iface, map[string]bool{"dns": true})
 	w.start(cfgOf(service("dns", "192.0.2.53/32")))
 
-	if _, err := w.sup.Drain(context.Background(), []string{"dns"}, "maintenance", "root", w.clock.Now().Add(time.Hour)); err != nil {
+	if _, err := w.sup.Drain(context.Background(), []string{"dns"}, "maintenance", "root", w.clock.Now().Add(time.Hour), true); err != nil {
 		t.Fatal(err)
 	}
 	w.advance(59 * time.Minute)
@@ -180,7 +180,7 @@ func TestDrainOfAServiceNoLongerConfiguredIsDropped(t *testing.T) {
 func TestUndrainOfAServiceNotDrained(t *testing.T) {
 	w := newWorld(t, newFakeInterface("192.0.2.53/32", "203.0.113.80/32"), map[string]bool{"dns": true, "web": true})
 	w.start(cfgOf(service("dns", "192.0.2.53/32"), service("web", "203.0.113.80/32")))
-	if _, err := w.sup.Drain(context.Background(), []string{"web"}, "x", "root", time.Time{}); err != nil {
+	if _, err := w.sup.Drain(context.Background(), []string{"web"}, "x", "root", time.Time{}, true); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {

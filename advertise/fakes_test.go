@@ -28,7 +28,14 @@ type fakeInterface struct {
 	fail    error    // when set, Add and Del fail with it
 	showErr error
 	hang    chan struct{} // when set, Add and Del block until it is closed or their deadline
+	// As a last-resort interface: its name, and Ensure's error.
+	name      string
+	ensureErr error
 }
+
+func (f *fakeInterface) Name() string { return f.name }
+
+func (f *fakeInterface) Ensure(context.Context) (string, error) { return "", f.ensureErr }
 
 func newFakeInterface(present ...string) *fakeInterface {
 	f := &fakeInterface{present: map[netip.Prefix]bool{}}
@@ -272,7 +279,11 @@ func service(name string, prefixes ...string) config.Service {
 }
 
 func cfgOf(services ...config.Service) *config.Config {
-	return &config.Config{Interface: "lo", OnExit: config.OnExitKeep, Services: services}
+	for i := range services {
+		services[i].FailOpen = true
+	}
+	return &config.Config{Interface: "lo", OnExit: config.OnExitKeep, Services: services,
+		FRR: config.FRR{FleetInterval: 5 * time.Second, LastResortMetric: 65535}}
 }
 
 func newWorld(t *testing.T, iface *fakeInterface, healthy map[string]bool) *world {
@@ -281,6 +292,11 @@ func newWorld(t *testing.T, iface *fakeInterface, healthy map[string]bool) *worl
 
 // newWorldWith is newWorld with a read-back (nil: none).
 func newWorldWith(t *testing.T, iface *fakeInterface, healthy map[string]bool, rb ReadBack) *world {
+	return newFailOpenWorld(t, iface, nil, healthy, rb)
+}
+
+// newFailOpenWorld is newWorldWith with a last-resort interface (nil: none).
+func newFailOpenWorld(t *testing.T, iface, lastResort *fakeInterface, healthy map[string]bool, rb ReadBack) *world {
 	logger, hook := logtest.NewNullLogger()
 	logger.SetLevel(logrus.DebugLevel)
 	w := &world{t: t, clock: newManualClock(), iface: iface, checks: map[string]*switchCheck{}, logs: hook, rounds: make(chan Round, 1000)}
@@ -309,6 +325,10 @@ func newWorldWith(t *testing.T, iface *fakeInterface, healthy map[string]bool, r
 	}
 	if rb != nil {
 		opts.ReadBack = func(config.FRR) ReadBack { return rb }
+	}
+	if lastResort != nil {
+		lastResort.name = "anycast-lr"
+		opts.LastResort = lastResort
 	}
 	w.sup = New(iface, "lo", opts)
 	return w
@@ -340,7 +360,8 @@ func (w *world) start(c *config.Config) {
 }
 
 // settle waits, in real time, until every goroutine that waits on the clock
-// does (each service loop, the reconciler, the verifier) and the address
+// does (each service loop, the reconciler, the verifier, the address
+// manager's worker) and the address
 // manager has carried out every wish: nothing more happens until the clock
 // moves.
 func (w *world) settle() {
@@ -348,7 +369,7 @@ func (w *world) settle() {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		w.sup.mu.Lock()
-		want := len(w.sup.loops) + 2 - w.hung
+		want := len(w.sup.loops) + 3 - w.hung
 		w.sup.mu.Unlock()
 		w.sup.addrs.mu.Lock()
 		idle := w.sup.addrs.applied == w.sup.addrs.wished

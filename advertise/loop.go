@@ -127,9 +127,16 @@ func (l *serviceLoop) takeOver(old *serviceLoop) {
 	l.since, l.reason = since, reason
 }
 
-// wanted reports whether the service's prefixes should be on the interface
-// now. Call with mu held.
-func (l *serviceLoop) wanted() bool { return l.drain == nil && advertised(l.hyst.State()) }
+// intent is what the service asks of its prefixes now. Call with mu held.
+func (l *serviceLoop) intent() Intent {
+	switch {
+	case l.drain != nil:
+		return IntentDrain
+	case advertised(l.hyst.State()):
+		return IntentAdvertise
+	}
+	return IntentWithdraw
+}
 
 // setDrain drains (d set) or undrains (d nil) the service. A drain
 // withdraws at once; an undrain makes the service rise again from down. It
@@ -137,7 +144,7 @@ func (l *serviceLoop) wanted() bool { return l.drain == nil && advertised(l.hyst
 func (l *serviceLoop) setDrain(d *status.Drain, why string) (gen uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	was := l.wanted()
+	was := l.intent()
 	l.drain = d
 	l.since = l.clock.Wall()
 	if d == nil {
@@ -146,8 +153,8 @@ func (l *serviceLoop) setDrain(d *status.Drain, why string) (gen uint64) {
 	} else {
 		l.reason = "drained: " + d.Reason
 	}
-	if was != l.wanted() {
-		gen = l.addrs.set(l.cfg.Prefixes, l.wanted(), l.reason)
+	if was != l.intent() {
+		gen = l.addrs.set(l.cfg.Prefixes, l.intent(), l.reason)
 	}
 	return gen
 }
@@ -369,7 +376,7 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 		entry.Info("service " + to.String())
 	}
 	if advertised(from) != advertised(to) {
-		gen = l.addrs.set(l.cfg.Prefixes, advertised(to), "service "+to.String()+": "+reason)
+		gen = l.addrs.set(l.cfg.Prefixes, l.intent(), "service "+to.String()+": "+reason)
 	}
 	return from, to, first, gen
 }
@@ -438,7 +445,37 @@ func (l *serviceLoop) snapshot() status.Service {
 	}
 	l.mu.Unlock()
 	s.Prefixes = l.addrs.status(l.cfg.Prefixes)
+	var held []string // prefixes at last resort
+	for i, loc := range l.addrs.locations(l.cfg.Prefixes) {
+		if loc == OnLastResort {
+			held = append(held, s.Prefixes[i].Prefix)
+		}
+	}
+	switch {
+	case len(held) == 0:
+	case s.State == status.Drained:
+		s.State = status.Draining
+		s.Reason += "; at last resort until drain_grace (" + l.cfg.DrainGrace.String() + ") has passed: " + strings.Join(held, ", ")
+	case s.State == status.Down:
+		s.State = status.LastResort
+		s.Reason += "; held at last resort: " + l.heldReason(held)
+	}
 	return s
+}
+
+// heldReason says, for each prefix held at last resort, how many other
+// routers advertise it at normal metric, or why that is not known.
+func (l *serviceLoop) heldReason(held []string) string {
+	var parts []string
+	for _, ps := range held {
+		n, unknown := l.addrs.fleet.normalElsewhere(netip.MustParsePrefix(ps))
+		if unknown != "" {
+			parts = append(parts, ps+": "+unknown)
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s: %d other routers advertise it at normal metric", ps, n))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // checkStatus is one check's result as status shows it.

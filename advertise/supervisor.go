@@ -27,8 +27,20 @@ type Options struct {
 	NewChecker func(config.Check) (checker.Checker, error)
 	OnRound    func(Round) // called after every round, from the service's goroutine
 	// ReadBack builds the FRR read-back from the frr section; nil, or
-	// frr.verify: false, turns verification off.
+	// frr.verify: false, turns verification and the fleet view off.
 	ReadBack func(config.FRR) ReadBack
+	// LastResort is the last-resort interface (last_resort_interface);
+	// nil turns failing open off.
+	LastResort LastResortControl
+}
+
+// LastResortControl is the last-resort interface: an AddressControl that
+// can make the interface exist and be up; *ifaddr.Controller is the real
+// one.
+type LastResortControl interface {
+	AddressControl
+	Name() string
+	Ensure(ctx context.Context) (done string, err error)
 }
 
 // Supervisor runs one loop per configured service, the address manager's
@@ -37,6 +49,10 @@ type Supervisor struct {
 	opts   Options
 	addrs  *addressManager
 	verify *verifier
+	fleet  *fleetStore
+	// lastResort is the last-resort interface's health, set by Start;
+	// nil when failing open is off.
+	lastResort *status.LastResortHealth
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -66,11 +82,13 @@ func New(ctl AddressControl, dev string, opts Options) *Supervisor {
 		opts.NewChecker = checker.New
 	}
 	changed := newWakeup()
-	addrs := newAddressManager(ctl, dev, opts.Clock, opts.Log, changed.notify)
+	fleet := newFleetStore(0)
+	addrs := newAddressManager(ctl, dev, fleet, opts.Clock, opts.Log, changed.notify)
 	return &Supervisor{
 		opts:   opts,
 		addrs:  addrs,
-		verify: newVerifier(addrs, changed, opts.Clock, opts.Log),
+		fleet:  fleet,
+		verify: newVerifier(addrs, fleet, changed, opts.Clock, opts.Log),
 		loops:  map[string]*serviceLoop{},
 		done:   make(chan struct{}),
 		ready:  make(chan struct{}),
@@ -88,12 +106,17 @@ func (s *Supervisor) deps() loopDeps {
 	return loopDeps{addrs: s.addrs, clock: s.opts.Clock, log: s.opts.Log, onRound: s.opts.OnRound, newChecker: s.opts.NewChecker}
 }
 
-// Start reads the interface once, starts every service as up if any of its
-// prefixes is already there and as down otherwise, and starts reconciling.
-// It returns an error, and starts nothing, when the interface cannot be
-// read, the drains cannot be loaded, or a check cannot be built.
+// Start finds or creates the last-resort interface, reads the interfaces
+// once, starts every service as up if any of its prefixes is already on the
+// primary interface and as down otherwise (leaving each prefix where it
+// is), and starts reconciling. It returns an error, and starts nothing,
+// when the primary interface cannot be read, the drains cannot be loaded,
+// or a check cannot be built. A last-resort interface that cannot be used
+// is not an error: failing open is then off, as the log, status and
+// metrics say.
 func (s *Supervisor) Start(ctx context.Context, cfg *config.Config) error {
-	link, err := s.addrs.show(ctx)
+	s.setUpLastResort(ctx)
+	link, err := s.readLinks(ctx)
 	if err != nil {
 		return fmt.Errorf("read the interface at start: %w", err)
 	}
@@ -102,7 +125,7 @@ func (s *Supervisor) Start(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("%w (fix or remove the file; not starting, so no drained service is put back)", err)
 	}
-	loops, err := s.buildLoops(cfg, link, nil)
+	loops, err := s.buildLoops(cfg, link.primary, nil)
 	if err != nil {
 		return err
 	}
@@ -134,11 +157,61 @@ func (s *Supervisor) Start(ctx context.Context, cfg *config.Config) error {
 	for name, l := range loops {
 		s.adopt(name, l, link)
 	}
-	s.verify.setReadBack(s.readBack(cfg))
+	s.verify.setReadBack(s.readBack(cfg), cfg.FRR.FleetInterval)
 	go s.reconcileLoop()
 	go s.verify.run(s.ctx)
 	go s.waitReady(loops)
 	return nil
+}
+
+// setUpLastResort finds or creates the last-resort interface and hands it
+// to the address manager, or records and logs, once, why failing open is
+// off.
+func (s *Supervisor) setUpLastResort(ctx context.Context) {
+	lr := s.opts.LastResort
+	if lr == nil {
+		return
+	}
+	s.lastResort = &status.LastResortHealth{Interface: lr.Name(), OK: true}
+	log := s.opts.Log.WithField("interface", lr.Name())
+	ctx, cancel := context.WithTimeout(ctx, 2*ipTimeout)
+	defer cancel()
+	done, err := lr.Ensure(ctx)
+	if err != nil {
+		s.lastResort.OK, s.lastResort.Error = false, err.Error()
+		log.WithError(err).Error("no last-resort interface: failing open is off, a failing service's addresses are removed at once")
+		return
+	}
+	if done != "" {
+		log.Info("last-resort interface " + done)
+	}
+	s.addrs.useLastResort(lr, lr.Name())
+}
+
+// links are the two interfaces as read once.
+type links struct{ primary, lastResort ifaddr.Link }
+
+func (s *Supervisor) readLinks(ctx context.Context) (links, error) {
+	primary, err := s.addrs.show(ctx)
+	if err != nil {
+		return links{}, err
+	}
+	lastResort, err := s.addrs.showLastResort(ctx)
+	if err != nil {
+		// Its prefixes are then taken as absent; the reconciler tells.
+		s.opts.Log.WithError(err).Warn("cannot read the last-resort interface")
+	}
+	return links{primary, lastResort}, nil
+}
+
+// LastResort is the last-resort interface's health; nil when failing open
+// is off.
+func (s *Supervisor) LastResort() *status.LastResortHealth {
+	if s.lastResort == nil {
+		return nil
+	}
+	h := *s.lastResort
+	return &h
 }
 
 // Ready is closed once every service has had its first round and the
@@ -176,13 +249,15 @@ func (s *Supervisor) buildLoops(cfg *config.Config, link ifaddr.Link, current ma
 	return loops, nil
 }
 
-// adopt registers a built loop's prefixes and starts it. Call with mu held.
-func (s *Supervisor) adopt(name string, l *serviceLoop, link ifaddr.Link) {
+// adopt registers a built loop's prefixes where they are and starts it.
+// Call with mu held.
+func (s *Supervisor) adopt(name string, l *serviceLoop, link links) {
 	if d, ok := s.drains[name]; ok {
 		l.drain = &d
 		l.reason = "drained: " + d.Reason
 	}
-	s.addrs.manage(name, l.cfg.Prefixes, l.wanted(), link.Has)
+	s.addrs.manage(managed{service: name, prefixes: l.cfg.Prefixes, intent: l.intent(), reason: l.reason,
+		failOpen: l.cfg.FailOpen, grace: l.cfg.DrainGrace}, link.primary, link.lastResort)
 	s.opts.Log.WithFields(logrus.Fields{"service": name, "prefixes": prefixList(l.cfg.Prefixes),
 		"state": l.hyst.State().String(), "reason": l.reason}).Info("service started")
 	s.loops[name] = l
@@ -202,11 +277,11 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 	if err := running.ReloadableTo(cfg); err != nil {
 		return err
 	}
-	link, err := s.addrs.show(ctx)
+	link, err := s.readLinks(ctx)
 	if err != nil {
 		return fmt.Errorf("read the interface for reload: %w", err)
 	}
-	loops, err := s.buildLoops(cfg, link, current)
+	loops, err := s.buildLoops(cfg, link.primary, current)
 	if err != nil {
 		return err
 	}
@@ -258,7 +333,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 		s.adopt(name, l, link)
 	}
 	if cfg.FRR != s.cfg.FRR {
-		s.verify.setReadBack(s.readBack(cfg))
+		s.verify.setReadBack(s.readBack(cfg), cfg.FRR.FleetInterval)
 	}
 	s.setConfig(cfg)
 	s.addrs.retire(orphans, "no longer in the configuration")
@@ -287,7 +362,16 @@ func (s *Supervisor) Stop(ctx context.Context, onExit string) {
 	<-s.done
 	<-s.verify.done
 	if onExit == config.OnExitWithdraw {
+		// The graceful path of a drain: at last resort for drain_grace,
+		// then removed.
+		grace := time.Duration(0)
+		for _, l := range loops {
+			grace = max(grace, l.cfg.DrainGrace)
+		}
+		ctx, cancel := context.WithTimeout(ctx, grace+2*ipTimeout)
 		s.addrs.wait(ctx, s.addrs.withdrawAll("stopping with on_exit: withdraw"))
+		s.addrs.settled(ctx)
+		cancel()
 	}
 	s.stopAddrs()
 	<-s.addrs.done
@@ -327,16 +411,24 @@ func (s *Supervisor) CheckNow(ctx context.Context, name string) (Round, error) {
 }
 
 // Drain takes the named services (all of them when names is empty) out of
-// rotation at once, whatever their checks say, until Undrain or until
-// (when not zero). The drain is saved first: if it cannot be saved,
-// nothing changes. It returns once the withdrawal is carried out (or ctx
-// ends).
-func (s *Supervisor) Drain(ctx context.Context, names []string, reason, by string, until time.Time) ([]string, error) {
+// rotation, whatever their checks say, until Undrain or until (when not
+// zero): their prefixes go to last resort at once and are removed after
+// drain_grace. It refuses, changing nothing, when another router is not
+// seen advertising one of their prefixes at normal metric, unless force.
+// The drain is saved first: if it cannot be saved, nothing changes. It
+// returns once the first move is carried out (or ctx ends).
+func (s *Supervisor) Drain(ctx context.Context, names []string, reason, by string, until time.Time, force bool) ([]string, error) {
 	s.mu.Lock()
 	targets, err := s.targets(names)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
+	}
+	if !force {
+		if err := s.drainWouldStrand(targets); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
 	}
 	next := maps.Clone(s.drains)
 	now := s.opts.Clock.Now()
@@ -361,6 +453,25 @@ func (s *Supervisor) Drain(ctx context.Context, names []string, reason, by strin
 	s.mu.Unlock()
 	s.addrs.wait(ctx, gen)
 	return targets, nil
+}
+
+// drainWouldStrand names a prefix of the services that no other router is
+// seen advertising at normal metric. Call with mu held.
+func (s *Supervisor) drainWouldStrand(names []string) error {
+	for _, name := range names {
+		for _, p := range s.loops[name].cfg.Prefixes {
+			n, why := s.fleet.normalElsewhere(p)
+			if n > 0 {
+				continue
+			}
+			if why == "" {
+				why = "no other router advertises it at normal metric"
+			}
+			return fmt.Errorf("drain of %s refused: %s: %s, so draining it could take it off the network; --force drains anyway",
+				name, p, why)
+		}
+	}
+	return nil
 }
 
 // Undrain puts the named services (all drained ones when names is empty)
@@ -477,6 +588,10 @@ func (s *Supervisor) Status() []status.Service {
 	for _, l := range loops {
 		st := l.snapshot()
 		s.verify.fill(st.Prefixes)
+		for i := range st.Prefixes {
+			p := &st.Prefixes[i]
+			p.Advertisers, p.FleetError = s.fleet.advertisers(netip.MustParsePrefix(p.Prefix))
+		}
 		out = append(out, st)
 	}
 	return out
@@ -485,6 +600,7 @@ func (s *Supervisor) Status() []status.Service {
 // setConfig records the running configuration. Call with mu held.
 func (s *Supervisor) setConfig(cfg *config.Config) {
 	s.cfg, s.loadedAt = cfg, s.opts.Clock.Wall()
+	s.fleet.setMetric(cfg.FRR.LastResortMetric)
 	s.reconcileEvery.Store(int64(reconcileInterval(cfg)))
 }
 

@@ -15,10 +15,11 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
-// ReadBack says which host routes the local routing daemons originate now;
-// *frr.Client is the real one.
+// ReadBack reads the local routing daemons' link-state databases: what
+// this router originates and what every other router of the area
+// advertises; *frr.Client is the real one.
 type ReadBack interface {
-	Originated(ctx context.Context, v6 bool) ([]netip.Prefix, error)
+	LSDB(ctx context.Context, v6 bool) (frr.LSDB, error)
 }
 
 const (
@@ -40,11 +41,15 @@ type verifyState struct {
 	confirmed  time.Time // the change (its changedAt) last confirmed and logged
 }
 
-// verifier confirms, on its own goroutine, that the routing daemons follow
-// the interface. It never blocks a check or an address change: the address
-// manager only wakes it through kick. mu is never held across vtysh.
+// verifier reads the link-state databases on its own goroutine: it
+// confirms that the routing daemons follow the interfaces, and it keeps the
+// fleet view (fleetStore) that the address manager decides from, read
+// again fleetSettle after each move and every fleet_interval. It never
+// blocks a check or an address change: the address manager only wakes it
+// through kick. mu is never held across vtysh.
 type verifier struct {
 	addrs *addressManager
+	fleet *fleetStore
 	clock Clock
 	log   logrus.FieldLogger
 	kick  wakeup
@@ -52,15 +57,16 @@ type verifier struct {
 	// window and every are confirmWindow and reverifyEvery; tests shorten them.
 	window, every time.Duration
 
-	mu     sync.Mutex
-	rb     ReadBack // nil: verification is off
-	state  map[netip.Prefix]*verifyState
-	health map[bool]string            // per family (v6?), last read-back error; "" when fine
-	errors map[bool]map[string]uint64 // per family, failed read-backs by frr.Kind
+	mu         sync.Mutex
+	rb         ReadBack      // nil: verification is off
+	fleetEvery time.Duration // frr.fleet_interval
+	state      map[netip.Prefix]*verifyState
+	health     map[bool]string            // per family (v6?), last read-back error; "" when fine
+	errors     map[bool]map[string]uint64 // per family, failed read-backs by frr.Kind
 }
 
-func newVerifier(addrs *addressManager, kick wakeup, clock Clock, log logrus.FieldLogger) *verifier {
-	return &verifier{addrs: addrs, clock: clock, log: log, kick: kick, done: make(chan struct{}),
+func newVerifier(addrs *addressManager, fleet *fleetStore, kick wakeup, clock Clock, log logrus.FieldLogger) *verifier {
+	return &verifier{addrs: addrs, fleet: fleet, clock: clock, log: log, kick: kick, done: make(chan struct{}), fleetEvery: reverifyEvery,
 		window: confirmWindow, every: reverifyEvery,
 		state: map[netip.Prefix]*verifyState{}, health: map[bool]string{},
 		errors: map[bool]map[string]uint64{false: {}, true: {}}}
@@ -71,12 +77,15 @@ func (v *verifier) run(ctx context.Context) {
 	retry := firstRetry
 	for {
 		pending := v.verifyOnce(ctx)
-		wait := v.every
+		v.mu.Lock()
+		wait := min(v.every, v.fleetEvery)
+		v.mu.Unlock()
 		if pending {
-			wait, retry = retry, min(2*retry, maxRetry)
+			wait, retry = min(wait, retry), min(2*retry, maxRetry)
 		} else {
 			retry = firstRetry
 		}
+		wait = min(wait, v.untilSettled())
 		timer := v.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -107,10 +116,16 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 	originated := map[bool][]netip.Prefix{}
 	errs := map[bool]error{}
 	for v6 := range families {
-		originated[v6], errs[v6] = rb.Originated(ctx, v6)
+		at := v.clock.Now()
+		db, err := rb.LSDB(ctx, v6)
+		if ctx.Err() != nil {
+			return false
+		}
+		v.fleet.update(v6, db, at, err)
+		originated[v6], errs[v6] = db.Originated(), err
 	}
-	if ctx.Err() != nil {
-		return false
+	if len(families) > 0 {
+		v.addrs.reconsider() // decisions wait for a fresh view of the fleet
 	}
 
 	v.mu.Lock()
@@ -201,13 +216,37 @@ func mismatchReason(p netip.Prefix, present bool) string {
 		" (a static or redistributed route?); traffic may still be drawn here"
 }
 
-// setReadBack switches the read-back (nil turns verification off) and
-// verifies again.
-func (v *verifier) setReadBack(rb ReadBack) {
+// untilSettled is how long until a prefix that moved has settled
+// (fleetSettle) and wants a fresh read of its fleet; 0 when one is due.
+func (v *verifier) untilSettled() time.Duration {
 	v.mu.Lock()
-	v.rb = rb
+	off := v.rb == nil
+	v.mu.Unlock()
+	if off {
+		return idleWait
+	}
+	now, wait := v.clock.Now(), idleWait
+	for p, snap := range v.addrs.snapshot() {
+		due := snap.changedAt.Add(fleetSettle)
+		if v.fleet.attemptedAt(p).Before(due) {
+			wait = min(wait, due.Sub(now))
+		}
+	}
+	return max(wait, 0)
+}
+
+// setReadBack switches the read-back (nil turns verification and the
+// fleet view off), sets how often the fleet is read when nothing changes,
+// and verifies again.
+func (v *verifier) setReadBack(rb ReadBack, fleetEvery time.Duration) {
+	if fleetEvery <= 0 {
+		fleetEvery = reverifyEvery // a configuration built by hand, not loaded
+	}
+	v.mu.Lock()
+	v.rb, v.fleetEvery = rb, fleetEvery
 	if rb == nil {
 		v.state, v.health = map[netip.Prefix]*verifyState{}, map[bool]string{}
+		v.fleet.forget()
 	}
 	v.mu.Unlock()
 	v.kick.notify()

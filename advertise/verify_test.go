@@ -14,40 +14,59 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
-// fakeFRR originates what the interface has (as ospfd would), unless told
-// to leave prefixes out (not covered by its config), to fail, or to hang.
+// fakeFRR is the local routing daemon's database: this router (selfID)
+// originates what the interfaces have, at metric 0 on the primary one and
+// 65535 on the last-resort one, unless told to leave prefixes out (not
+// covered by its config); other routers advertise what others says. It
+// can fail or hang.
 type fakeFRR struct {
-	iface *fakeInterface
-	mu    sync.Mutex
-	skip  map[netip.Prefix]bool
-	err   error
-	hang  bool
-	calls int
+	iface      *fakeInterface
+	lastResort *fakeInterface // nil: none
+	mu         sync.Mutex
+	skip       map[netip.Prefix]bool
+	others     map[netip.Prefix][]frr.Advertiser
+	err        error
+	hang       bool
+	calls      int
 }
 
-func (f *fakeFRR) Originated(ctx context.Context, v6 bool) ([]netip.Prefix, error) {
+const selfID = "203.0.113.1"
+
+func (f *fakeFRR) LSDB(ctx context.Context, v6 bool) (frr.LSDB, error) {
 	f.mu.Lock()
 	f.calls++
 	err, hang := f.err, f.hang
 	f.mu.Unlock()
 	if hang {
 		<-ctx.Done() // vtysh against a frozen ospfd: only the deadline ends it
-		return nil, &frr.Error{Kind: frr.Timeout, Daemon: "ospfd", Err: ctx.Err()}
+		return frr.LSDB{}, &frr.Error{Kind: frr.Timeout, Daemon: "ospfd", Err: ctx.Err()}
 	}
 	if err != nil {
-		return nil, err
+		return frr.LSDB{}, err
 	}
-	link, _ := f.iface.Show(ctx)
-	var out []netip.Prefix
-	for _, p := range link.Prefixes {
-		f.mu.Lock()
-		skip := f.skip[p]
-		f.mu.Unlock()
-		if p.Addr().Is6() == v6 && !skip {
-			out = append(out, p)
+	db := frr.LSDB{RouterID: selfID, Prefixes: map[netip.Prefix][]frr.Advertiser{}}
+	for metric, iface := range map[int]*fakeInterface{0: f.iface, 65535: f.lastResort} {
+		if iface == nil {
+			continue
+		}
+		link, _ := iface.Show(ctx)
+		for _, p := range link.Prefixes {
+			f.mu.Lock()
+			skip := f.skip[p]
+			f.mu.Unlock()
+			if p.Addr().Is6() == v6 && !skip {
+				db.Prefixes[p] = append(db.Prefixes[p], frr.Advertiser{RouterID: selfID, Metric: metric})
+			}
 		}
 	}
-	return out, nil
+	f.mu.Lock()
+	for p, advs := range f.others {
+		if p.Addr().Is6() == v6 {
+			db.Prefixes[p] = append(db.Prefixes[p], advs...)
+		}
+	}
+	f.mu.Unlock()
+	return db, nil
 }
 
 func (f *fakeFRR) set(fn func(f *fakeFRR)) {

@@ -29,15 +29,18 @@ const (
 
 // Config is the whole configuration file.
 type Config struct {
-	Interface     string    `yaml:"interface"`
-	OnExit        string    `yaml:"on_exit"`
-	LogLevel      string    `yaml:"log_level"`
-	LogFormat     string    `yaml:"log_format"`
-	FRR           FRR       `yaml:"frr"`
-	ControlSocket string    `yaml:"control_socket"`
-	StateDir      string    `yaml:"state_dir"`
-	MetricsListen string    `yaml:"metrics_listen"`
-	Services      []Service `yaml:"services"`
+	Interface string `yaml:"interface"`
+	// LastResortInterface holds a withdrawn prefix while no other router
+	// advertises it at normal metric ("" turns failing open off).
+	LastResortInterface string    `yaml:"last_resort_interface"`
+	OnExit              string    `yaml:"on_exit"`
+	LogLevel            string    `yaml:"log_level"`
+	LogFormat           string    `yaml:"log_format"`
+	FRR                 FRR       `yaml:"frr"`
+	ControlSocket       string    `yaml:"control_socket"`
+	StateDir            string    `yaml:"state_dir"`
+	MetricsListen       string    `yaml:"metrics_listen"`
+	Services            []Service `yaml:"services"`
 
 	// Path is the file the configuration was read from.
 	Path string `yaml:"-"`
@@ -49,6 +52,12 @@ type FRR struct {
 	Pathspace string        `yaml:"pathspace"`
 	Timeout   time.Duration `yaml:"timeout"`
 	Verify    bool          `yaml:"verify"`
+	// FleetInterval is how often the link-state database is read for the
+	// fleet view when nothing changes here.
+	FleetInterval time.Duration `yaml:"fleet_interval"`
+	// LastResortMetric: an advertisement at this metric or above counts
+	// as last resort, below as normal.
+	LastResortMetric int `yaml:"last_resort_metric"`
 }
 
 // Service is one set of anycast prefixes guarded by one set of checks.
@@ -60,7 +69,13 @@ type Service struct {
 	Timeout      time.Duration  `yaml:"timeout"`
 	Rise         int            `yaml:"rise"`
 	Fall         int            `yaml:"fall"`
-	Checks       []Check        `yaml:"checks"`
+	// FailOpen holds a failing service's prefixes at last resort while no
+	// other router advertises them at normal metric.
+	FailOpen bool `yaml:"fail_open"`
+	// DrainGrace is how long a drained prefix stays at last resort before
+	// it is removed, so that packets on their way still arrive.
+	DrainGrace time.Duration `yaml:"drain_grace"`
+	Checks     []Check       `yaml:"checks"`
 }
 
 // Check is one probe. Which keys apply depends on Type: checkTypes
@@ -129,6 +144,7 @@ func (c *Config) Service(name string) (Service, bool) {
 func (c *Config) ReloadableTo(next *Config) error {
 	for _, k := range []struct{ key, old, new string }{
 		{"interface", c.Interface, next.Interface},
+		{"last_resort_interface", c.LastResortInterface, next.LastResortInterface},
 		{"control_socket", c.ControlSocket, next.ControlSocket},
 		{"metrics_listen", c.MetricsListen, next.MetricsListen},
 	} {

@@ -51,14 +51,15 @@ func TestFullConfigKeepsEveryValueAndNormalises(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Interface: "lo", OnExit: OnExitWithdraw, LogLevel: "debug", LogFormat: "json",
-		FRR:           FRR{Vtysh: "/usr/bin/vtysh", Pathspace: "node1", Timeout: 3 * time.Second, Verify: false},
+		Interface: "lo", LastResortInterface: "lr0", OnExit: OnExitWithdraw, LogLevel: "debug", LogFormat: "json",
+		FRR: FRR{Vtysh: "/usr/bin/vtysh", Pathspace: "node1", Timeout: 3 * time.Second, Verify: false,
+			FleetInterval: 2 * time.Second, LastResortMetric: 60000},
 		ControlSocket: "/run/aw/control.sock", StateDir: "/var/lib/aw", MetricsListen: "",
 		Services: []Service{{
 			Name:     "dns",
 			Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32"), netip.MustParsePrefix("2001:db8::53/128")},
 			Interval: time.Second, FastInterval: 200 * time.Millisecond, Timeout: 500 * time.Millisecond,
-			Rise: 3, Fall: 2,
+			Rise: 3, Fall: 2, FailOpen: false, DrainGrace: 5 * time.Second,
 			Checks: []Check{
 				{Type: "dns", Timeout: 500 * time.Millisecond, Server: "127.0.0.1:53", Query: "health.example.",
 					QType: "AAAA", Transport: "tcp", Rcode: "NXDOMAIN", AnswerContains: "198.51.100.99"},
@@ -79,15 +80,15 @@ func TestAbsentKeysTakeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Interface != "lo" || c.OnExit != OnExitKeep || c.LogLevel != "info" || c.LogFormat != "text" ||
-		c.FRR != (FRR{Vtysh: "vtysh", Timeout: 2 * time.Second, Verify: true}) ||
+	if c.Interface != "lo" || c.LastResortInterface != "anycast-lr" || c.OnExit != OnExitKeep || c.LogLevel != "info" || c.LogFormat != "text" ||
+		c.FRR != (FRR{Vtysh: "vtysh", Timeout: 2 * time.Second, Verify: true, FleetInterval: 5 * time.Second, LastResortMetric: 65535}) ||
 		c.ControlSocket != "/run/anycast-watchdog/control.sock" || c.StateDir != "/var/lib/anycast-watchdog" ||
 		c.MetricsListen != "127.0.0.1:9795" {
 		t.Errorf("global defaults: %+v", c)
 	}
 	web := c.Services[0]
 	if web.Interval != time.Second || web.FastInterval != 200*time.Millisecond || web.Timeout != 500*time.Millisecond ||
-		web.Rise != 3 || web.Fall != 2 || web.Checks[0].Timeout != 500*time.Millisecond {
+		web.Rise != 3 || web.Fall != 2 || !web.FailOpen || web.DrainGrace != 2*time.Second || web.Checks[0].Timeout != 500*time.Millisecond {
 		t.Errorf("service defaults: %+v", web)
 	}
 	// A service faster than the defaults gets them capped at its interval

@@ -13,21 +13,27 @@ const DefaultPath = "/etc/anycast-watchdog/config.yaml"
 
 const (
 	defaultInterface     = "lo"
+	defaultLastResort    = "anycast-lr"
 	defaultOnExit        = OnExitKeep
 	defaultLogLevel      = "info"
 	defaultLogFormat     = "text"
 	defaultVtysh         = "vtysh"
 	defaultFRRTimeout    = 2 * time.Second
 	defaultFRRVerify     = true
-	defaultControlSocket = "/run/anycast-watchdog/control.sock"
-	defaultStateDir      = "/var/lib/anycast-watchdog"
-	defaultMetricsListen = "127.0.0.1:9795"
+	defaultFleetInterval = 5 * time.Second
+	// The recipe's cost for the last-resort interface, OSPF's highest.
+	defaultLastResortMetric = 65535
+	defaultControlSocket    = "/run/anycast-watchdog/control.sock"
+	defaultStateDir         = "/var/lib/anycast-watchdog"
+	defaultMetricsListen    = "127.0.0.1:9795"
 
 	defaultInterval     = 1 * time.Second
 	defaultFastInterval = 200 * time.Millisecond // capped at interval when interval is shorter
 	defaultTimeout      = 500 * time.Millisecond // capped at interval when interval is shorter
 	defaultRise         = 3
 	defaultFall         = 2
+	defaultFailOpen     = true
+	defaultDrainGrace   = 2 * time.Second
 
 	defaultDNSQType     = "A"
 	defaultDNSTransport = "udp"
@@ -40,14 +46,15 @@ const (
 // a key path was written in the file.
 func applyDefaults(c *Config, present func(path string) bool) {
 	setDefault(&c.Interface, present("interface"), defaultInterface)
+	setDefault(&c.LastResortInterface, present("last_resort_interface"), defaultLastResort)
 	setDefault(&c.OnExit, present("on_exit"), defaultOnExit)
 	setDefault(&c.LogLevel, present("log_level"), defaultLogLevel)
 	setDefault(&c.LogFormat, present("log_format"), defaultLogFormat)
 	setDefault(&c.FRR.Vtysh, present("frr.vtysh"), defaultVtysh)
 	setDefault(&c.FRR.Timeout, present("frr.timeout"), defaultFRRTimeout)
-	if !present("frr.verify") {
-		c.FRR.Verify = defaultFRRVerify
-	}
+	setDefault(&c.FRR.Verify, present("frr.verify"), defaultFRRVerify)
+	setDefault(&c.FRR.FleetInterval, present("frr.fleet_interval"), defaultFleetInterval)
+	setDefault(&c.FRR.LastResortMetric, present("frr.last_resort_metric"), defaultLastResortMetric)
 	setDefault(&c.ControlSocket, present("control_socket"), defaultControlSocket)
 	setDefault(&c.StateDir, present("state_dir"), defaultStateDir)
 	setDefault(&c.MetricsListen, present("metrics_listen"), defaultMetricsListen)
@@ -60,6 +67,8 @@ func applyDefaults(c *Config, present func(path string) bool) {
 		setDefault(&s.Timeout, present(p+".timeout"), min(defaultTimeout, s.Interval))
 		setDefault(&s.Rise, present(p+".rise"), defaultRise)
 		setDefault(&s.Fall, present(p+".fall"), defaultFall)
+		setDefault(&s.FailOpen, present(p+".fail_open"), defaultFailOpen)
+		setDefault(&s.DrainGrace, present(p+".drain_grace"), defaultDrainGrace)
 		for j := range s.Checks {
 			ch := &s.Checks[j]
 			cp := checkPath(i, j)

@@ -44,6 +44,13 @@ func validate(r *report, c *Config, sys system) {
 	if !interfaceName.MatchString(c.Interface) || c.Interface == "." || c.Interface == ".." {
 		v.fail("interface", "%q is not a valid interface name", c.Interface)
 	}
+	switch lr := c.LastResortInterface; {
+	case lr == "":
+	case !interfaceName.MatchString(lr) || lr == "." || lr == "..":
+		v.fail("last_resort_interface", "%q is not a valid interface name (\"\" turns failing open off)", lr)
+	case lr == c.Interface:
+		v.fail("last_resort_interface", "%q is also the anycast interface; use another (\"\" turns failing open off)", lr)
+	}
 	oneOf(v, "on_exit", c.OnExit, OnExitKeep, OnExitWithdraw)
 	oneOf(v, "log_level", c.LogLevel, "debug", "info", "warn", "error")
 	oneOf(v, "log_format", c.LogFormat, "text", "json")
@@ -54,6 +61,10 @@ func validate(r *report, c *Config, sys system) {
 		v.fail("frr.pathspace", "%q is not a valid FRR pathspace name", c.FRR.Pathspace)
 	}
 	positive(v, "frr.timeout", c.FRR.Timeout)
+	positive(v, "frr.fleet_interval", c.FRR.FleetInterval)
+	if m := c.FRR.LastResortMetric; m < 1 || m > 65535 {
+		v.fail("frr.last_resort_metric", "%d is not an OSPF cost (1 to 65535)", m)
+	}
 	absolute(v, "control_socket", c.ControlSocket)
 	absolute(v, "state_dir", c.StateDir)
 	if c.MetricsListen != "" {
@@ -128,6 +139,9 @@ func validateTiming(v *validator, p string, s *Service) {
 	}
 	atLeastOne(v, p+".rise", s.Rise)
 	atLeastOne(v, p+".fall", s.Fall)
+	if s.DrainGrace < 0 {
+		v.fail(p+".drain_grace", "%s is negative", s.DrainGrace)
+	}
 }
 
 func validateCheck(v *validator, p string, s *Service, ch *Check) {

@@ -22,7 +22,8 @@ type Request struct {
 	Services []string `json:"services,omitempty"` // drain/undrain/check; empty with All
 	All      bool     `json:"all,omitempty"`
 	Reason   string   `json:"reason,omitempty"`
-	For      string   `json:"for,omitempty"` // drain: a Go duration; empty: until undrained
+	For      string   `json:"for,omitempty"`   // drain: a Go duration; empty: until undrained
+	Force    bool     `json:"force,omitempty"` // drain: even when no other router advertises a prefix at normal metric
 }
 
 // Response is what the daemon answers.

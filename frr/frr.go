@@ -1,13 +1,14 @@
-// Package frr reads what the local FRR advertises, through vtysh with an
-// argument vector and a hard deadline. It never changes FRR's
-// configuration. Parsing is done by pure functions (parse.go).
+// Package frr reads the local FRR's link-state databases, through vtysh with
+// an argument vector and a hard deadline: which routers of the area
+// advertise each prefix, this one included, and at what metric. It never
+// changes FRR's configuration. Parsing is done by pure functions
+// (parse.go).
 package frr
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,10 +19,11 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
 )
 
-// The show commands whose JSON says what this router originates.
-const (
-	showRouterLSAs      = "show ip ospf database router self-originate json"
-	showIntraPrefixLSAs = "show ipv6 ospf6 database intra-prefix self-originate detail json"
+// The show commands whose JSON is the link-state database, per family; the
+// IPv6 one needs the instance's router ID first.
+var (
+	showOSPF  = []string{"show ip ospf database router json"}
+	showOSPF6 = []string{"show ipv6 ospf6 json", "show ipv6 ospf6 database intra-prefix detail json"}
 )
 
 // Client asks one FRR instance (one pathspace) through vtysh.
@@ -52,32 +54,34 @@ func Daemon(v6 bool) string {
 	return "ospfd"
 }
 
-// Originated returns the host routes this router's ospfd (v6: ospf6d)
-// advertises now.
-func (c *Client) Originated(ctx context.Context, v6 bool) ([]netip.Prefix, error) {
-	daemon, show, parse := Daemon(v6), showRouterLSAs, ParseRouterLSAs
+// LSDB reads ospfd's (v6: ospf6d's) link-state database, in one vtysh call.
+func (c *Client) LSDB(ctx context.Context, v6 bool) (LSDB, error) {
+	daemon, show, parse := Daemon(v6), showOSPF, ParseRouterLSDB
 	if v6 {
-		show, parse = showIntraPrefixLSAs, ParseIntraPrefixLSAs
+		show, parse = showOSPF6, ParseOSPF6LSDB
 	}
 	out, err := c.show(ctx, daemon, show)
 	if err != nil {
-		return nil, err
+		return LSDB{}, err
 	}
-	prefixes, err := parse(out)
+	db, err := parse(out)
 	if err != nil {
-		return nil, &Error{Kind: BadOutput, Daemon: daemon, Err: err}
+		return LSDB{}, &Error{Kind: BadOutput, Daemon: daemon, Err: err}
 	}
-	return prefixes, nil
+	return db, nil
 }
 
-func (c *Client) show(ctx context.Context, daemon, show string) ([]byte, error) {
+func (c *Client) show(ctx context.Context, daemon string, shows []string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	argv := []string{c.vtysh}
 	if c.pathspace != "" {
 		argv = append(argv, "-N", c.pathspace)
 	}
-	argv = append(argv, "-d", daemon, "-c", show)
+	argv = append(argv, "-d", daemon)
+	for _, s := range shows {
+		argv = append(argv, "-c", s)
+	}
 	out, err := c.run(ctx, argv...)
 	if err != nil {
 		return nil, c.classify(daemon, err)

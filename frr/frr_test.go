@@ -38,54 +38,87 @@ func sorted(ps []netip.Prefix) []netip.Prefix {
 	return ps
 }
 
-// The fixtures were captured from FRR 8.4.4 in the lab: node 1 with
-// 203.0.113.1/32 (router-id), 192.0.2.53/32 and 2001:db8::53/128 on lo.
-func TestParse(t *testing.T) {
+func adv(router string, metric int) Advertiser { return Advertiser{RouterID: router, Metric: metric} }
+
+// The fixtures were captured from FRR 8.4.4 in the lab: three nodes
+// (203.0.113.1–3) and a router (203.0.113.254); node 1 with the anycast
+// prefixes on lo, node 2 on its last-resort interface (cost 65535), node 3
+// with neither ("mixed"), then nodes 1 and 2 both at last resort
+// ("all-last-resort"). Read on node 3, or on node 1 ("self-primary").
+// "flushing" lists node 1's LSA at MaxAge, as a database does for a few
+// seconds after a withdrawal (IPv4: edited from "mixed"; IPv6: captured).
+func TestParseLSDB(t *testing.T) {
+	v4, v6 := netip.MustParsePrefix("192.0.2.53/32"), netip.MustParsePrefix("2001:db8::53/128")
 	tests := []struct {
-		file  string
-		parse func([]byte) ([]netip.Prefix, error)
-		want  []netip.Prefix
+		file       string
+		parse      func([]byte) (LSDB, error)
+		prefix     netip.Prefix
+		self       string
+		want       []Advertiser
+		originated []netip.Prefix // of this router, host routes only
 	}{
-		{"ospf-router-self-present.json", ParseRouterLSAs, prefixes("192.0.2.53/32", "198.51.100.0/31", "203.0.113.1/32")},
-		{"ospf-router-self-withdrawn.json", ParseRouterLSAs, prefixes("198.51.100.0/31", "203.0.113.1/32")},
-		{"both-back-to-back.json", ParseRouterLSAs, prefixes("198.51.100.0/31", "203.0.113.1/32")},
-		{"ospf6-intra-prefix-self-present.json", ParseIntraPrefixLSAs, prefixes("2001:db8::53/128")},
-		// Just after the withdrawal the LSA is still listed, at MaxAge.
-		{"ospf6-intra-prefix-self-withdrawn.json", ParseIntraPrefixLSAs, nil},
-		{"ospf6-intra-prefix-self-flushed.json", ParseIntraPrefixLSAs, nil},
+		{"ospf-lsdb-mixed.json", ParseRouterLSDB, v4, "203.0.113.3",
+			[]Advertiser{adv("203.0.113.1", 0), adv("203.0.113.2", 65535)}, prefixes("203.0.113.3/32")},
+		{"ospf-lsdb-all-last-resort.json", ParseRouterLSDB, v4, "203.0.113.3",
+			[]Advertiser{adv("203.0.113.1", 65535), adv("203.0.113.2", 65535)}, prefixes("203.0.113.3/32")},
+		{"ospf-lsdb-self-primary.json", ParseRouterLSDB, v4, "203.0.113.1",
+			[]Advertiser{adv("203.0.113.1", 0), adv("203.0.113.2", 65535)}, prefixes("192.0.2.53/32", "203.0.113.1/32")},
+		{"ospf-lsdb-flushing.json", ParseRouterLSDB, v4, "203.0.113.3",
+			[]Advertiser{adv("203.0.113.2", 65535)}, prefixes("203.0.113.3/32")},
+		{"ospf6-lsdb-mixed.json", ParseOSPF6LSDB, v6, "203.0.113.3",
+			[]Advertiser{adv("203.0.113.1", 10), adv("203.0.113.2", 65535)}, nil},
+		{"ospf6-lsdb-all-last-resort.json", ParseOSPF6LSDB, v6, "203.0.113.3",
+			[]Advertiser{adv("203.0.113.1", 65535), adv("203.0.113.2", 65535)}, nil},
+		{"ospf6-lsdb-self-primary.json", ParseOSPF6LSDB, v6, "203.0.113.1",
+			[]Advertiser{adv("203.0.113.1", 10), adv("203.0.113.2", 65535)}, prefixes("2001:db8::53/128")},
+		{"ospf6-lsdb-flushing.json", ParseOSPF6LSDB, v6, "203.0.113.2", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			got, err := tt.parse(read(t, tt.file))
+			db, err := tt.parse(read(t, tt.file))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(sorted(got), tt.want) {
-				t.Errorf("got %v, want %v", got, tt.want)
+			got := db.Prefixes[tt.prefix]
+			slices.SortFunc(got, func(a, b Advertiser) int { return strings.Compare(a.RouterID, b.RouterID) })
+			if db.RouterID != tt.self || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("router %s, advertisers of %s %v; want %s, %v", db.RouterID, tt.prefix, got, tt.self, tt.want)
+			}
+			var hosts []netip.Prefix
+			for _, p := range db.Originated() {
+				if p.IsSingleIP() {
+					hosts = append(hosts, p)
+				}
+			}
+			if !reflect.DeepEqual(sorted(hosts), tt.originated) {
+				t.Errorf("originated host routes %v, want %v", hosts, tt.originated)
 			}
 		})
 	}
 }
 
-func TestParseRejectsBadInput(t *testing.T) {
+func TestParseLSDBRejectsBadInput(t *testing.T) {
 	for name, in := range map[string]string{
-		"empty":             "",
-		"not json":          "% Unknown command: show ip ospf database router self-originate json",
-		"bad stub address":  `{"Router Link States":{"0.0.0.0":{"1.1.1.1":{"routerLinks":{"l":{"linkType":"Stub Network","networkAddress":"x","networkMask":"255.255.255.255"}}}}}}`,
-		"non-contiguous":    `{"Router Link States":{"0.0.0.0":{"1.1.1.1":{"routerLinks":{"l":{"linkType":"Stub Network","networkAddress":"192.0.2.53","networkMask":"255.0.255.0"}}}}}}`,
-		"wrong shape":       `{"Router Link States":[1,2,3]}`,
-		"truncated":         `{"Router Link States":{"0.0.0.0":{`,
-		"v6 bad prefix":     `{"areaScopedLinkStateDb":[{"lsa":[{"type":"Intra-Prefix","prefix":[{"prefix":"2001:db8::53"}]}]}]}`,
-		"v6 wrong shape":    `{"areaScopedLinkStateDb":{"lsa":1}}`,
-		"v6 prefix numeric": `{"areaScopedLinkStateDb":[{"lsa":[{"type":"Intra-Prefix","prefix":[{"prefix":53}]}]}]}`,
+		"empty":              "",
+		"not json":           "% Unknown command: show ip ospf database router json",
+		"no router id":       `{"routerLinkStates":{"areas":{}}}`,
+		"bad stub address":   `{"routerId":"1.1.1.1","routerLinkStates":{"areas":{"0.0.0.0":[{"advertisingRouter":"1.1.1.1","routerLinks":{"l":{"linkType":"Stub Network","networkAddress":"x","networkMask":"255.255.255.255"}}}]}}}`,
+		"non-contiguous":     `{"routerId":"1.1.1.1","routerLinkStates":{"areas":{"0.0.0.0":[{"advertisingRouter":"1.1.1.1","routerLinks":{"l":{"linkType":"Stub Network","networkAddress":"192.0.2.53","networkMask":"255.0.255.0"}}}]}}}`,
+		"wrong shape":        `{"routerId":"1.1.1.1","routerLinkStates":{"areas":{"0.0.0.0":{"x":1}}}}`,
+		"truncated":          `{"routerId":"1.1.1.1","routerLinkStates":{"areas":{`,
+		"v6 only one of two": `{"routerId":"1.1.1.1"}`,
+		"v6 no router id":    `{} {"areaScopedLinkStateDb":[]}`,
+		"v6 bad prefix":      `{"routerId":"1.1.1.1"} {"areaScopedLinkStateDb":[{"lsa":[{"type":"Intra-Prefix","prefix":[{"prefix":"2001:db8::53"}]}]}]}`,
+		"v6 wrong shape":     `{"routerId":"1.1.1.1"} {"areaScopedLinkStateDb":{"lsa":1}}`,
+		"v6 prefix numeric":  `{"routerId":"1.1.1.1"} {"areaScopedLinkStateDb":[{"lsa":[{"type":"Intra-Prefix","prefix":[{"prefix":53}]}]}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			parse := ParseRouterLSAs
+			parse := ParseRouterLSDB
 			if strings.HasPrefix(name, "v6") {
-				parse = ParseIntraPrefixLSAs
+				parse = ParseOSPF6LSDB
 			}
 			if got, err := parse([]byte(in)); err == nil {
-				t.Errorf("parsed %q as %v, want an error", in, got)
+				t.Errorf("parsed %q as %+v, want an error", in, got)
 			}
 		})
 	}
@@ -124,7 +157,7 @@ func TestHelperProcess(t *testing.T) {
 	switch mode {
 	case "present":
 		fmt.Fprintln(os.Stderr, warn) // harmless under -N, exit 0
-		os.Stdout.Write(read(t, "ospf-router-self-present.json"))
+		os.Stdout.Write(read(t, "ospf-lsdb-self-primary.json"))
 	case "stopped":
 		fmt.Fprintf(os.Stderr, "%s\nExiting: failed to connect to any daemons.\n", warn)
 		os.Exit(1)
@@ -144,22 +177,22 @@ func fakeVtysh(t *testing.T, mode string) (string, command.Runner) {
 	return os.Args[0], run
 }
 
-func TestOriginatedThroughVtysh(t *testing.T) {
+func TestLSDBThroughVtysh(t *testing.T) {
 	ctx := context.Background()
 	t.Run("present, with the harmless pathspace warning", func(t *testing.T) {
 		vtysh, run := fakeVtysh(t, "present")
 		// Generous: starting the race-built test binary is slow on a busy machine.
-		got, err := New(run, vtysh, "lab", 10*time.Second).Originated(ctx, false)
+		got, err := New(run, vtysh, "lab", 10*time.Second).LSDB(ctx, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Contains(got, netip.MustParsePrefix("192.0.2.53/32")) {
-			t.Errorf("got %v", got)
+		if !slices.Contains(got.Originated(), netip.MustParsePrefix("192.0.2.53/32")) {
+			t.Errorf("got %+v", got)
 		}
 	})
 	t.Run("ospfd stopped", func(t *testing.T) {
 		vtysh, run := fakeVtysh(t, "stopped")
-		_, err := New(run, vtysh, "lab-that-does-not-exist", 10*time.Second).Originated(ctx, false)
+		_, err := New(run, vtysh, "lab-that-does-not-exist", 10*time.Second).LSDB(ctx, false)
 		var fe *Error
 		if !errors.As(err, &fe) || fe.Kind != NotRunning || err.Error() != "ospfd is not running" {
 			t.Errorf("error %v", err)
@@ -168,7 +201,7 @@ func TestOriginatedThroughVtysh(t *testing.T) {
 	t.Run("ospf6d frozen: the deadline fires", func(t *testing.T) {
 		vtysh, run := fakeVtysh(t, "frozen")
 		start := time.Now()
-		_, err := New(run, vtysh, "lab", 200*time.Millisecond).Originated(ctx, true)
+		_, err := New(run, vtysh, "lab", 200*time.Millisecond).LSDB(ctx, true)
 		var fe *Error
 		if !errors.As(err, &fe) || fe.Kind != Timeout || err.Error() != "ospf6d did not answer in time (hung or overloaded)" {
 			t.Errorf("error %v", err)
@@ -178,7 +211,7 @@ func TestOriginatedThroughVtysh(t *testing.T) {
 		}
 	})
 	t.Run("vtysh missing", func(t *testing.T) {
-		_, err := New(command.Run, "/nonexistent/vtysh", "", 10*time.Second).Originated(ctx, false)
+		_, err := New(command.Run, "/nonexistent/vtysh", "", 10*time.Second).LSDB(ctx, false)
 		var fe *Error
 		if !errors.As(err, &fe) || fe.Kind != VtyshMissing {
 			t.Errorf("error %v", err)
@@ -190,15 +223,15 @@ func TestOriginatedThroughVtysh(t *testing.T) {
 			v6        bool
 			want      string
 		}{
-			{"", false, "-d|ospfd|-c|" + showRouterLSAs},
-			{"node1", true, "-N|node1|-d|ospf6d|-c|" + showIntraPrefixLSAs},
+			{"", false, "-d|ospfd|-c|show ip ospf database router json"},
+			{"node1", true, "-N|node1|-d|ospf6d|-c|show ipv6 ospf6 json|-c|show ipv6 ospf6 database intra-prefix detail json"},
 		} {
 			var argv []string
 			run := func(_ context.Context, a ...string) ([]byte, error) {
 				argv = a
-				return read(t, "ospf6-intra-prefix-self-present.json"), nil
+				return read(t, "ospf6-lsdb-mixed.json"), nil
 			}
-			New(run, "vtysh", tt.pathspace, time.Second).Originated(ctx, tt.v6)
+			New(run, "vtysh", tt.pathspace, time.Second).LSDB(ctx, tt.v6)
 			if got := strings.Join(argv[1:], "|"); got != tt.want || argv[0] != "vtysh" {
 				t.Errorf("argv %q, want vtysh %s", argv, tt.want)
 			}

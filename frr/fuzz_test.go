@@ -1,34 +1,33 @@
 package frr
 
 import (
-	"net/netip"
 	"testing"
 
 	"github.com/anycast-watchdog/anycast-watchdog/internal/testseed"
 )
 
-func fuzzParser(f *testing.F, parse func([]byte) ([]netip.Prefix, error)) {
+func fuzzParser(f *testing.F, parse func([]byte) (LSDB, error)) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		prefixes, err := parse(data)
+		db, err := parse(data)
 		if err != nil {
 			return
 		}
-		for _, p := range prefixes {
-			if !p.IsValid() {
-				t.Errorf("invalid prefix %v from %q", p, data)
+		for p, advs := range db.Prefixes {
+			if !p.IsValid() || len(advs) == 0 {
+				t.Errorf("prefix %v with advertisers %v from %q", p, advs, data)
 			}
 		}
 	})
 }
 
-// FuzzParseRouterLSAs: any vtysh output parses or errors, never panics.
-func FuzzParseRouterLSAs(f *testing.F) {
-	testseed.Add(f, "testdata/ospf-*.json", "testdata/both-*.json")
-	fuzzParser(f, ParseRouterLSAs)
+// FuzzParseRouterLSDB: any vtysh output parses or errors, never panics.
+func FuzzParseRouterLSDB(f *testing.F) {
+	testseed.Add(f, "testdata/ospf-*.json")
+	fuzzParser(f, ParseRouterLSDB)
 }
 
-// FuzzParseIntraPrefixLSAs: the same for ospf6d's output.
-func FuzzParseIntraPrefixLSAs(f *testing.F) {
+// FuzzParseOSPF6LSDB: the same for ospf6d's output.
+func FuzzParseOSPF6LSDB(f *testing.F) {
 	testseed.Add(f, "testdata/ospf6-*.json")
-	fuzzParser(f, ParseIntraPrefixLSAs)
+	fuzzParser(f, ParseOSPF6LSDB)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 )
 
 // maxAge is OSPF's MaxAge: an LSA of this age is being flushed and no
@@ -15,30 +16,74 @@ import (
 // few seconds after a withdrawal.
 const maxAge = 3600
 
-// routerLSAs is `show ip ospf database router self-originate json`.
-type routerLSAs struct {
-	RouterID string `json:"routerId"`
-	// area → advertising router → LSA
-	Areas map[string]map[string]struct {
-		LSAAge int `json:"lsaAge"`
-		Links  map[string]struct {
-			LinkType       string `json:"linkType"`
-			NetworkAddress string `json:"networkAddress"`
-			NetworkMask    string `json:"networkMask"`
-		} `json:"routerLinks"`
-	} `json:"Router Link States"`
+// Advertiser is one router advertising a prefix, at a metric.
+type Advertiser struct {
+	RouterID string
+	Metric   int
 }
 
-// ParseRouterLSAs returns the stub networks of the self-originated
-// router-LSAs: a /32 on lo that OSPF covers is one of them.
-func ParseRouterLSAs(data []byte) ([]netip.Prefix, error) {
-	var doc routerLSAs
-	if err := decodeOne(data, &doc); err != nil {
-		return nil, fmt.Errorf("parse router LSAs: %w", err)
-	}
+// LSDB is what one router's link-state database says of the area's
+// prefixes: IPv4 stub links of router-LSAs, or IPv6 prefixes of
+// intra-area-prefix LSAs, each with every router that advertises it.
+type LSDB struct {
+	RouterID string // this router
+	Prefixes map[netip.Prefix][]Advertiser
+}
+
+// Originated lists the prefixes this router itself advertises.
+func (d LSDB) Originated() []netip.Prefix {
 	var out []netip.Prefix
-	for _, routers := range doc.Areas {
-		for _, lsa := range routers {
+	for p, advs := range d.Prefixes {
+		if slices.ContainsFunc(advs, func(a Advertiser) bool { return a.RouterID == d.RouterID }) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// add records that router advertises p at metric; a router seen twice (in
+// two areas) counts once, at its lowest metric.
+func (d *LSDB) add(p netip.Prefix, router string, metric int) {
+	advs := d.Prefixes[p]
+	if i := slices.IndexFunc(advs, func(a Advertiser) bool { return a.RouterID == router }); i >= 0 {
+		advs[i].Metric = min(advs[i].Metric, metric)
+		return
+	}
+	d.Prefixes[p] = append(advs, Advertiser{RouterID: router, Metric: metric})
+}
+
+// routerLSDB is `show ip ospf database router json`.
+type routerLSDB struct {
+	RouterID string `json:"routerId"`
+	States   struct {
+		// area → the area's router-LSAs
+		Areas map[string][]struct {
+			LSAAge            int    `json:"lsaAge"`
+			AdvertisingRouter string `json:"advertisingRouter"`
+			Links             map[string]struct {
+				LinkType       string `json:"linkType"`
+				NetworkAddress string `json:"networkAddress"`
+				NetworkMask    string `json:"networkMask"`
+				Metric         int    `json:"tos0Metric"`
+			} `json:"routerLinks"`
+		} `json:"areas"`
+	} `json:"routerLinkStates"`
+}
+
+// ParseRouterLSDB parses ospfd's router-LSAs: a /32 on an interface that
+// OSPF covers is a stub link of its router's LSA, at the interface's cost
+// (0 on lo).
+func ParseRouterLSDB(data []byte) (LSDB, error) {
+	var doc routerLSDB
+	if err := decodeAll(data, &doc); err != nil {
+		return LSDB{}, fmt.Errorf("parse router LSAs: %w", err)
+	}
+	if doc.RouterID == "" {
+		return LSDB{}, errors.New("parse router LSAs: no routerId: not the output of show ip ospf database router json")
+	}
+	d := LSDB{RouterID: doc.RouterID, Prefixes: map[netip.Prefix][]Advertiser{}}
+	for _, lsas := range doc.States.Areas {
+		for _, lsa := range lsas {
 			if lsa.LSAAge >= maxAge {
 				continue
 			}
@@ -48,13 +93,13 @@ func ParseRouterLSAs(data []byte) ([]netip.Prefix, error) {
 				}
 				p, err := stubPrefix(l.NetworkAddress, l.NetworkMask)
 				if err != nil {
-					return nil, fmt.Errorf("parse router LSAs: %w", err)
+					return LSDB{}, fmt.Errorf("parse router LSAs: %w", err)
 				}
-				out = append(out, p)
+				d.add(p, lsa.AdvertisingRouter, l.Metric)
 			}
 		}
 	}
-	return out, nil
+	return d, nil
 }
 
 func stubPrefix(addr, mask string) (netip.Prefix, error) {
@@ -73,30 +118,41 @@ func stubPrefix(addr, mask string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, ones), nil
 }
 
-// intraPrefixLSAs is `show ipv6 ospf6 database intra-prefix self-originate
-// detail json`.
-type intraPrefixLSAs struct {
+// ospf6Instance is `show ipv6 ospf6 json`, for the router ID.
+type ospf6Instance struct {
+	RouterID string `json:"routerId"`
+}
+
+// intraPrefixLSDB is `show ipv6 ospf6 database intra-prefix detail json`.
+type intraPrefixLSDB struct {
 	Areas []struct {
-		AreaID string `json:"areaId"`
-		LSAs   []struct {
-			Age      int    `json:"age"`
-			Type     string `json:"type"`
-			Prefixes []struct {
+		LSAs []struct {
+			Age               int    `json:"age"`
+			Type              string `json:"type"`
+			AdvertisingRouter string `json:"advertisingRouter"`
+			Prefixes          []struct {
 				Prefix string `json:"prefix"`
+				Metric int    `json:"metric"`
 			} `json:"prefix"`
 		} `json:"lsa"`
 	} `json:"areaScopedLinkStateDb"`
 }
 
-// ParseIntraPrefixLSAs returns the prefixes of the self-originated
-// Intra-Area-Prefix LSAs that are not being flushed.
-func ParseIntraPrefixLSAs(data []byte) ([]netip.Prefix, error) {
-	var doc intraPrefixLSAs
-	if err := decodeOne(data, &doc); err != nil {
-		return nil, fmt.Errorf("parse intra-prefix LSAs: %w", err)
+// ParseOSPF6LSDB parses ospf6d's answer to two commands in one call, back
+// to back: `show ipv6 ospf6 json` (this router's ID) and `show ipv6 ospf6
+// database intra-prefix detail json` (every router's prefixes, each at its
+// interface's cost).
+func ParseOSPF6LSDB(data []byte) (LSDB, error) {
+	var self ospf6Instance
+	var db intraPrefixLSDB
+	if err := decodeAll(data, &self, &db); err != nil {
+		return LSDB{}, fmt.Errorf("parse intra-prefix LSAs: %w", err)
 	}
-	var out []netip.Prefix
-	for _, area := range doc.Areas {
+	if self.RouterID == "" {
+		return LSDB{}, errors.New("parse intra-prefix LSAs: no routerId: not the output of show ipv6 ospf6 json")
+	}
+	d := LSDB{RouterID: self.RouterID, Prefixes: map[netip.Prefix][]Advertiser{}}
+	for _, area := range db.Areas {
 		for _, lsa := range area.LSAs {
 			if lsa.Age >= maxAge || lsa.Type != "Intra-Prefix" {
 				continue
@@ -104,24 +160,27 @@ func ParseIntraPrefixLSAs(data []byte) ([]netip.Prefix, error) {
 			for _, p := range lsa.Prefixes {
 				pfx, err := netip.ParsePrefix(p.Prefix)
 				if err != nil {
-					return nil, fmt.Errorf("parse intra-prefix LSAs: prefix %q: %w", p.Prefix, err)
+					return LSDB{}, fmt.Errorf("parse intra-prefix LSAs: prefix %q: %w", p.Prefix, err)
 				}
-				out = append(out, pfx)
+				d.add(pfx, lsa.AdvertisingRouter, p.Metric)
 			}
 		}
 	}
-	return out, nil
+	return d, nil
 }
 
-// decodeOne decodes the first JSON document of data; vtysh prints one per
-// -c, back to back, and an empty answer when the daemon has no instance.
-func decodeOne(data []byte, v any) error {
+// decodeAll decodes one JSON document of data into each of vs, in order:
+// vtysh prints one per -c, back to back, and nothing when the daemon has no
+// instance.
+func decodeAll(data []byte, vs ...any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return errors.New("empty output")
+	for i, v := range vs {
+		if err := dec.Decode(v); err != nil {
+			if errors.Is(err, io.EOF) {
+				return fmt.Errorf("%d of %d answers: the output ends early", i, len(vs))
+			}
+			return err
 		}
-		return err
 	}
 	return nil
 }

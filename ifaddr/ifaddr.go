@@ -1,6 +1,7 @@
 // Package ifaddr reads and changes the addresses of one interface through
 // the ip command. Changes are idempotent: adding an address that is there
-// already, or deleting one that is gone, succeeds.
+// already, or deleting one that is gone, succeeds. Ensure makes an
+// interface of the daemon's own (the last-resort one) exist and be up.
 package ifaddr
 
 import (
@@ -25,13 +26,46 @@ func New(run command.Runner, ip, dev string) *Controller {
 	return &Controller{run: run, ip: ip, dev: dev}
 }
 
+// ErrNoDevice is Show's error, wrapped, when the interface does not exist.
+var ErrNoDevice = errors.New("no such interface")
+
+// Name is the interface's name.
+func (c *Controller) Name() string { return c.dev }
+
 // Show reads the interface.
 func (c *Controller) Show(ctx context.Context) (Link, error) {
 	out, err := c.run(ctx, c.ip, "-j", "addr", "show", "dev", c.dev)
 	if err != nil {
+		if stderrSays(err, "does not exist") {
+			err = fmt.Errorf("%w: %w", ErrNoDevice, err)
+		}
 		return Link{}, fmt.Errorf("read addresses of %s: %w", c.dev, err)
 	}
 	return ParseShow(out)
+}
+
+// Ensure makes the interface exist and be up: one that is missing is
+// created as a dummy interface, one that is down is set up. It reports
+// what it did ("" when nothing was needed).
+func (c *Controller) Ensure(ctx context.Context) (done string, err error) {
+	link, err := c.Show(ctx)
+	switch {
+	case errors.Is(err, ErrNoDevice):
+		if _, err := c.run(ctx, c.ip, "link", "add", "dev", c.dev, "type", "dummy"); err != nil && !stderrSays(err, "File exists") {
+			return "", fmt.Errorf("create %s as a dummy interface: %w", c.dev, err)
+		}
+		done = "created as a dummy interface and set up"
+	case err != nil:
+		return "", err
+	case link.Up:
+		return "", nil
+	default:
+		done = "set up"
+	}
+	if _, err := c.run(ctx, c.ip, "link", "set", "dev", c.dev, "up"); err != nil {
+		return "", fmt.Errorf("set %s up: %w", c.dev, err)
+	}
+	return done, nil
 }
 
 // Add puts p on the interface.

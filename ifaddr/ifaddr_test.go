@@ -163,3 +163,73 @@ func TestShow(t *testing.T) {
 		t.Errorf("Show = %+v", l)
 	}
 }
+
+// scriptedIP answers each command (argv without the program) from a map;
+// commands not in it succeed with no output.
+type scriptedIP struct {
+	calls   []string
+	answers map[string]struct {
+		out    string
+		stderr string
+		code   int
+	}
+}
+
+func (s *scriptedIP) run(_ context.Context, argv ...string) ([]byte, error) {
+	cmd := strings.Join(argv[1:], " ")
+	s.calls = append(s.calls, cmd)
+	a := s.answers[cmd]
+	if a.code != 0 {
+		return nil, &command.Error{Argv: argv, Err: exitError{a.code}, Stderr: a.stderr}
+	}
+	return []byte(a.out), nil
+}
+
+// The answers are iproute2 6.1's, captured on this kind of machine, whose
+// kernel has no dummy type.
+func TestEnsure(t *testing.T) {
+	const (
+		show    = "-j addr show dev anycast-lr"
+		add     = "link add dev anycast-lr type dummy"
+		up      = "link set dev anycast-lr up"
+		downOut = `[{"ifname":"anycast-lr","flags":["BROADCAST","NOARP"],"addr_info":[]}]`
+		upOut   = `[{"ifname":"anycast-lr","flags":["BROADCAST","NOARP","UP","LOWER_UP"],"addr_info":[]}]`
+	)
+	type answer = struct {
+		out    string
+		stderr string
+		code   int
+	}
+	missing := answer{stderr: `Device "anycast-lr" does not exist.`, code: 1}
+	for _, tt := range []struct {
+		name      string
+		answers   map[string]answer
+		wantDone  string
+		wantCalls []string
+		wantErr   string
+	}{
+		{"up already", map[string]answer{show: {out: upOut}}, "", []string{show}, ""},
+		{"down", map[string]answer{show: {out: downOut}}, "set up", []string{show, up}, ""},
+		{"missing", map[string]answer{show: missing}, "created as a dummy interface and set up", []string{show, add, up}, ""},
+		{"missing, no dummy in this kernel", map[string]answer{show: missing, add: {stderr: "Error: Unknown device type.", code: 2}},
+			"", []string{show, add},
+			"create anycast-lr as a dummy interface: ip link add dev anycast-lr type dummy: exit status 2: Error: Unknown device type."},
+		{"created meanwhile by someone else", map[string]answer{show: missing, add: {stderr: "RTNETLINK answers: File exists", code: 2}},
+			"created as a dummy interface and set up", []string{show, add, up}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ip := &scriptedIP{answers: tt.answers}
+			done, err := New(ip.run, "ip", "anycast-lr").Ensure(context.Background())
+			if done != tt.wantDone || !reflect.DeepEqual(ip.calls, tt.wantCalls) {
+				t.Errorf("Ensure = %q, calls %q; want %q, %q", done, ip.calls, tt.wantDone, tt.wantCalls)
+			}
+			if (err == nil) != (tt.wantErr == "") || (err != nil && err.Error() != tt.wantErr) {
+				t.Errorf("error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	_, err := New((&scriptedIP{answers: map[string]answer{show: missing}}).run, "ip", "anycast-lr").Show(context.Background())
+	if !errors.Is(err, ErrNoDevice) {
+		t.Errorf("Show of a missing interface: %v, want ErrNoDevice", err)
+	}
+}

@@ -172,7 +172,7 @@ services:
 	if out, err := as("alice", "check", "nocaps"); err != nil || !strings.Contains(out, "pass") {
 		t.Errorf("alice's check: %v:\n%s", err, out)
 	}
-	if out, err := as("alice", "drain", "nocaps", "--reason", "access test"); err != nil || !strings.Contains(out, "drained") {
+	if out, err := as("alice", "drain", "nocaps", "--reason", "access test", "--force"); err != nil || !strings.Contains(out, "drained") {
 		t.Errorf("alice's drain: %v:\n%s", err, out)
 	}
 	if out, err := as("alice", "undrain", "nocaps"); err != nil || !strings.Contains(out, "undrained") {

@@ -84,7 +84,7 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 var (
-	descState = prometheus.NewDesc(ns+"_service_state", "1 for the state the service is in (up, down, rising, falling, drained), 0 for the others.",
+	descState = prometheus.NewDesc(ns+"_service_state", "1 for the state the service is in (up, falling, rising, last_resort, down, draining, drained), 0 for the others.",
 		[]string{"service", "state"}, nil)
 	descPresent = prometheus.NewDesc(ns+"_prefix_present", "1 when the anycast prefix is on the interface.",
 		[]string{"service", "prefix"}, nil)
@@ -100,6 +100,10 @@ var (
 		[]string{"daemon", "kind"}, nil)
 	descFRRUp = prometheus.NewDesc(ns+"_frr_readback_up", "1 when the last read-back from the daemon worked.",
 		[]string{"daemon"}, nil)
+	descAdvertisers = prometheus.NewDesc(ns+"_prefix_advertisers", "Routers advertising the prefix in the link-state database as last read here, this node included, by class (normal, last_resort); absent while unknown.",
+		[]string{"service", "prefix", "class"}, nil)
+	descLastResortUp = prometheus.NewDesc(ns+"_last_resort_up", "1 when the last-resort interface is usable; 0 when failing open is off because it could be neither found nor created; absent when last_resort_interface is \"\".",
+		[]string{"interface"}, nil)
 	descReloads = prometheus.NewDesc(ns+"_config_reloads_total", "Configuration reloads (SIGHUP or `reload`), by result.",
 		[]string{"result"}, nil)
 	descReloadOK   = prometheus.NewDesc(ns+"_config_last_reload_successful", "1 when the last reload worked (or none was tried).", nil, nil)
@@ -111,7 +115,7 @@ type stateCollector struct{ src Source }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descPresent, descAdvertised, descMismatches, descDrained,
-		descDrainExpiry, descVtyshErrors, descFRRUp, descReloads, descReloadOK, descReloadTime} {
+		descDrainExpiry, descVtyshErrors, descFRRUp, descAdvertisers, descLastResortUp, descReloads, descReloadOK, descReloadTime} {
 		ch <- d
 	}
 }
@@ -138,7 +142,19 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 				gauge(descAdvertised, b2f(p.Advertised == a), s.Name, p.Prefix, string(a))
 			}
 			counter(descMismatches, float64(p.Mismatches), s.Name, p.Prefix)
+			if p.FleetError == "" {
+				count := map[string]int{status.ClassNormal: 0, status.ClassLastResort: 0}
+				for _, a := range p.Advertisers {
+					count[a.Class]++
+				}
+				for class, n := range count {
+					gauge(descAdvertisers, float64(n), s.Name, p.Prefix, class)
+				}
+			}
 		}
+	}
+	if lr := st.LastResort; lr != nil {
+		gauge(descLastResortUp, b2f(lr.OK), lr.Interface)
 	}
 	for _, f := range st.FRR {
 		gauge(descFRRUp, b2f(f.OK), f.Daemon)

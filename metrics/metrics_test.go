@@ -21,14 +21,17 @@ func (f fakeSource) Reloads() (uint64, uint64) { return 4, 1 }
 func TestRegistryContents(t *testing.T) {
 	until := time.Unix(1795003600, 0)
 	src := fakeSource{status.Document{
+		LastResort: &status.LastResortHealth{Interface: "anycast-lr", OK: false, Error: "Unknown device type"},
 		Config: status.Config{LoadedAt: time.Unix(1795000000, 0),
 			LastReload: &status.Reload{At: time.Unix(1795000100, 0), OK: false, Error: "bad"}},
 		FRR: []status.FRR{{Daemon: "ospfd", OK: true, Errors: map[string]uint64{}},
 			{Daemon: "ospf6d", OK: false, Error: "ospf6d is not running", Errors: map[string]uint64{"not-running": 3, "timeout": 1}}},
 		Services: []status.Service{
 			{Name: "dns", State: status.Up, Prefixes: []status.Prefix{
-				{Prefix: "192.0.2.53/32", Present: true, Advertised: status.AdvertisedYes},
-				{Prefix: "2001:db8::53/128", Present: true, Advertised: status.AdvertisedUnknown, Mismatches: 2}}},
+				{Prefix: "192.0.2.53/32", Present: true, Advertised: status.AdvertisedYes, Advertisers: []status.Advertiser{
+					{RouterID: "203.0.113.1", Self: true, Class: status.ClassNormal}, {RouterID: "203.0.113.2", Metric: 65535, Class: status.ClassLastResort},
+					{RouterID: "203.0.113.3", Metric: 65535, Class: status.ClassLastResort}}},
+				{Prefix: "2001:db8::53/128", Present: true, Advertised: status.AdvertisedUnknown, Mismatches: 2, FleetError: "ospf6d is not running"}}},
 			{Name: "web", State: status.Drained, Drain: &status.Drain{Reason: "x", Until: until},
 				Prefixes: []status.Prefix{{Prefix: "203.0.113.80/32", Advertised: status.AdvertisedNo}}},
 		}}}
@@ -38,18 +41,31 @@ func TestRegistryContents(t *testing.T) {
 		Results: []advertise.CheckResult{{Check: "tcp 127.0.0.1:53", Err: errors.New("x"), Latency: 3 * time.Millisecond}}})
 
 	expected := `
-# HELP anycast_watchdog_service_state 1 for the state the service is in (up, down, rising, falling, drained), 0 for the others.
+# HELP anycast_watchdog_service_state 1 for the state the service is in (up, falling, rising, last_resort, down, draining, drained), 0 for the others.
 # TYPE anycast_watchdog_service_state gauge
 anycast_watchdog_service_state{service="dns",state="down"} 0
 anycast_watchdog_service_state{service="dns",state="drained"} 0
+anycast_watchdog_service_state{service="dns",state="draining"} 0
 anycast_watchdog_service_state{service="dns",state="falling"} 0
+anycast_watchdog_service_state{service="dns",state="last_resort"} 0
 anycast_watchdog_service_state{service="dns",state="rising"} 0
 anycast_watchdog_service_state{service="dns",state="up"} 1
 anycast_watchdog_service_state{service="web",state="down"} 0
 anycast_watchdog_service_state{service="web",state="drained"} 1
+anycast_watchdog_service_state{service="web",state="draining"} 0
 anycast_watchdog_service_state{service="web",state="falling"} 0
+anycast_watchdog_service_state{service="web",state="last_resort"} 0
 anycast_watchdog_service_state{service="web",state="rising"} 0
 anycast_watchdog_service_state{service="web",state="up"} 0
+# HELP anycast_watchdog_prefix_advertisers Routers advertising the prefix in the link-state database as last read here, this node included, by class (normal, last_resort); absent while unknown.
+# TYPE anycast_watchdog_prefix_advertisers gauge
+anycast_watchdog_prefix_advertisers{class="last_resort",prefix="192.0.2.53/32",service="dns"} 2
+anycast_watchdog_prefix_advertisers{class="last_resort",prefix="203.0.113.80/32",service="web"} 0
+anycast_watchdog_prefix_advertisers{class="normal",prefix="192.0.2.53/32",service="dns"} 1
+anycast_watchdog_prefix_advertisers{class="normal",prefix="203.0.113.80/32",service="web"} 0
+# HELP anycast_watchdog_last_resort_up 1 when the last-resort interface is usable; 0 when failing open is off because it could be neither found nor created; absent when last_resort_interface is "".
+# TYPE anycast_watchdog_last_resort_up gauge
+anycast_watchdog_last_resort_up{interface="anycast-lr"} 0
 # HELP anycast_watchdog_prefix_advertised 1 for what the FRR read-back says of the prefix (yes, no, unknown), 0 for the others.
 # TYPE anycast_watchdog_prefix_advertised gauge
 anycast_watchdog_prefix_advertised{advertised="no",prefix="192.0.2.53/32",service="dns"} 0
@@ -93,7 +109,7 @@ anycast_watchdog_check_failures_total{check="tcp 127.0.0.1:53",reason="error",se
 # TYPE anycast_watchdog_build_info gauge
 anycast_watchdog_build_info{goversion="` + runtime.Version() + `",version="0.1.0"} 1
 `
-	names := []string{"anycast_watchdog_service_state", "anycast_watchdog_prefix_advertised", "anycast_watchdog_frr_readback_mismatches_total",
+	names := []string{"anycast_watchdog_service_state", "anycast_watchdog_prefix_advertisers", "anycast_watchdog_last_resort_up", "anycast_watchdog_prefix_advertised", "anycast_watchdog_frr_readback_mismatches_total",
 		"anycast_watchdog_service_drain_expiry_timestamp_seconds", "anycast_watchdog_frr_vtysh_errors_total", "anycast_watchdog_config_reloads_total",
 		"anycast_watchdog_config_last_reload_successful", "anycast_watchdog_config_last_load_timestamp_seconds", "anycast_watchdog_transitions_total", "anycast_watchdog_check_failures_total",
 		"anycast_watchdog_build_info"}

@@ -17,17 +17,20 @@ import (
 type State string
 
 // The states of a service. Up, Falling, Rising and Down are the hysteresis's;
-// Drained overrides them while an operator has drained the service.
+// LastResort is Down while a prefix is held at last resort; Draining and
+// Drained override them while an operator has drained the service.
 const (
-	Up      State = "up"      // advertised
-	Falling State = "falling" // advertised, failing, not yet fall failures in a row
-	Rising  State = "rising"  // withdrawn, passing, not yet rise passes in a row
-	Down    State = "down"    // withdrawn
-	Drained State = "drained" // withdrawn by an operator whatever the checks say
+	Up         State = "up"          // advertised
+	Falling    State = "falling"     // advertised, failing, not yet fall failures in a row
+	Rising     State = "rising"      // not advertised at normal metric, passing, not yet rise passes in a row
+	LastResort State = "last_resort" // down, but a prefix is held at last-resort metric: no other router advertises it at normal metric
+	Down       State = "down"        // withdrawn
+	Draining   State = "draining"    // drained; prefixes at last resort until drain_grace has passed
+	Drained    State = "drained"     // withdrawn by an operator whatever the checks say
 )
 
 // States lists every state, in the order a summary names them.
-func States() []State { return []State{Up, Falling, Rising, Down, Drained} }
+func States() []State { return []State{Up, Falling, Rising, LastResort, Down, Draining, Drained} }
 
 func (s State) String() string { return string(s) }
 
@@ -48,10 +51,18 @@ func AdvertisedValues() []Advertised {
 
 // Document is the running daemon's state.
 type Document struct {
-	Version  string    `json:"version"`
-	Config   Config    `json:"config"`
-	FRR      []FRR     `json:"frr"`
-	Services []Service `json:"services"`
+	Version    string            `json:"version"`
+	Config     Config            `json:"config"`
+	FRR        []FRR             `json:"frr"`
+	LastResort *LastResortHealth `json:"last_resort,omitempty"` // absent: failing open is off (last_resort_interface: "")
+	Services   []Service         `json:"services"`
+}
+
+// LastResortHealth is the last-resort interface's health.
+type LastResortHealth struct {
+	Interface string `json:"interface"`
+	OK        bool   `json:"ok"`              // found or created, and up
+	Error     string `json:"error,omitempty"` // why not: withdrawals then remove addresses at once
 }
 
 // Config says which configuration runs and how the last reload went.
@@ -113,7 +124,29 @@ type Prefix struct {
 	AdvertisedReason string     `json:"advertised_reason,omitempty"`
 	Mismatches       int        `json:"mismatches"`      // episodes where FRR disagreed with the interface
 	Error            string     `json:"error,omitempty"` // last failure to change it
+	// Interface is where the prefix is now: the anycast or the last-resort
+	// interface; empty when on neither.
+	Interface string `json:"interface,omitempty"`
+	// Advertisers are the routers whose link-state advertisements carry
+	// the prefix, this node included, as last read; FleetError says why
+	// there is no view.
+	Advertisers []Advertiser `json:"advertisers,omitempty"`
+	FleetError  string       `json:"fleet_error,omitempty"`
 }
+
+// Advertiser is one router advertising a prefix.
+type Advertiser struct {
+	RouterID string `json:"router_id"`
+	Metric   int    `json:"metric"`
+	Self     bool   `json:"self"`
+	Class    string `json:"class"` // normal, or last_resort from frr.last_resort_metric on
+}
+
+// The classes of advertisement.
+const (
+	ClassNormal     = "normal"
+	ClassLastResort = "last_resort"
+)
 
 // Check is one check's last result.
 type Check struct {

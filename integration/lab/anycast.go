@@ -35,7 +35,13 @@ type AnycastOptions struct {
 	// the anycast prefixes.
 	Uncovered   []int
 	MinArrival0 bool // `timers lsa min-arrival 0` on every router
+	// LastResort gives every node a last-resort interface (LastResortDev,
+	// an ifb: these test kernels have no dummy) in OSPF at cost 65535.
+	LastResort bool
 }
+
+// LastResortDev is the nodes' last-resort interface, the daemon's default.
+const LastResortDev = "anycast-lr"
 
 // AnycastLab is a router and anycast nodes on point-to-point links, each
 // node with FRR, a DNS server answering on the anycast addresses and on
@@ -106,8 +112,17 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 		if covered {
 			networks = append(networks, "192.0.2.0/24")
 		}
+		lr := ""
+		if o.LastResort {
+			lr = LastResortDev
+			for _, argv := range [][]string{{"ip", "link", "add", lr, "type", "ifb"}, {"ip", "link", "set", lr, "up"}} {
+				if _, err := ns.Run(argv...); err != nil {
+					return nil, err
+				}
+			}
+		}
 		f, err := ns.StartFRR(OSPFConfig{RouterID: rid, Interfaces: []string{ndev}, Networks: networks,
-			LoInOSPF6: covered, MinArrival0: o.MinArrival0})
+			LoInOSPF6: covered, MinArrival0: o.MinArrival0, LastResort: lr})
 		if err != nil {
 			return nil, err
 		}
@@ -223,12 +238,12 @@ func (a *AnycastLab) RoutesVia(p netip.Prefix, want []string) (ok bool, stale []
 // inRouterOSPF6 reports whether the router's OSPFv3 database holds p in an
 // Intra-Area-Prefix LSA of node n; when vtysh cannot tell, it says yes.
 func (a *AnycastLab) inRouterOSPF6(n *Node, p netip.Prefix) bool {
-	out, err := a.RouterFRR.Vtysh("show ipv6 ospf6 database intra-prefix adv-router " + routerID(n.Index) + " detail json")
+	out, err := a.RouterFRR.Vtysh("show ipv6 ospf6 json", "show ipv6 ospf6 database intra-prefix detail json")
 	if err != nil {
 		return true
 	}
-	prefixes, err := frr.ParseIntraPrefixLSAs([]byte(out))
-	return err != nil || slices.Contains(prefixes, p)
+	db, err := frr.ParseOSPF6LSDB([]byte(out))
+	return err != nil || slices.ContainsFunc(db.Prefixes[p], func(a frr.Advertiser) bool { return a.RouterID == routerID(n.Index) })
 }
 
 // Socket is the watchdog's control socket.

@@ -35,13 +35,20 @@ type OSPFConfig struct {
 	// MinArrival0 sets `timers lsa min-arrival 0`, so that a restore right
 	// after a withdrawal is accepted at once.
 	MinArrival0 bool
+	// LastResort names the last-resort interface, put in both areas as
+	// README's recipe says: passive, cost 65535.
+	LastResort string
 }
 
 var ospfTemplate = template.Must(template.New("ospfd").Parse(`hostname {{.Host}}
 interface lo
  ip ospf passive
 !
-{{range .Interfaces}}interface {{.}}
+{{with .LastResort}}interface {{.}}
+ ip ospf passive
+ ip ospf cost 65535
+!
+{{end}}{{range .Interfaces}}interface {{.}}
  ip ospf network point-to-point
  ip ospf hello-interval 1
  ip ospf dead-interval 3
@@ -58,6 +65,11 @@ var ospf6Template = template.Must(template.New("ospf6d").Parse(`hostname {{.Host
 {{if .LoInOSPF6}}interface lo
  ipv6 ospf6 area 0
  ipv6 ospf6 passive
+!
+{{end}}{{with .LastResort}}interface {{.}}
+ ipv6 ospf6 area 0
+ ipv6 ospf6 passive
+ ipv6 ospf6 cost 65535
 !
 {{end}}{{range .Interfaces}}interface {{.}}
  ipv6 ospf6 area 0

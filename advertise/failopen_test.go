@@ -1,0 +1,262 @@
+package advertise
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/frr"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
+)
+
+// failOpenWorld is a world with a last-resort interface and a fake FRR
+// that sees both interfaces and the other routers the test puts there.
+type failOpenWorld struct {
+	*world
+	lr  *fakeInterface
+	frr *fakeFRR
+}
+
+func newFailOpen(t *testing.T, present, onLastResort []string, healthy bool) *failOpenWorld {
+	iface, lr := newFakeInterface(present...), newFakeInterface(onLastResort...)
+	rb := &fakeFRR{iface: iface, lastResort: lr}
+	w := newFailOpenWorld(t, iface, lr, map[string]bool{"dns": healthy}, rb)
+	return &failOpenWorld{world: w, lr: lr, frr: rb}
+}
+
+func (w *failOpenWorld) start() {
+	c := cfgOf(service("dns", "192.0.2.53/32"))
+	c.Services[0].DrainGrace = 2 * time.Second
+	c.FRR.Verify = true
+	w.world.start(c)
+}
+
+// others sets which other routers advertise the anycast /32, and at what
+// metric.
+func (w *failOpenWorld) others(advs ...frr.Advertiser) {
+	w.frr.set(func(f *fakeFRR) {
+		f.others = map[netip.Prefix][]frr.Advertiser{netip.MustParsePrefix("192.0.2.53/32"): advs}
+	})
+}
+
+func (w *failOpenWorld) where() string {
+	switch lo, lr := w.iface.has("192.0.2.53/32"), w.lr.has("192.0.2.53/32"); {
+	case lo && lr:
+		return "both"
+	case lo:
+		return "lo"
+	case lr:
+		return "last resort"
+	}
+	return "absent"
+}
+
+var (
+	normalPeer     = frr.Advertiser{RouterID: "203.0.113.2", Metric: 0}
+	lastResortPeer = frr.Advertiser{RouterID: "203.0.113.3", Metric: 65535}
+)
+
+// A failing service's prefix goes to last resort before it leaves lo (never
+// a moment without it), stays there while nobody else advertises it at
+// normal metric, leaves once somebody does, and comes back to lo when the
+// service recovers.
+func TestFailOpenHoldsTheLastAdvertisement(t *testing.T) {
+	w := newFailOpen(t, []string{"192.0.2.53/32"}, nil, true)
+	w.start()
+	w.checks["dns"].healthy.Store(false)
+	w.until("down", func() bool { return w.state("dns") == status.LastResort })
+	if got := w.iface.history(); len(got) != 1 || got[0] != "del 192.0.2.53/32" {
+		t.Errorf("lo changes %v", got)
+	}
+	if got := w.lr.history(); !reflect.DeepEqual(got, []string{"add 192.0.2.53/32"}) {
+		t.Errorf("last-resort changes %v", got)
+	}
+	st := w.service("dns")
+	if !strings.Contains(st.Reason, "held at last resort: 192.0.2.53/32: 0 other routers advertise it at normal metric") ||
+		st.Prefixes[0].Interface != "anycast-lr" || !st.Prefixes[0].Wanted {
+		t.Errorf("status %+v", st)
+	}
+	if !strings.Contains(w.logText(), `msg="added address" interface=anycast-lr prefix=192.0.2.53/32 reason="service down: 2 consecutive failing rounds (fall 2); held at last resort until another router advertises it at normal metric" service=dns`) {
+		t.Errorf("no log line for the move:\n%s", w.logText())
+	}
+
+	// Another router only at last resort, a minute of fleet reads: held.
+	w.others(lastResortPeer)
+	w.advance(time.Minute)
+	if w.where() != "last resort" {
+		t.Fatalf("with only another last-resort advertiser the prefix is %s", w.where())
+	}
+	// The read-back fails: held, and status says why.
+	w.frr.set(func(f *fakeFRR) {
+		f.err = &frr.Error{Kind: frr.NotRunning, Daemon: "ospfd", Err: errors.New("exit status 1")}
+	})
+	w.advance(time.Minute)
+	if st := w.service("dns"); w.where() != "last resort" || !strings.Contains(st.Reason, "the fleet view is unknown (ospfd is not running)") {
+		t.Fatalf("with the LSDB unreadable: %s, %q", w.where(), st.Reason)
+	}
+	w.frr.set(func(f *fakeFRR) { f.err = nil })
+
+	// A node recovers: at the next fleet read the prefix goes.
+	w.others(lastResortPeer, normalPeer)
+	w.until("the prefix leaves last resort", func() bool { return w.where() == "absent" })
+	if st := w.service("dns"); st.State != status.Down || st.Prefixes[0].Interface != "" {
+		t.Errorf("after another router advertised at normal metric: %s on %q", st.State, st.Prefixes[0].Interface)
+	}
+	if !strings.Contains(w.logText(), `reason="service down: 2 consecutive failing rounds (fall 2); 1 other routers advertise it at normal metric"`) {
+		t.Errorf("no log line for the removal:\n%s", w.logText())
+	}
+
+	// Everybody gone: back at last resort.
+	w.others()
+	w.until("back at last resort", func() bool { return w.where() == "last resort" })
+
+	// Healthy again: to lo first, then off last resort.
+	w.checks["dns"].healthy.Store(true)
+	w.until("up", func() bool { return w.state("dns") == status.Up })
+	if w.where() != "lo" {
+		t.Errorf("a recovered service's prefix is %s", w.where())
+	}
+	if got := w.lr.history(); !reflect.DeepEqual(got, []string{"add 192.0.2.53/32", "del 192.0.2.53/32", "add 192.0.2.53/32", "del 192.0.2.53/32"}) {
+		t.Errorf("last-resort changes %v", got)
+	}
+}
+
+// The fleet view must be read after the move settled: an advertisement at
+// normal metric seen before (or right after) the move may be another node
+// that is failing too and about to move.
+func TestFailOpenWaitsForAFreshView(t *testing.T) {
+	w := newFailOpen(t, []string{"192.0.2.53/32"}, nil, true)
+	w.others(normalPeer)
+	w.start()
+	w.checks["dns"].healthy.Store(false)
+	w.until("at last resort", func() bool { return w.where() == "last resort" })
+	moved := w.clock.Now()
+	w.until("removed", func() bool { return w.where() == "absent" })
+	if waited := w.clock.Now().Sub(moved); waited < fleetSettle {
+		t.Errorf("removed %s after the move, before the %s settle", waited, fleetSettle)
+	}
+}
+
+func TestFailOpenOffWithdrawsAtOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		setUp func(w *failOpenWorld)
+	}{
+		{"fail_open: false", func(w *failOpenWorld) {}},
+		{"no last-resort interface", func(w *failOpenWorld) {
+			w.lr.ensureErr = errors.New("create anycast-lr as a dummy interface: Unknown device type")
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newFailOpen(t, []string{"192.0.2.53/32"}, nil, true)
+			tt.setUp(w)
+			c := cfgOf(service("dns", "192.0.2.53/32"))
+			c.Services[0].FailOpen = tt.name != "fail_open: false"
+			w.world.start(c)
+			w.checks["dns"].healthy.Store(false)
+			w.until("withdrawn", func() bool { return w.where() == "absent" })
+			if h := w.lr.history(); len(h) != 0 {
+				t.Errorf("the last-resort interface was used: %v", h)
+			}
+			if st := w.service("dns"); st.State != status.Down {
+				t.Errorf("state %s", st.State)
+			}
+			lr := w.sup.LastResort()
+			if wantOK := w.lr.ensureErr == nil; lr == nil || lr.OK != wantOK || lr.Interface != "anycast-lr" {
+				t.Errorf("last-resort health %+v", lr)
+			}
+			if w.lr.ensureErr != nil && !strings.Contains(w.logText(), "no last-resort interface: failing open is off") {
+				t.Errorf("the missing interface was not logged:\n%s", w.logText())
+			}
+		})
+	}
+}
+
+// A last-resort interface that fails at run time does not hold a
+// withdrawal back.
+func TestFailingLastResortInterfaceStillWithdraws(t *testing.T) {
+	w := newFailOpen(t, []string{"192.0.2.53/32"}, nil, true)
+	w.start()
+	w.lr.setFail(errors.New("ip addr add 192.0.2.53/32 dev anycast-lr: exit status 2: Cannot find device"))
+	w.checks["dns"].healthy.Store(false)
+	w.until("withdrawn from lo", func() bool { return !w.iface.has("192.0.2.53/32") })
+	if !strings.Contains(w.logText(), "cannot change address; will retry") {
+		t.Errorf("the failure was not logged:\n%s", w.logText())
+	}
+	w.lr.setFail(nil)
+	w.until("at last resort once it works", func() bool { return w.where() == "last resort" })
+}
+
+// A restart keeps each prefix where it is: one at last resort stays there
+// (the service must rise), one on both interfaces stays on lo.
+func TestStartKeepsPrefixesWhereTheyAre(t *testing.T) {
+	t.Run("at last resort", func(t *testing.T) {
+		w := newFailOpen(t, nil, []string{"192.0.2.53/32"}, false)
+		w.start()
+		w.advance(10 * time.Second)
+		if w.where() != "last resort" || len(w.iface.history())+len(w.lr.history()) != 0 || w.state("dns") != status.LastResort {
+			t.Errorf("%s, %s; changes %v %v", w.where(), w.state("dns"), w.iface.history(), w.lr.history())
+		}
+	})
+	t.Run("on both", func(t *testing.T) {
+		w := newFailOpen(t, []string{"192.0.2.53/32"}, []string{"192.0.2.53/32"}, true)
+		w.start()
+		if w.where() != "lo" || len(w.iface.history()) != 0 || w.state("dns") != status.Up {
+			t.Errorf("%s, %s; lo changes %v", w.where(), w.state("dns"), w.iface.history())
+		}
+	})
+}
+
+// drain moves to last resort at once, removes after drain_grace, and is
+// refused when nobody else advertises the prefix at normal metric.
+func TestDrainWithoutLoss(t *testing.T) {
+	w := newFailOpen(t, []string{"192.0.2.53/32"}, nil, true)
+	w.start()
+	w.advance(time.Second) // a fleet read
+	_, err := w.sup.Drain(context.Background(), []string{"dns"}, "x", "root", time.Time{}, false)
+	if err == nil || err.Error() != "drain of dns refused: 192.0.2.53/32: no other router advertises it at normal metric, so draining it could take it off the network; --force drains anyway" {
+		t.Fatalf("drain of the only node: %v", err)
+	}
+	if w.where() != "lo" {
+		t.Fatalf("a refused drain moved the prefix to %s", w.where())
+	}
+	w.others(normalPeer)
+	w.advance(5 * time.Second) // a fleet read
+	drainedAt := w.clock.Now()
+	if _, err := w.sup.Drain(context.Background(), []string{"dns"}, "kernel upgrade", "root", time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	if w.where() != "last resort" || w.state("dns") != status.Draining {
+		t.Fatalf("right after drain: %s, %s", w.where(), w.state("dns"))
+	}
+	w.until("removed", func() bool { return w.where() == "absent" })
+	if took := w.clock.Now().Sub(drainedAt); took != 2*time.Second {
+		t.Errorf("removed %s after the drain, want drain_grace 2s", took)
+	}
+	if st := w.service("dns"); st.State != status.Drained {
+		t.Errorf("after the grace: %s", st.State)
+	}
+}
+
+// on_exit: withdraw takes the same graceful path.
+func TestStopWithWithdrawGoesThroughLastResort(t *testing.T) {
+	w := newFailOpen(t, []string{"192.0.2.53/32"}, nil, true)
+	w.start()
+	stopped := make(chan struct{})
+	go func() { w.sup.Stop(context.Background(), "withdraw"); close(stopped) }()
+	w.eventually("at last resort", func() bool { return w.where() == "last resort" })
+	w.eventually("the worker waits for the grace", func() bool { return w.clock.waiting() >= 1 })
+	w.clock.advance(2 * time.Second)
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Stop did not return after the grace")
+	}
+	if w.where() != "absent" {
+		t.Errorf("after stop: %s", w.where())
+	}
+}
