@@ -59,10 +59,15 @@ bench-load:
 	$(GO) run ./bench/checks -services 500 -checks 3 -interval 500ms -duration 10m
 
 ## bench-failover: TRIALS break/repair trials on the FRR lab (root); prints
-## detection, propagation, total, floor, total-floor and lost queries.
+## detection, propagation, total, floor, total-floor and lost queries at QPS.
+## TRIAL=drain drains and undrains instead and counts the queries lost;
+## LAST_RESORT=false runs the lab without last-resort interfaces (remove first).
 TRIALS ?= 20
+TRIAL ?= break
+QPS ?= 100
+LAST_RESORT ?= true
 bench-failover: build deps-lab
-	$(GO) run ./bench/failover -binary ./anycast-watchdog -trials $(TRIALS)
+	$(GO) run ./bench/failover -binary ./anycast-watchdog -trials $(TRIALS) -trial $(TRIAL) -qps $(QPS) -last-resort=$(LAST_RESORT)
 
 ## deb: dist/anycast-watchdog_$(VERSION)-$(DEB_REVISION)_amd64.deb (static,
 ## stripped, -trimpath binary).

@@ -327,6 +327,13 @@ func (m *addressManager) step() {
 	}
 }
 
+// mover is an AddressControl that can add a prefix and remove it from
+// another interface in one step, so that the routing daemon sees a single
+// change (ifaddr.Controller.Move: one ip -batch).
+type mover interface {
+	Move(ctx context.Context, p netip.Prefix, from string) error
+}
+
 // change is one prefix's move, as decided under mu.
 type change struct {
 	prefix   netip.Prefix
@@ -385,6 +392,12 @@ func (m *addressManager) move(c change) {
 	}
 	m.mu.Unlock()
 
+	if len(cmds) == 2 && cmds[0].add && !cmds[1].add {
+		if mv, ok := cmds[0].ctl.(mover); ok {
+			m.moveAtOnce(c, mv, cmds[0].dev, cmds[1].dev, cmds[0].field, cmds[1].field)
+			return
+		}
+	}
 	var failed error
 	for _, cmd := range cmds {
 		log := m.log.WithFields(logrus.Fields{"service": c.service, "prefix": c.prefix.String(), "interface": cmd.dev})
@@ -419,6 +432,30 @@ func (m *addressManager) move(c change) {
 		}
 	}
 	m.recordOutcome(c, failed)
+}
+
+// moveAtOnce carries out a move from one interface to the other in one
+// step. After a failure either half may have happened: the interfaces are
+// read again before the retry.
+func (m *addressManager) moveAtOnce(c change, mv mover, to, from string, added, removed *bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), ipTimeout)
+	err := mv.Move(ctx, c.prefix, from)
+	cancel()
+	log := m.log.WithFields(logrus.Fields{"service": c.service, "prefix": c.prefix.String()})
+	if err != nil {
+		m.mu.Lock()
+		m.reconcileAsked = true
+		m.mu.Unlock()
+		m.recordOutcome(c, err)
+		return
+	}
+	m.mu.Lock()
+	*added, *removed = true, false
+	c.st.movedAt = m.clock.Now()
+	m.mu.Unlock()
+	log.WithFields(logrus.Fields{"interface": to, "reason": c.reason}).Info("added address")
+	log.WithFields(logrus.Fields{"interface": from, "reason": c.reason}).Info("removed address")
+	m.recordOutcome(c, nil)
 }
 
 // recordOutcome notes a move's failure for retry, or its success, and logs

@@ -224,8 +224,8 @@ func TestDrainWithoutLoss(t *testing.T) {
 	if w.where() != "lo" {
 		t.Fatalf("a refused drain moved the prefix to %s", w.where())
 	}
+	// Another node comes up after the last read: drain reads again first.
 	w.others(normalPeer)
-	w.advance(5 * time.Second) // a fleet read
 	drainedAt := w.clock.Now()
 	if _, err := w.sup.Drain(context.Background(), []string{"dns"}, "kernel upgrade", "root", time.Time{}, false); err != nil {
 		t.Fatal(err)
@@ -258,5 +258,42 @@ func TestStopWithWithdrawGoesThroughLastResort(t *testing.T) {
 	}
 	if w.where() != "absent" {
 		t.Errorf("after stop: %s", w.where())
+	}
+}
+
+// batchInterface is a fake interface that can move a prefix from its peer
+// in one step, as ip -batch does; it records the moves.
+type batchInterface struct {
+	*fakeInterface
+	peer  *fakeInterface
+	moves *[]string
+}
+
+func (b batchInterface) Move(ctx context.Context, p netip.Prefix, from string) error {
+	if err := b.Add(ctx, p); err != nil {
+		return err
+	}
+	*b.moves = append(*b.moves, "move "+p.String()+" from "+from)
+	return b.peer.Del(ctx, p)
+}
+
+// A move between the interfaces is one step where the interface can do
+// it, so the routing daemon sees one change.
+func TestMovesAreOneStep(t *testing.T) {
+	w := newFailOpen(t, []string{"192.0.2.53/32"}, nil, true)
+	var moves []string // appended to by the worker only
+	w.sup.addrs.primary = batchInterface{w.iface, w.lr, &moves}
+	w.sup.opts.LastResort = batchInterface{w.lr, w.iface, &moves}
+	w.start()
+	w.checks["dns"].healthy.Store(false)
+	w.until("at last resort", func() bool { return w.where() == "last resort" })
+	w.checks["dns"].healthy.Store(true)
+	w.until("back on lo", func() bool { return w.where() == "lo" })
+	if want := []string{"move 192.0.2.53/32 from lo", "move 192.0.2.53/32 from anycast-lr"}; !reflect.DeepEqual(moves, want) {
+		t.Errorf("moves %v, want %v", moves, want)
+	}
+	if !strings.Contains(w.logText(), `msg="added address" interface=anycast-lr prefix=192.0.2.53/32`) ||
+		!strings.Contains(w.logText(), `msg="removed address" interface=lo prefix=192.0.2.53/32`) {
+		t.Errorf("a move logs both halves:\n%s", w.logText())
 	}
 }

@@ -283,7 +283,7 @@ func cfgOf(services ...config.Service) *config.Config {
 		services[i].FailOpen = true
 	}
 	return &config.Config{Interface: "lo", OnExit: config.OnExitKeep, Services: services,
-		FRR: config.FRR{FleetInterval: 5 * time.Second, LastResortMetric: 65535}}
+		FRR: config.FRR{Timeout: 2 * time.Second, FleetInterval: 5 * time.Second, LastResortMetric: 65535}}
 }
 
 func newWorld(t *testing.T, iface *fakeInterface, healthy map[string]bool) *world {

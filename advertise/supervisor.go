@@ -418,6 +418,16 @@ func (s *Supervisor) CheckNow(ctx context.Context, name string) (Round, error) {
 // The drain is saved first: if it cannot be saved, nothing changes. It
 // returns once the first move is carried out (or ctx ends).
 func (s *Supervisor) Drain(ctx context.Context, names []string, reason, by string, until time.Time, force bool) ([]string, error) {
+	if !force {
+		// Decide on a view of the fleet from after the request, not one
+		// that may predate the other nodes' advertisements.
+		s.mu.Lock()
+		timeout := s.cfg.FRR.Timeout
+		s.mu.Unlock()
+		readCtx, cancel := context.WithTimeout(ctx, 2*timeout)
+		s.verify.readAgain(readCtx)
+		cancel()
+	}
 	s.mu.Lock()
 	targets, err := s.targets(names)
 	if err != nil {

@@ -60,14 +60,19 @@ type verifier struct {
 	mu         sync.Mutex
 	rb         ReadBack      // nil: verification is off
 	fleetEvery time.Duration // frr.fleet_interval
-	state      map[netip.Prefix]*verifyState
-	health     map[bool]string            // per family (v6?), last read-back error; "" when fine
-	errors     map[bool]map[string]uint64 // per family, failed read-backs by frr.Kind
+	// Reads are numbered as they start; readDone is closed and replaced
+	// after each, when completed takes its number.
+	started, completed uint64
+	readDone           chan struct{}
+	state              map[netip.Prefix]*verifyState
+	health             map[bool]string            // per family (v6?), last read-back error; "" when fine
+	errors             map[bool]map[string]uint64 // per family, failed read-backs by frr.Kind
 }
 
 func newVerifier(addrs *addressManager, fleet *fleetStore, kick wakeup, clock Clock, log logrus.FieldLogger) *verifier {
 	return &verifier{addrs: addrs, fleet: fleet, clock: clock, log: log, kick: kick, done: make(chan struct{}), fleetEvery: reverifyEvery,
-		window: confirmWindow, every: reverifyEvery,
+		readDone: make(chan struct{}),
+		window:   confirmWindow, every: reverifyEvery,
 		state: map[netip.Prefix]*verifyState{}, health: map[bool]string{},
 		errors: map[bool]map[string]uint64{false: {}, true: {}}}
 }
@@ -108,6 +113,17 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 	if rb == nil {
 		return false
 	}
+	v.mu.Lock()
+	v.started++
+	this := v.started
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		v.completed = this
+		close(v.readDone)
+		v.readDone = make(chan struct{})
+		v.mu.Unlock()
+	}()
 	managed := v.addrs.snapshot()
 	families := map[bool]bool{}
 	for p := range managed {
@@ -214,6 +230,31 @@ func mismatchReason(p netip.Prefix, present bool) string {
 	}
 	return "address is off the interface but FRR still advertises " + p.String() +
 		" (a static or redistributed route?); traffic may still be drawn here"
+}
+
+// readAgain has the databases read again and returns once a read that
+// started after the call has completed, or ctx ends, or verification is
+// off.
+func (v *verifier) readAgain(ctx context.Context) {
+	v.mu.Lock()
+	want := v.started + 1
+	v.mu.Unlock()
+	v.kick.notify()
+	for {
+		v.mu.Lock()
+		done, next := v.rb == nil || v.completed >= want, v.readDone
+		v.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return
+		case <-v.done:
+			return
+		}
+	}
 }
 
 // untilSettled is how long until a prefix that moved has settled

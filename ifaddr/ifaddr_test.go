@@ -233,3 +233,53 @@ func TestEnsure(t *testing.T) {
 		t.Errorf("Show of a missing interface: %v, want ErrNoDevice", err)
 	}
 }
+
+// Move is one ip -batch call: the add first, then the delete.
+func TestMove(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		prefix  string
+		stderr  string
+		wantCmd string
+		wantErr string
+	}{
+		{name: "v4", prefix: "192.0.2.53/32", wantCmd: "addr add 192.0.2.53/32 dev anycast-lr\naddr del 192.0.2.53/32 dev lo\n"},
+		{name: "v6 without DAD", prefix: "2001:db8::53/128", wantCmd: "addr add 2001:db8::53/128 dev anycast-lr nodad\naddr del 2001:db8::53/128 dev lo\n"},
+		// Captured from iproute2 6.1's -force -batch: each failure is
+		// followed by the file and line that failed.
+		{name: "already moved", prefix: "192.0.2.53/32",
+			stderr: "Error: ipv4: Address already assigned.\nCommand failed /tmp/x.batch:1\nError: ipv4: Address not found.\nCommand failed /tmp/x.batch:2"},
+		{name: "no such device", prefix: "192.0.2.53/32", stderr: "Cannot find device \"anycast-lr\"\nCommand failed /tmp/x.batch:1",
+			wantErr: "move 192.0.2.53/32 from lo to anycast-lr: ip -force -batch FILE: exit status 2: Cannot find device \"anycast-lr\"\nCommand failed /tmp/x.batch:1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var argv []string
+			var batch string
+			run := func(_ context.Context, a ...string) ([]byte, error) {
+				argv = a
+				b, err := os.ReadFile(a[len(a)-1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch = string(b)
+				if tt.stderr != "" {
+					return nil, &command.Error{Argv: []string{"ip", "-force", "-batch", "FILE"}, Err: exitError{2}, Stderr: tt.stderr}
+				}
+				return nil, nil
+			}
+			err := New(run, "ip", "anycast-lr").Move(context.Background(), pfx(tt.prefix), "lo")
+			if (err == nil) != (tt.wantErr == "") || (err != nil && err.Error() != tt.wantErr) {
+				t.Fatalf("Move: %v, want %q", err, tt.wantErr)
+			}
+			if len(argv) != 4 || strings.Join(argv[:3], " ") != "ip -force -batch" {
+				t.Errorf("ran %q", argv)
+			}
+			if tt.wantCmd != "" && batch != tt.wantCmd {
+				t.Errorf("batch %q, want %q", batch, tt.wantCmd)
+			}
+			if _, err := os.Stat(argv[3]); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the batch file %s was left behind: %v", argv[3], err)
+			}
+		})
+	}
+}

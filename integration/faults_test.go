@@ -668,6 +668,9 @@ func TestFaultGarbageConfigOnSIGHUP(t *testing.T) {
 // Row 9: every service on a node fails at once: each is withdrawn, with one
 // log line each, and no "keep one up" rule holds any back; when every node
 // fails, the router has no route at all.
+//
+// This lab has no last-resort interfaces, so failing open is off: with it,
+// see failopen_test.go.
 func TestFaultEveryServiceFailsAtOnce(t *testing.T) {
 	a := buildAnycastLab(t, lab.AnycastOptions{MinArrival0: true})
 	extra := []netip.Prefix{netip.MustParsePrefix("192.0.2.54/32"), netip.MustParsePrefix("192.0.2.55/32")}

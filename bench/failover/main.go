@@ -1,11 +1,13 @@
-// Command failover measures how fast the lab's router stops and resumes
-// sending traffic to a node whose service breaks and recovers, over N
-// trials: detection (service change → address change on the node, both
+// Command failover measures, on the FRR lab, how fast the router stops and
+// resumes sending traffic to a node whose service breaks and recovers, over
+// N trials: detection (service change → address change on the node, both
 // timestamped by the kernel through `ip -ts monitor`), propagation (address
 // change → router FIB change) and their total, against the floor the
-// configuration allows, and the DNS queries lost at 100 qps. Root only.
+// configuration allows, and the DNS queries lost under load. With -trial
+// drain it drains and undrains node 1 instead and counts the queries lost
+// per cycle. Root only.
 //
-//	go run ./bench/failover [-trials 20] [-binary ./anycast-watchdog]
+//	go run ./bench/failover [-trial break|drain] [-trials 20] [-qps 100] [-last-resort=true] [-binary ./anycast-watchdog]
 package main
 
 import (
@@ -33,9 +35,18 @@ func main() {
 	rise := flag.Int("rise", 3, "service rise")
 	fall := flag.Int("fall", 2, "service fall")
 	minArrival0 := flag.Bool("min-arrival-0", true, "set `timers lsa min-arrival 0` on every router")
+	lastResort := flag.Bool("last-resort", true, "give every node a last-resort interface (off: withdrawals and drains remove at once)")
+	trial := flag.String("trial", "break", "break: the service breaks and recovers; drain: node 1 is drained and undrained")
+	qps := flag.Int("qps", 100, "DNS queries per second from the router to the anycast address")
+	spfHold := flag.Int("spf-hold", 10, "every router's initial SPF hold in ms (`timers throttle spf 0 HOLD 1000`; README's recipe: 10)")
 	flag.Parse()
-	o := lab.AnycastOptions{Interval: *interval, FastInterval: *fast, Rise: *rise, Fall: *fall, MinArrival0: *minArrival0}
-	if err := run(*binary, *trials, o); err != nil {
+	o := lab.AnycastOptions{Interval: *interval, FastInterval: *fast, Rise: *rise, Fall: *fall, MinArrival0: *minArrival0,
+		LastResort: *lastResort, SPFHold: *spfHold}
+	if *trial != "break" && *trial != "drain" {
+		fmt.Fprintln(os.Stderr, "failover: -trial is break or drain")
+		os.Exit(2)
+	}
+	if err := run(*binary, *trial, *trials, *qps, o); err != nil {
 		fmt.Fprintln(os.Stderr, "failover:", err)
 		os.Exit(1)
 	}
@@ -155,16 +166,17 @@ func drain(ch <-chan event) {
 	}
 }
 
-// load sends a query every 10 ms from the router to 192.0.2.53, each from a
-// fresh socket so that ECMP spreads them, and records the failures.
+// load sends qps queries a second from the router to 192.0.2.53, each
+// from a fresh socket so that ECMP spreads them, and records the failures.
 type load struct {
+	qps    int
 	mu     sync.Mutex
 	failed []time.Time // send times of queries refused or unanswered
 	sent   []time.Time
 }
 
 func (ld *load) run(router *lab.Namespace, stop <-chan struct{}) {
-	tick := time.NewTicker(10 * time.Millisecond)
+	tick := time.NewTicker(time.Second / time.Duration(ld.qps))
 	defer tick.Stop()
 	for {
 		select {
@@ -208,11 +220,18 @@ func query(pc net.PacketConn) bool {
 }
 
 // lost counts failed queries sent in [from, to].
-func (ld *load) lost(from, to time.Time) int {
+func (ld *load) lost(from, to time.Time) int { return ld.count(ld.failed, from, to) }
+
+// answered counts queries sent in [from, to] that were answered.
+func (ld *load) answered(from, to time.Time) int {
+	return ld.count(ld.sent, from, to) - ld.lost(from, to)
+}
+
+func (ld *load) count(ts []time.Time, from, to time.Time) int {
 	ld.mu.Lock()
 	defer ld.mu.Unlock()
 	n := 0
-	for _, t := range ld.failed {
+	for _, t := range ts {
 		if !t.Before(from) && !t.After(to) {
 			n++
 		}
@@ -222,7 +241,7 @@ func (ld *load) lost(from, to time.Time) int {
 
 type sample struct{ detection, propagation, total, floor, overhead time.Duration }
 
-func run(binary string, trials int, o lab.AnycastOptions) error {
+func run(binary, trial string, trials, qps int, o lab.AnycastOptions) error {
 	stop := make(chan struct{})
 	defer close(stop)
 	binary, _ = filepath.Abs(binary)
@@ -262,14 +281,17 @@ func run(binary string, trials int, o lab.AnycastOptions) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := lab.WaitFor(20*time.Second, func() bool { v4, _ := a.Routes(); return len(v4) == 2 }); !ok {
+	if _, ok := lab.WaitFor(20*time.Second, func() bool { v4, v6 := a.Routes(); return len(v4) == 2 && len(v6) == 2 }); !ok {
 		return fmt.Errorf("the router never had both nodes; node 1 log:\n%s", n1.Watchdog.Log())
 	}
-	ld := &load{}
+	ld := &load{qps: qps}
 	go ld.run(a.Router, stop)
 
-	fmt.Printf("config: interval %s, fast_interval %s, rise %d, fall %d; router min-arrival 0: %v; %d trials\n",
-		o.Interval, o.FastInterval, o.Rise, o.Fall, o.MinArrival0, trials)
+	fmt.Printf("config: interval %s, fast_interval %s, rise %d, fall %d; router min-arrival 0: %v, SPF hold %d ms; last-resort interface: %v; %d trials at %d queries/s\n",
+		o.Interval, o.FastInterval, o.Rise, o.Fall, o.MinArrival0, o.SPFHold, o.LastResort, trials, qps)
+	if trial == "drain" {
+		return drainTrials(a, binary, trials, ld)
+	}
 	anycast := lab.AnycastV4.Addr().String()
 	var withdraw, restore []sample
 	var lostW, lostR []int
@@ -314,7 +336,49 @@ func run(binary string, trials int, o lab.AnycastOptions) error {
 	table("restore", restore, lostR)
 	fmt.Println("\ndetection: service change → address change on the node; propagation: → router FIB change;")
 	fmt.Println("floor: wait for the next probe + (fall−1 or rise−1) × fast_interval; overhead = total − floor;")
-	fmt.Println("lost: queries at 100 qps from the router (ECMP over both nodes) refused or unanswered in the trial")
+	fmt.Printf("lost: queries at %d/s from the router (ECMP over both nodes) refused or unanswered in the trial\n", qps)
+	return nil
+}
+
+// drainTrials drains node 1, waits until its prefixes are gone (after
+// drain_grace, with a last-resort interface), undrains it and waits until
+// the router uses it again, trials times, counting the queries lost.
+func drainTrials(a *lab.AnycastLab, binary string, trials int, ld *load) error {
+	n1, n2 := a.Nodes[0], a.Nodes[1]
+	cli := func(args ...string) error {
+		out, err := exec.Command(binary, append(args, "--socket", n1.Socket())...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %v: %s", args, err, out)
+		}
+		return nil
+	}
+	total, lostTotal := 0, 0
+	for i := 0; i < trials; i++ {
+		start := time.Now()
+		if err := cli("drain", "dns", "--reason", "bench"); err != nil {
+			return err
+		}
+		if _, ok := lab.WaitFor(10*time.Second, func() bool {
+			v4, _ := a.Routes()
+			lo, lr := n1.NS.Has("lo", lab.AnycastV4), n1.NS.Has(lab.LastResortDev, lab.AnycastV4)
+			return len(v4) == 1 && v4[0] == n2.RouterDev && !lo && !lr
+		}); !ok {
+			return fmt.Errorf("trial %d: node 1 never fully drained; log:\n%s", i, n1.Watchdog.Log())
+		}
+		drained := time.Since(start)
+		if err := cli("undrain", "dns"); err != nil {
+			return err
+		}
+		if _, ok := lab.WaitFor(10*time.Second, func() bool { v4, v6 := a.Routes(); return len(v4) == 2 && len(v6) == 2 }); !ok {
+			return fmt.Errorf("trial %d: node 1 never returned", i)
+		}
+		time.Sleep(time.Second) // queries sent before this are answered or timed out
+		end := time.Now().Add(-time.Second)
+		lost, answered := ld.lost(start, end), ld.answered(start, end)
+		total, lostTotal = total+lost+answered, lostTotal+lost
+		fmt.Printf("cycle %2d: drained in %6s; %d queries, %d lost\n", i+1, ms(drained), lost+answered, lost)
+	}
+	fmt.Printf("\ndrain: %d cycles, %d queries, %d lost\n", trials, total, lostTotal)
 	return nil
 }
 

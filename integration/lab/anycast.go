@@ -38,6 +38,8 @@ type AnycastOptions struct {
 	// LastResort gives every node a last-resort interface (LastResortDev,
 	// an ifb: these test kernels have no dummy) in OSPF at cost 65535.
 	LastResort bool
+	// SPFHold is every router's initial SPF hold in ms; 0: the recipe's 10.
+	SPFHold int
 }
 
 // LastResortDev is the nodes' last-resort interface, the daemon's default.
@@ -122,7 +124,7 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 			}
 		}
 		f, err := ns.StartFRR(OSPFConfig{RouterID: rid, Interfaces: []string{ndev}, Networks: networks,
-			LoInOSPF6: covered, MinArrival0: o.MinArrival0, LastResort: lr})
+			LoInOSPF6: covered, MinArrival0: o.MinArrival0, LastResort: lr, SPFHold: o.SPFHold})
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +135,7 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 		a.Nodes = append(a.Nodes, n)
 	}
 	if a.RouterFRR, err = a.Router.StartFRR(OSPFConfig{RouterID: "203.0.113.254", Interfaces: routerIfs,
-		Networks: []string{"198.51.100.0/24", "203.0.113.0/24"}, MinArrival0: o.MinArrival0}); err != nil {
+		Networks: []string{"198.51.100.0/24", "203.0.113.0/24"}, MinArrival0: o.MinArrival0, SPFHold: o.SPFHold}); err != nil {
 		return nil, err
 	}
 	return a, nil

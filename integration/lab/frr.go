@@ -38,6 +38,9 @@ type OSPFConfig struct {
 	// LastResort names the last-resort interface, put in both areas as
 	// README's recipe says: passive, cost 65535.
 	LastResort string
+	// SPFHold is the initial SPF hold time in ms (`timers throttle spf 0
+	// HOLD 1000`); 0 means the recipe's 10.
+	SPFHold int
 }
 
 var ospfTemplate = template.Must(template.New("ospfd").Parse(`hostname {{.Host}}
@@ -56,7 +59,7 @@ interface lo
 {{end}}router ospf
  ospf router-id {{.RouterID}}
 {{range .Networks}} network {{.}} area 0
-{{end}} timers throttle spf 0 50 1000
+{{end}} timers throttle spf 0 {{.Hold}} 1000
 {{if .MinArrival0}} timers lsa min-arrival 0
 {{end}}!
 `))
@@ -79,7 +82,7 @@ var ospf6Template = template.Must(template.New("ospf6d").Parse(`hostname {{.Host
 !
 {{end}}router ospf6
  ospf6 router-id {{.RouterID}}
- timers throttle spf 0 50 1000
+ timers throttle spf 0 {{.Hold}} 1000
 {{if .MinArrival0}} timers lsa min-arrival 0
 {{end}}!
 `))
@@ -104,10 +107,15 @@ func (ns *Namespace) StartFRR(c OSPFConfig) (*FRR, error) {
 		ns.lab.onClose(func() { os.RemoveAll(d) })
 		os.Chown(d, uid, gid)
 	}
+	hold := c.SPFHold
+	if hold == 0 {
+		hold = 10
+	}
 	data := struct {
 		OSPFConfig
 		Host string
-	}{c, ns.Name}
+		Hold int
+	}{c, ns.Name, hold}
 	files := map[string]*template.Template{"ospfd.conf": ospfTemplate, "ospf6d.conf": ospf6Template}
 	for name, tmpl := range files {
 		var b strings.Builder

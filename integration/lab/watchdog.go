@@ -22,6 +22,10 @@ type WatchdogConfig struct {
 	Rise, Fall   int
 	Vtysh        string // default: vtysh from PATH
 	Metrics      string // metrics_listen; default off
+	// FleetInterval is frr.fleet_interval and DrainGrace the service's
+	// drain_grace; zero leaves the daemon's defaults (5s, 2s).
+	FleetInterval time.Duration
+	DrainGrace    time.Duration
 	// Services is YAML for more services, appended to the list as written
 	// (each item indented by two spaces, like the dns service).
 	Services string
@@ -38,6 +42,12 @@ func (c WatchdogConfig) Write(path string) error {
 	if c.Timeout == 0 {
 		c.Timeout = min(c.FastInterval, 250*time.Millisecond)
 	}
+	if c.FleetInterval == 0 {
+		c.FleetInterval = 5 * time.Second
+	}
+	if c.DrainGrace == 0 {
+		c.DrainGrace = 2 * time.Second
+	}
 	return os.WriteFile(path, []byte(fmt.Sprintf(`interface: lo
 on_exit: %s
 log_level: %s
@@ -46,6 +56,7 @@ frr:
   pathspace: "%s"
   timeout: 500ms
   verify: %v
+  fleet_interval: %s
 control_socket: %s/%s.sock
 state_dir: %s/%s-state
 metrics_listen: "%s"
@@ -57,13 +68,14 @@ services:
     timeout: %s
     rise: %d
     fall: %d
+    drain_grace: %s
     checks:
       - type: dns
         server: 127.0.0.1:53
         query: health.example.
         answer_contains: 198.51.100.99
-%s`, c.OnExit, c.LogLevel, c.Vtysh, c.Pathspace, c.Verify, c.Dir, c.Name, c.Dir, c.Name, c.Metrics, AnycastV4, AnycastV6,
-		c.Interval, c.FastInterval, c.Timeout, c.Rise, c.Fall, c.Services)), 0o644)
+%s`, c.OnExit, c.LogLevel, c.Vtysh, c.Pathspace, c.Verify, c.FleetInterval, c.Dir, c.Name, c.Dir, c.Name, c.Metrics, AnycastV4, AnycastV6,
+		c.Interval, c.FastInterval, c.Timeout, c.Rise, c.Fall, c.DrainGrace, c.Services)), 0o644)
 }
 
 // NewTemp returns a lab in a new temporary directory; its cleanup closes
