@@ -214,11 +214,17 @@ func (m *addressManager) next() uint64 {
 // wait returns once the worker has carried out generation gen, or ctx ends,
 // or the worker has stopped.
 func (m *addressManager) wait(ctx context.Context, gen uint64) {
+	m.waitUntil(ctx, func() bool { return m.applied >= gen })
+}
+
+// waitUntil returns once cond, evaluated under mu after each step of the
+// worker, holds, or ctx ends, or the worker has stopped.
+func (m *addressManager) waitUntil(ctx context.Context, cond func() bool) {
 	for {
 		m.mu.Lock()
-		applied, progress := m.applied, m.progress
+		done, progress := cond(), m.progress
 		m.mu.Unlock()
-		if applied >= gen {
+		if done {
 			return
 		}
 		select {
@@ -584,26 +590,14 @@ func (m *addressManager) withdrawAll(reason string) uint64 {
 // settled returns once every managed prefix is where the decisions put it
 // and no drain grace is still running, or ctx ends.
 func (m *addressManager) settled(ctx context.Context) {
-	for {
-		m.mu.Lock()
-		done, progress := true, m.progress
+	m.waitUntil(ctx, func() bool {
 		for _, st := range m.prefixes {
 			if !st.placed(st.target) || (st.intent == IntentDrain && st.onLastResort) {
-				done = false
+				return false
 			}
 		}
-		m.mu.Unlock()
-		if done {
-			return
-		}
-		select {
-		case <-progress:
-		case <-ctx.Done():
-			return
-		case <-m.done:
-			return
-		}
-	}
+		return true
+	})
 }
 
 type prefixSnapshot struct {
