@@ -117,7 +117,7 @@ func TestClientCommandsAgainstTheDaemon(t *testing.T) {
 		t.Errorf("check: %v: %s", err, out)
 	}
 	out, err = cli(t, n1, "status")
-	if err != nil || !strings.Contains(out, "FRR read-back: ospfd ok · ospf6d ok") || !strings.Contains(out, "192.0.2.53/32     dns      yes     yes      yes") {
+	if err != nil || !strings.Contains(out, "FRR read-back: ospfd ok · ospf6d ok") || !strings.Contains(out, "192.0.2.53/32     dns      yes     lo  yes") {
 		t.Errorf("status table: %v:\n%s", err, out)
 	}
 	out, err = cli(t, n1, "undrain", "nope")

@@ -1,10 +1,12 @@
 // Command demo shows what anycast-watchdog does, on a lab it builds in
 // network namespaces: a router and two anycast DNS nodes, each node with
-// FRR (ospfd, ospf6d), a DNS server on 192.0.2.53 and 2001:db8::53, and
-// anycast-watchdog. It breaks node 1's DNS server, shows the route
-// withdrawn and the traffic moving to node 2, repairs it, shows the route
-// return, prints the measured times and cleans up, also on Ctrl-C.
-// Run it as root: make demo.
+// FRR (ospfd, ospf6d), a last-resort interface in OSPF at cost 65535, a
+// DNS server on 192.0.2.53 and 2001:db8::53, and anycast-watchdog. It breaks
+// node 1's DNS server and shows the route withdrawn (through last resort)
+// and the traffic moving to node 2; breaks node 2 too and shows the address
+// kept reachable at last resort rather than gone; repairs node 1 and shows
+// the traffic return to it alone; then repairs node 2, prints the measured
+// times and cleans up, also on Ctrl-C. Run it as root: make demo.
 package main
 
 import (
@@ -64,11 +66,14 @@ func demo(binary string) error {
 	fmt.Println("anycast-watchdog demo: one router, two anycast DNS nodes, OSPF between them.")
 	fmt.Println("Both nodes carry 192.0.2.53/32 and 2001:db8::53/128 on their loopback; their ospfd")
 	fmt.Println("advertise them; the router sends each query to one of them. anycast-watchdog on each")
-	fmt.Printf("node checks its DNS server every %s and withdraws the addresses after %d failures.\n\n", interval, fall)
+	fmt.Printf("node checks its DNS server every %s and withdraws the addresses after %d failures:\n", interval, fall)
+	fmt.Println("it moves them to a last-resort interface (OSPF cost 65535) and removes them once it")
+	fmt.Println("sees, in its own OSPF database, another node advertising them at normal cost.")
+	fmt.Println()
 
-	say("building the lab: namespaces, veths, zebra+ospfd+ospf6d on each, dnsmasq on each node")
+	say("building the lab: namespaces, veths, zebra+ospfd+ospf6d on each, dnsmasq and a last-resort interface on each node")
 	a, err := l.NewAnycastLab(fmt.Sprintf("awdemo%d", os.Getpid()%10000), lab.AnycastOptions{
-		Binary: binary, Interval: interval, FastInterval: fast, Rise: rise, Fall: fall, MinArrival0: true})
+		Binary: binary, Interval: interval, FastInterval: fast, Rise: rise, Fall: fall, MinArrival0: true, LastResort: true})
 	if err != nil {
 		return err
 	}
@@ -117,39 +122,68 @@ func demo(binary string) error {
 	say("a DNS client on the router asks 192.0.2.53 'whoami.example' 20 times: %s", traffic(a))
 
 	fmt.Println()
-	n1 := a.Nodes[0]
+	n1, n2 := a.Nodes[0], a.Nodes[1]
 	say("BREAKING node 1: stopping its DNS server (the host and its ospfd stay up)")
 	logFrom := len(n1.Watchdog.Log())
 	broke := time.Now()
 	n1.DNS.Stop(2 * time.Second)
-	removed, _ := lab.WaitForContext(ctx, 10*time.Second, func() bool { v4, _ := n1.Has(); return !v4 })
-	say("node 1's watchdog removed the addresses from its loopback %s after the failure", removed.Round(time.Millisecond))
 	if _, err := waitRoutes(everyNode[1:], "the withdrawal"); err != nil {
 		return err
 	}
 	withdrawn := time.Since(broke)
-	say("router: %s  (%s after the failure)", routes(), withdrawn.Round(time.Millisecond))
+	say("router: %s  (%s after the failure: node 1 moved its addresses to last resort)", routes(), withdrawn.Round(time.Millisecond))
 	say("20 queries again: %s", traffic(a))
-	time.Sleep(500 * time.Millisecond) // let the read-back confirm
+	gone, _ := lab.WaitForContext(ctx, 10*time.Second, func() bool { return where(n1) == "neither interface" })
+	say("node 1 removed them from last resort %s later, having read node 2's advertisement at normal cost", gone.Round(time.Millisecond))
 	say("node 1's watchdog said:")
-	grep(n1.Watchdog.Log()[logFrom:], "service down", "removed address", "advertisement confirmed\" advertised=no")
+	grep(n1.Watchdog.Log()[logFrom:], "service down", "added address", "removed address")
+
+	fmt.Println()
+	say("BREAKING node 2 as well: every node fails, as with a bad shared dependency")
+	logFrom = len(n1.Watchdog.Log())
+	log2From := len(n2.Watchdog.Log())
+	n2.DNS.Stop(2 * time.Second)
+	if _, err := waitRoutes(everyNode, "both at last resort"); err != nil {
+		return err
+	}
+	say("router: %s  (both at last resort: the address stays reachable, nobody took it off the network)", routes())
+	say("node 1 is at %s, node 2 at %s", where(n1), where(n2))
+	say("node 2's watchdog said:")
+	grep(n2.Watchdog.Log()[log2From:], "service down", "added address", "removed address")
+	say("node 1's watchdog said:")
+	grep(n1.Watchdog.Log()[logFrom:], "added address")
+	showStatus(n1)
 
 	fmt.Println()
 	say("REPAIRING node 1: starting its DNS server again")
-	logFrom = len(n1.Watchdog.Log())
+	logFrom, log2From = len(n1.Watchdog.Log()), len(n2.Watchdog.Log())
 	repaired := time.Now()
 	if err := n1.StartDNS(); err != nil {
 		return err
 	}
-	if _, err := waitRoutes(everyNode, "the restore"); err != nil {
+	if _, err := waitRoutes(everyNode[:1], "the restore"); err != nil {
 		return err
 	}
 	restored := time.Since(repaired)
-	say("router: %s  (%s after the repair)", routes(), restored.Round(time.Millisecond))
+	say("router: %s  (%s after the repair: node 1 alone, at normal cost)", routes(), restored.Round(time.Millisecond))
 	say("20 queries again: %s", traffic(a))
-	time.Sleep(500 * time.Millisecond) // let the read-back confirm
+	gone, _ = lab.WaitForContext(ctx, 10*time.Second, func() bool { return where(n2) == "neither interface" })
+	say("node 2 removed its addresses from last resort %s later", gone.Round(time.Millisecond))
 	say("node 1's watchdog said:")
-	grep(n1.Watchdog.Log()[logFrom:], "service up", "added address", "advertisement confirmed\" advertised=yes")
+	grep(n1.Watchdog.Log()[logFrom:], "service up", "added address", "removed address")
+	say("node 2's watchdog said:")
+	grep(n2.Watchdog.Log()[log2From:], "removed address")
+
+	fmt.Println()
+	say("REPAIRING node 2")
+	if err := n2.StartDNS(); err != nil {
+		return err
+	}
+	if _, err := waitRoutes(everyNode, "node 2's restore"); err != nil {
+		return err
+	}
+	say("router: %s", routes())
+	say("20 queries again: %s", traffic(a))
 
 	fmt.Println()
 	fmt.Printf("measured: withdrawn from the router %s after the failure, restored %s after the repair\n",
@@ -183,6 +217,30 @@ func traffic(a *lab.AnycastLab) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
+}
+
+// where says where node n holds the anycast /32.
+func where(n *lab.Node) string {
+	switch {
+	case n.NS.Has("lo", lab.AnycastV4):
+		return "lo"
+	case n.NS.Has(lab.LastResortDev, lab.AnycastV4):
+		return "last resort (" + lab.LastResortDev + ")"
+	}
+	return "neither interface"
+}
+
+// showStatus prints the node's status table, as an operator would see it.
+func showStatus(n *lab.Node) {
+	out, err := n.Status()
+	if err != nil {
+		say("status: %v", err)
+		return
+	}
+	say("anycast-watchdog status on node %d:", n.Index)
+	for _, line := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		fmt.Println("      " + line)
+	}
 }
 
 func names(a *lab.AnycastLab, devs []string) string {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -246,6 +247,15 @@ func (a *AnycastLab) inRouterOSPF6(n *Node, p netip.Prefix) bool {
 	}
 	db, err := frr.ParseOSPF6LSDB([]byte(out))
 	return err != nil || slices.ContainsFunc(db.Prefixes[p], func(a frr.Advertiser) bool { return a.RouterID == routerID(n.Index) })
+}
+
+// Status is `anycast-watchdog status` on the node, as an operator reads it.
+func (n *Node) Status() (string, error) {
+	out, err := exec.Command(n.lab.Opts.Binary, "status", "--socket", n.Socket()).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("status: %w: %s", err, out)
+	}
+	return string(out), nil
 }
 
 // Socket is the watchdog's control socket.
