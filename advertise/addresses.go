@@ -48,8 +48,9 @@ type addressManager struct {
 	fleet      *fleetStore
 	clock      Clock
 	log        logrus.FieldLogger
-	// onChange is called, without blocking, when a prefix's presence
-	// changes: the read-back verifier listens.
+	// onChange is called, without blocking, when a prefix's place changes
+	// (added, removed or moved): the verifier confirms it and reads the
+	// fleet again once the move has settled.
 	onChange func()
 	work     wakeup        // wakes the worker
 	done     chan struct{} // the worker ended
@@ -425,12 +426,12 @@ func (m *addressManager) move(c change) {
 			break
 		}
 		m.mu.Lock()
-		wasPresent, from := st.onPrimary || st.onLastResort, st.location()
+		from := st.location()
 		*cmd.field = cmd.add
-		if st.location() != from {
+		changed := st.location() != from
+		if changed {
 			st.movedAt = m.clock.Now()
 		}
-		changed := wasPresent != (st.onPrimary || st.onLastResort)
 		m.mu.Unlock()
 		log.WithField("reason", c.reason).Info(verb + " address")
 		if changed && m.onChange != nil {
@@ -459,6 +460,9 @@ func (m *addressManager) moveAtOnce(c change, mv mover, to, from string, added, 
 	*added, *removed = true, false
 	c.st.movedAt = m.clock.Now()
 	m.mu.Unlock()
+	if m.onChange != nil {
+		m.onChange()
+	}
 	log.WithFields(logrus.Fields{"interface": to, "reason": c.reason}).Info("added address")
 	log.WithFields(logrus.Fields{"interface": from, "reason": c.reason}).Info("removed address")
 	m.recordOutcome(c, nil)
@@ -534,12 +538,12 @@ func (m *addressManager) reconcile() {
 			if *field == has {
 				return
 			}
-			wasPresent, from := st.onPrimary || st.onLastResort, st.location()
+			from := st.location()
 			*field = has
 			if st.location() != from {
 				st.movedAt = m.clock.Now()
+				changed = true
 			}
-			changed = changed || wasPresent != (st.onPrimary || st.onLastResort)
 			drifts = append(drifts, drift{p: p, service: st.service, present: has, wanted: target == here, dev: dev})
 		}
 		if perr == nil {

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
+	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
@@ -136,8 +139,10 @@ func TestFailOpenWaitsForAFreshView(t *testing.T) {
 	w.until("at last resort", func() bool { return w.where() == "last resort" })
 	moved := w.clock.Now()
 	w.until("removed", func() bool { return w.where() == "absent" })
-	if waited := w.clock.Now().Sub(moved); waited < fleetSettle {
-		t.Errorf("removed %s after the move, before the %s settle", waited, fleetSettle)
+	// At the read 1 s after the move: not before, and not at the next
+	// periodic read (fleet_interval 5 s).
+	if waited := w.clock.Now().Sub(moved); waited < fleetSettle || waited > fleetSettle+100*time.Millisecond {
+		t.Errorf("removed %s after the move, want at the read %s after it", waited, fleetSettle)
 	}
 }
 
@@ -295,5 +300,27 @@ func TestMovesAreOneStep(t *testing.T) {
 	if !strings.Contains(w.logText(), `msg="added address" interface=anycast-lr prefix=192.0.2.53/32`) ||
 		!strings.Contains(w.logText(), `msg="removed address" interface=lo prefix=192.0.2.53/32`) {
 		t.Errorf("a move logs both halves:\n%s", w.logText())
+	}
+}
+
+// A move between the interfaces leaves the prefix present, yet the
+// verifier must hear of it: it confirms the move and reads the fleet again
+// once the move has settled (without this the read came at the next
+// periodic one, 4.7 s later in the demo).
+func TestAMoveWakesTheVerifier(t *testing.T) {
+	lo, lr := newFakeInterface("192.0.2.53/32"), newFakeInterface()
+	woken := 0
+	m := newAddressManager(lo, "lo", newFleetStore(65535), newManualClock(), logrus.New(), func() { woken++ })
+	m.useLastResort(lr, "anycast-lr")
+	link, _ := lo.Show(context.Background())
+	m.manage(managed{service: "dns", prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32")},
+		intent: IntentAdvertise, failOpen: true}, link, ifaddr.Link{})
+	m.set([]netip.Prefix{netip.MustParsePrefix("192.0.2.53/32")}, IntentWithdraw, "service down")
+	m.step() // the worker's step, run here
+	if !lr.has("192.0.2.53/32") || lo.has("192.0.2.53/32") {
+		t.Fatalf("not moved: lo %v, last resort %v", lo.has("192.0.2.53/32"), lr.has("192.0.2.53/32"))
+	}
+	if woken == 0 {
+		t.Error("the move did not wake the verifier")
 	}
 }
