@@ -21,6 +21,7 @@ import (
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr/ifaddrtest"
+	"github.com/anycast-watchdog/anycast-watchdog/internal/tcptest"
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
@@ -88,15 +89,7 @@ func healthyTCP(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go tcptest.AcceptAndClose(l)
 	return l.Addr().String()
 }
 

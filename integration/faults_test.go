@@ -22,6 +22,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycast-watchdog/anycast-watchdog/integration/lab"
+	"github.com/anycast-watchdog/anycast-watchdog/internal/tcptest"
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
@@ -577,15 +578,7 @@ func TestFaultKilledBetweenDecidingAndApplying(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go tcptest.AcceptAndClose(l)
 	defer l.Close()
 	dir := filepath.Dir(n1.Config)
 	ipPath, hungPID := filepath.Join(dir, "ip"), filepath.Join(dir, "ip-hung.pid")

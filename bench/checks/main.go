@@ -30,6 +30,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/advertise"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr/ifaddrtest"
+	"github.com/anycast-watchdog/anycast-watchdog/internal/tcptest"
 )
 
 func main() {
@@ -62,15 +63,7 @@ func runServers() {
 	if err != nil {
 		panic(err)
 	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go tcptest.AcceptAndClose(l)
 	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
