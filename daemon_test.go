@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -22,6 +23,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr/ifaddrtest"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/tcptest"
+	"github.com/anycast-watchdog/anycast-watchdog/metrics"
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
@@ -357,5 +359,57 @@ func TestDaemonRefusesToStartWithUnreadableDrains(t *testing.T) {
 	d := newDaemon(cfg.Path, cfg, log, daemonDeps{addrs: ifaddrtest.New(), notify: &recordingNotifier{}})
 	if code := d.run(context.Background(), cfg, listeners{}, make(chan os.Signal)); code != 1 || !strings.Contains(out.String(), "no drained service is put back") {
 		t.Errorf("exit %d; log:\n%s", code, &out)
+	}
+}
+
+// A scraper cannot make the daemon hold connections: an idle keep-alive
+// connection is closed, and connections beyond the limit wait for a slot.
+func TestMetricsConnectionsAreBounded(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	serveMetricsWith(ctx, l, metrics.New("test"), logrus.New(), metricsLimits{connections: 2, write: time.Second, idle: 200 * time.Millisecond})
+	get := func(c net.Conn) error {
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		return resp.Body.Close()
+	}
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b, c := dial(), dial(), dial()
+	if err := get(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := get(b); err != nil {
+		t.Fatal(err)
+	}
+	// a and b hold both slots: c is not served until the idle timeout
+	// closes one of them.
+	start := time.Now()
+	if err := get(c); err != nil {
+		t.Fatalf("the third connection was never served: %v", err)
+	}
+	if waited := time.Since(start); waited < 150*time.Millisecond {
+		t.Errorf("the third connection was served after %s, beyond the limit of 2", waited)
+	}
+	a.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := a.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("an idle keep-alive connection was not closed: %v", err)
 	}
 }

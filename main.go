@@ -125,6 +125,9 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "anycast-watchdog: %v\n", err)
 		return 1
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "anycast-watchdog: warning: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "%s: valid, %d services\n", path, len(cfg.Services))
 	return 0
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/control"
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
+	"github.com/anycast-watchdog/anycast-watchdog/instance"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
 	"github.com/anycast-watchdog/anycast-watchdog/notify"
 )
@@ -28,6 +29,14 @@ func newLogger(cfg *config.Config, out io.Writer) *logrus.Logger {
 	log.SetOutput(out)
 	configureLogger(log, cfg)
 	return log
+}
+
+// logWarnings logs, once per load, what the configuration works with but
+// should not.
+func logWarnings(log logrus.FieldLogger, cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		log.WithField("config", cfg.Path).Warn(w)
+	}
 }
 
 func configureLogger(log *logrus.Logger, cfg *config.Config) {
@@ -50,11 +59,22 @@ func run(path string, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(cfg, stderr)
+	logWarnings(log, cfg)
 	signals := make(chan os.Signal, 4)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 
-	// The control socket first: a second instance must not start fighting
-	// the first over the same addresses.
+	// Two daemons must never fight over the same addresses: the interfaces
+	// are held first, whatever the control socket says.
+	devs := []string{cfg.Interface}
+	if cfg.LastResortInterface != "" {
+		devs = append(devs, cfg.LastResortInterface)
+	}
+	held, err := instance.Lock(devs...)
+	if err != nil {
+		log.WithError(err).Error("not starting")
+		return 1
+	}
+	defer held.Close()
 	var ls listeners
 	if ls.control, err = control.Listen(cfg.ControlSocket); err != nil {
 		if errors.Is(err, control.ErrRunning) {
@@ -76,14 +96,14 @@ func run(path string, stderr io.Writer) int {
 		log.WithError(err).Warn("programs the daemon starts (checks, vtysh) will inherit its capabilities")
 	}
 	deps := daemonDeps{
-		addrs: ifaddr.New(ipRunner, "ip", cfg.Interface),
+		addrs: ifaddr.New(ipRunner, cfg.IP, cfg.Interface),
 		readBack: func(c config.FRR) advertise.ReadBack {
 			return frr.New(command.Run, c.Vtysh, c.Pathspace, c.Timeout)
 		},
 		notify: notify.New(log),
 	}
 	if cfg.LastResortInterface != "" {
-		deps.lastResort = ifaddr.New(ipRunner, "ip", cfg.LastResortInterface)
+		deps.lastResort = ifaddr.New(ipRunner, cfg.IP, cfg.LastResortInterface)
 	}
 	return newDaemon(path, cfg, log, deps).run(context.Background(), cfg, ls, signals)
 }

@@ -213,3 +213,29 @@ func TestOversizedDrainFileIsRefused(t *testing.T) {
 		t.Errorf("load = %v", err)
 	}
 }
+
+// A timed drain ends at its time even while state_dir cannot be written:
+// the failure is logged once, not every tick.
+func TestTimedDrainExpiresWhileStateDirIsUnwritable(t *testing.T) {
+	iface := newFakeInterface("192.0.2.53/32")
+	w := newWorld(t, iface, map[string]bool{"dns": true})
+	c := cfgOf(service("dns", "192.0.2.53/32"))
+	c.StateDir = filepath.Join(t.TempDir(), "state")
+	w.start(c)
+	if _, err := w.sup.Drain(context.Background(), []string{"dns"}, "short", "root", w.clock.Now().Add(time.Second), true); err != nil {
+		t.Fatal(err)
+	}
+	// The state dir becomes a regular file: saving fails, even for root.
+	os.RemoveAll(c.StateDir)
+	if err := os.WriteFile(c.StateDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.until("the drain ends and the service rises", func() bool { return iface.has("192.0.2.53/32") })
+	w.advance(10 * time.Second) // a hundred reconcile ticks
+	if n := strings.Count(w.logText(), "cannot save drains; the expired drains end anyway"); n != 1 {
+		t.Errorf("the save failure was logged %d times, want once:\n%s", n, w.logText())
+	}
+	if st := w.service("dns"); st.Drain != nil || st.State != status.Up {
+		t.Errorf("after the expiry: %s, drain %+v", st.State, st.Drain)
+	}
+}

@@ -472,3 +472,12 @@ func (w *world) logText() string {
 	}
 	return b.String()
 }
+
+// reload reloads c in the running state directory (which cannot change on
+// reload).
+func (w *world) reload(c *config.Config) error {
+	w.sup.mu.Lock()
+	c.StateDir = w.sup.cfg.StateDir
+	w.sup.mu.Unlock()
+	return w.sup.Reload(context.Background(), c)
+}

@@ -65,6 +65,8 @@ type Supervisor struct {
 	ready    chan struct{}
 	// stopAddrs ends the address manager's worker, last of all.
 	stopAddrs context.CancelFunc
+	// lastSaveErr is the last failure to save the drains, logged once.
+	lastSaveErr string
 	// reconcileEvery is read by the reconciler without mu, so that Stop
 	// can hold mu while it waits for the reconciler to end.
 	reconcileEvery atomic.Int64
@@ -521,15 +523,24 @@ func (s *Supervisor) undrain(names []string, why, by string) error {
 	if err := newDrainFile(s.cfg.StateDir).save(next); err != nil {
 		return err
 	}
-	for _, name := range names {
-		_, was := s.drains[name]
-		if was {
-			s.loops[name].setDrain(nil, why)
-			s.opts.Log.WithFields(logrus.Fields{"service": name, "by": by}).Info("service undrained: " + why + "; it must rise again")
-		}
-	}
-	s.drains = next
+	s.lastSaveErr = ""
+	s.endDrains(names, why, by)
 	return nil
+}
+
+// endDrains puts the drained ones of names back under their checks. Call
+// with mu held.
+func (s *Supervisor) endDrains(names []string, why, by string) {
+	for _, name := range names {
+		if _, was := s.drains[name]; !was {
+			continue
+		}
+		delete(s.drains, name)
+		if l, ok := s.loops[name]; ok {
+			l.setDrain(nil, why)
+		}
+		s.opts.Log.WithFields(logrus.Fields{"service": name, "by": by}).Info("service undrained: " + why + "; it must rise again")
+	}
 }
 
 // expireDrains ends timed drains that have run out.
@@ -546,8 +557,22 @@ func (s *Supervisor) expireDrains() {
 	if len(expired) == 0 {
 		return
 	}
+	slices.Sort(expired)
 	if err := s.undrain(expired, "drain expired", "expiry"); err != nil {
-		s.opts.Log.WithError(err).Error("cannot end expired drains; will retry")
+		// The end of a drain is a fact of time: it takes effect although
+		// the file cannot say so. The entry left in the file has expired
+		// too, so a restart drops it as well.
+		s.saveErrOnce(err, "cannot save drains; the expired drains end anyway")
+		s.endDrains(expired, "drain expired", "expiry")
+	}
+}
+
+// saveErrOnce logs a failure to save the drains once per distinct error.
+// Call with mu held.
+func (s *Supervisor) saveErrOnce(err error, msg string) {
+	if err.Error() != s.lastSaveErr {
+		s.opts.Log.WithError(err).Error(msg)
+		s.lastSaveErr = err.Error()
 	}
 }
 

@@ -157,7 +157,7 @@ func TestReload(t *testing.T) {
 	before := w.sup.Status()[0]
 
 	// dns unchanged, web removed, ntp added.
-	if err := w.sup.Reload(context.Background(), withChecks(cfgOf(service("dns", "192.0.2.53/32"), service("ntp", "198.51.100.123/32")))); err != nil {
+	if err := w.reload(withChecks(cfgOf(service("dns", "192.0.2.53/32"), service("ntp", "198.51.100.123/32")))); err != nil {
 		t.Fatal(err)
 	}
 	after := w.sup.Status()[0]
@@ -181,7 +181,7 @@ func TestReloadOfChangedServiceKeepsItAdvertised(t *testing.T) {
 	w.start(cfgOf(service("dns", "192.0.2.53/32")))
 	changed := service("dns", "192.0.2.53/32", "2001:db8::53/128")
 	changed.Rise = 5
-	if err := w.sup.Reload(context.Background(), withChecks(cfgOf(changed))); err != nil {
+	if err := w.reload(withChecks(cfgOf(changed))); err != nil {
 		t.Fatal(err)
 	}
 	if st := w.state("dns"); st != status.Up {
@@ -200,12 +200,12 @@ func TestFailedReloadChangesNothing(t *testing.T) {
 	w.start(cfgOf(service("dns", "192.0.2.53/32")))
 	bad := withChecks(cfgOf(service("dns", "192.0.2.53/32"), service("missing-fake", "192.0.2.54/32")))
 	bad.Services[1].Checks[0].Address = "no-such-fake"
-	if err := w.sup.Reload(context.Background(), bad); err == nil {
+	if err := w.reload(bad); err == nil {
 		t.Fatal("reload with an unbuildable check succeeded")
 	}
 	moved := withChecks(cfgOf(service("dns", "192.0.2.53/32")))
 	moved.Interface = "eth0"
-	if err := w.sup.Reload(context.Background(), moved); err == nil || !strings.Contains(err.Error(), "interface cannot change on reload") {
+	if err := w.reload(moved); err == nil || !strings.Contains(err.Error(), "interface cannot change on reload") {
 		t.Fatalf("interface change: %v", err)
 	}
 	if st := w.sup.Status(); len(st) != 1 || st[0].State != status.Up {
@@ -414,7 +414,7 @@ func TestReloadKeepsProgressTowardFall(t *testing.T) {
 		next := service("dns", "192.0.2.53/32")
 		next.Fall = 5
 		next.Interval = 20*time.Millisecond + time.Duration(i+1)*time.Microsecond // a change on every reload
-		if err := w.sup.Reload(context.Background(), withChecks(cfgOf(next))); err != nil {
+		if err := w.reload(withChecks(cfgOf(next))); err != nil {
 			t.Fatal(err)
 		}
 		w.settle() // the replacement's first round runs at once
@@ -437,7 +437,7 @@ func TestReloadKeepsProgressTowardFall(t *testing.T) {
 	}
 	next := service("dns", "192.0.2.53/32")
 	next.Checks[0].Timeout = 10 * time.Millisecond
-	if err := w.sup.Reload(context.Background(), withChecks(cfgOf(next))); err != nil {
+	if err := w.reload(withChecks(cfgOf(next))); err != nil {
 		t.Fatal(err)
 	}
 	w.settle() // the replacement's first round, passing

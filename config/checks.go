@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/miekg/dns"
 )
@@ -144,6 +146,10 @@ func validateExec(v *validator, p string, ch *Check) {
 		v.fail(p+".command[0]", "%q: %v", prog, unwrapPathError(err))
 	case !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0:
 		v.fail(p+".command[0]", "%q is not an executable file", prog)
+	default:
+		if who := writableByOthers(prog, fi); who != "" {
+			v.warn(p+".command[0]", "%q is writable by %s: whoever can change it runs code with the daemon's privileges", prog, who)
+		}
 	}
 	if v.present(p + ".user") {
 		cred, err := resolveUser(v.sys, ch.User)
@@ -152,6 +158,23 @@ func validateExec(v *validator, p string, ch *Check) {
 		}
 		ch.Credential = cred
 	}
+}
+
+// writableByOthers says who besides root may change the program at path:
+// through the file itself, or by replacing it in a directory they may
+// write to; "" when nobody.
+func writableByOthers(path string, fi os.FileInfo) string {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+		return fmt.Sprintf("its owner, uid %d", st.Uid)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return "its group or everyone (mode " + fi.Mode().Perm().String() + ")"
+	}
+	dir := filepath.Dir(path)
+	if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
+		return "whoever may write its directory " + dir + " (mode " + di.Mode().Perm().String() + ")"
+	}
+	return ""
 }
 
 // ipPort parses an IP literal with an optional port: "192.0.2.1",

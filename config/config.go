@@ -34,6 +34,7 @@ type Config struct {
 	// advertises it at normal metric ("" turns failing open off).
 	LastResortInterface string    `yaml:"last_resort_interface"`
 	OnExit              string    `yaml:"on_exit"`
+	IP                  string    `yaml:"ip"` // the ip program, an absolute path
 	LogLevel            string    `yaml:"log_level"`
 	LogFormat           string    `yaml:"log_format"`
 	FRR                 FRR       `yaml:"frr"`
@@ -44,11 +45,15 @@ type Config struct {
 
 	// Path is the file the configuration was read from.
 	Path string `yaml:"-"`
+	// Warnings are things that work but that the operator should know
+	// (FILE:LINE: key: text): check-config prints them, the daemon logs
+	// them at start and on reload.
+	Warnings []string `yaml:"-"`
 }
 
 // FRR says how to reach the local FRR through vtysh.
 type FRR struct {
-	Vtysh     string        `yaml:"vtysh"`
+	Vtysh     string        `yaml:"vtysh"` // an absolute path
 	Pathspace string        `yaml:"pathspace"`
 	Timeout   time.Duration `yaml:"timeout"`
 	Verify    bool          `yaml:"verify"`
@@ -145,6 +150,9 @@ func (c *Config) ReloadableTo(next *Config) error {
 	for _, k := range []struct{ key, old, new string }{
 		{"interface", c.Interface, next.Interface},
 		{"last_resort_interface", c.LastResortInterface, next.LastResortInterface},
+		{"ip", c.IP, next.IP},
+		// Drains live there: a new directory would forget them.
+		{"state_dir", c.StateDir, next.StateDir},
 		{"control_socket", c.ControlSocket, next.ControlSocket},
 		{"metrics_listen", c.MetricsListen, next.MetricsListen},
 	} {
@@ -180,7 +188,7 @@ func parse(name string, data []byte, sys system) (*Config, error) {
 	if err := r.err(); err != nil {
 		return nil, err
 	}
-	c.Path = name
+	c.Path, c.Warnings = name, r.warnings
 	return &c, nil
 }
 

@@ -51,7 +51,7 @@ func TestFullConfigKeepsEveryValueAndNormalises(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Interface: "lo", LastResortInterface: "lr0", OnExit: OnExitWithdraw, LogLevel: "debug", LogFormat: "json",
+		Interface: "lo", LastResortInterface: "lr0", OnExit: OnExitWithdraw, IP: "/sbin/ip", LogLevel: "debug", LogFormat: "json",
 		FRR: FRR{Vtysh: "/usr/bin/vtysh", Pathspace: "node1", Timeout: 3 * time.Second, Verify: false,
 			FleetInterval: 2 * time.Second, LastResortMetric: 60000},
 		ControlSocket: "/run/aw/control.sock", StateDir: "/var/lib/aw", MetricsListen: "",
@@ -80,8 +80,8 @@ func TestAbsentKeysTakeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Interface != "lo" || c.LastResortInterface != "anycast-lr" || c.OnExit != OnExitKeep || c.LogLevel != "info" || c.LogFormat != "text" ||
-		c.FRR != (FRR{Vtysh: "vtysh", Timeout: 2 * time.Second, Verify: true, FleetInterval: 5 * time.Second, LastResortMetric: 65535}) ||
+	if c.Interface != "lo" || c.LastResortInterface != "anycast-lr" || c.IP != "/usr/sbin/ip" || c.OnExit != OnExitKeep || c.LogLevel != "info" || c.LogFormat != "text" ||
+		c.FRR != (FRR{Vtysh: "/usr/bin/vtysh", Timeout: 2 * time.Second, Verify: true, FleetInterval: 5 * time.Second, LastResortMetric: 65535}) ||
 		c.ControlSocket != "/run/anycast-watchdog/control.sock" || c.StateDir != "/var/lib/anycast-watchdog" ||
 		c.MetricsListen != "127.0.0.1:9795" {
 		t.Errorf("global defaults: %+v", c)
@@ -218,7 +218,8 @@ func TestExecCheckUser(t *testing.T) {
 }
 
 func TestReloadableTo(t *testing.T) {
-	running := &Config{Interface: "lo", ControlSocket: "/run/aw.sock", MetricsListen: "127.0.0.1:9795", LogLevel: "info"}
+	running := &Config{Interface: "lo", LastResortInterface: "anycast-lr", ControlSocket: "/run/aw.sock", MetricsListen: "127.0.0.1:9795",
+		StateDir: "/var/lib/aw", LogLevel: "info"}
 	for _, tc := range []struct {
 		name    string
 		change  func(*Config)
@@ -228,6 +229,9 @@ func TestReloadableTo(t *testing.T) {
 		{"interface", func(c *Config) { c.Interface = "dummy0" }, `new.yaml: interface cannot change on reload ("lo" → "dummy0"): restart the daemon`},
 		{"control socket", func(c *Config) { c.ControlSocket = "/run/x.sock" }, `new.yaml: control_socket cannot change on reload ("/run/aw.sock" → "/run/x.sock"): restart the daemon`},
 		{"metrics listener", func(c *Config) { c.MetricsListen = "" }, `new.yaml: metrics_listen cannot change on reload ("127.0.0.1:9795" → ""): restart the daemon`},
+		{"last-resort interface", func(c *Config) { c.LastResortInterface = "" }, `new.yaml: last_resort_interface cannot change on reload ("anycast-lr" → ""): restart the daemon`},
+		// The drains live in state_dir: a reload to another would forget them.
+		{"state dir", func(c *Config) { c.StateDir = "/tmp/aw" }, `new.yaml: state_dir cannot change on reload ("/var/lib/aw" → "/tmp/aw"): restart the daemon`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			next := *running
@@ -238,5 +242,34 @@ func TestReloadableTo(t *testing.T) {
 				t.Errorf("ReloadableTo = %v, want %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// An exec check program that others can change runs with the daemon's
+// privileges: the load warns, naming the file, line and key, and goes on.
+func TestExecProgramWritableByOthersIsAWarning(t *testing.T) {
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "check.sh")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(prog, 0o777) // past the umask
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte("services:\n  - name: web\n    prefixes: [203.0.113.80/32]\n    checks:\n      - type: exec\n        command: ["+prog+"]\n"), 0o644)
+	c, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	who := "its group or everyone (mode -rwxrwxrwx)"
+	if os.Getuid() != 0 {
+		who = "its owner, uid " + strconv.Itoa(os.Getuid())
+	}
+	want := cfg + ":6: services[0].checks[0].command[0]: \"" + prog + "\" is writable by " + who +
+		": whoever can change it runs code with the daemon's privileges"
+	if len(c.Warnings) != 1 || c.Warnings[0] != want {
+		t.Errorf("warnings %q, want %q", c.Warnings, want)
+	}
+	if c, err := Load("testdata/valid-full.yaml"); err != nil || len(c.Warnings) != 0 {
+		t.Errorf("a root-owned program in /bin: %v, warnings %q", err, c.Warnings)
 	}
 }

@@ -12,12 +12,14 @@ import "time"
 const DefaultPath = "/etc/anycast-watchdog/config.yaml"
 
 const (
-	defaultInterface     = "lo"
-	defaultLastResort    = "anycast-lr"
-	defaultOnExit        = OnExitKeep
-	defaultLogLevel      = "info"
-	defaultLogFormat     = "text"
-	defaultVtysh         = "vtysh"
+	defaultInterface  = "lo"
+	defaultLastResort = "anycast-lr"
+	defaultOnExit     = OnExitKeep
+	defaultLogLevel   = "info"
+	defaultLogFormat  = "text"
+	// Absolute, never looked up in PATH: Debian 12's places.
+	defaultIP            = "/usr/sbin/ip"
+	defaultVtysh         = "/usr/bin/vtysh"
 	defaultFRRTimeout    = 2 * time.Second
 	defaultFRRVerify     = true
 	defaultFleetInterval = 5 * time.Second
@@ -48,6 +50,7 @@ func applyDefaults(c *Config, present func(path string) bool) {
 	setDefault(&c.Interface, present("interface"), defaultInterface)
 	setDefault(&c.LastResortInterface, present("last_resort_interface"), defaultLastResort)
 	setDefault(&c.OnExit, present("on_exit"), defaultOnExit)
+	setDefault(&c.IP, present("ip"), defaultIP)
 	setDefault(&c.LogLevel, present("log_level"), defaultLogLevel)
 	setDefault(&c.LogFormat, present("log_format"), defaultLogFormat)
 	setDefault(&c.FRR.Vtysh, present("frr.vtysh"), defaultVtysh)

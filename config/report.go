@@ -15,6 +15,7 @@ type report struct {
 	lines    map[string]int  // key path → line, for every key the file set
 	failed   map[string]bool // key paths that did not decode; not judged again
 	problems []problem
+	warnings []string // FILE:LINE: path: text; they do not stop the load
 }
 
 type problem struct {

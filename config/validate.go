@@ -39,6 +39,16 @@ func (v *validator) fail(path, format string, args ...any) {
 
 func (v *validator) present(path string) bool { return v.r.present(path) }
 
+// warn records something that works but that the operator should know,
+// with the file and line; it does not stop the load.
+func (v *validator) warn(path, format string, args ...any) {
+	loc := v.r.file
+	if line := v.r.lineOf(path); line > 0 {
+		loc = fmt.Sprintf("%s:%d", loc, line)
+	}
+	v.r.warnings = append(v.r.warnings, fmt.Sprintf("%s: %s: %s", loc, path, fmt.Sprintf(format, args...)))
+}
+
 func validate(r *report, c *Config, sys system) {
 	v := &validator{r: r, sys: sys}
 	if !interfaceName.MatchString(c.Interface) || c.Interface == "." || c.Interface == ".." {
@@ -54,9 +64,8 @@ func validate(r *report, c *Config, sys system) {
 	oneOf(v, "on_exit", c.OnExit, OnExitKeep, OnExitWithdraw)
 	oneOf(v, "log_level", c.LogLevel, "debug", "info", "warn", "error")
 	oneOf(v, "log_format", c.LogFormat, "text", "json")
-	if c.FRR.Vtysh == "" {
-		v.fail("frr.vtysh", "must name the vtysh program")
-	}
+	absolute(v, "ip", c.IP)
+	absolute(v, "frr.vtysh", c.FRR.Vtysh)
 	if c.FRR.Pathspace != "" && !pathspaceName.MatchString(c.FRR.Pathspace) {
 		v.fail("frr.pathspace", "%q is not a valid FRR pathspace name", c.FRR.Pathspace)
 	}

@@ -2,16 +2,22 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 // echoHandler answers with what it received and who sent it.
@@ -147,4 +153,106 @@ func logrusNull() (*logrus.Logger, error) {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	return l, nil
+}
+
+// A request larger than MaxRequest is refused without being read whole.
+func TestOversizedRequestIsRefused(t *testing.T) {
+	path := serve(t, filepath.Join(t.TempDir(), "control.sock"), echoHandler{})
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	go func() {
+		// A reason of 1 MB: the server stops reading at 64 KiB.
+		conn.Write([]byte(`{"command":"drain","reason":"` + strings.Repeat("x", 1<<20) + `"}` + "\n"))
+	}()
+	var resp Response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Error != "bad request: larger than 65536 bytes" {
+		t.Errorf("answer %+v", resp)
+	}
+}
+
+// At most MaxConnections are served at once: idle clients cannot hold more
+// descriptors, the next is told "busy", and serving resumes when they go.
+func TestConnectionsAreCapped(t *testing.T) {
+	path := serve(t, filepath.Join(t.TempDir(), "control.sock"), echoHandler{})
+	var idle []net.Conn
+	for i := 0; i < MaxConnections; i++ {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	time.Sleep(100 * time.Millisecond) // all accepted
+	if _, err := Do(path, Request{Command: CmdStatus}); err == nil || !strings.Contains(err.Error(), "busy: 32 requests are being served") {
+		t.Errorf("request beyond the cap: %v", err)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := Do(path, Request{Command: CmdStatus}); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("not serving after the idle clients left: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// flakyListener fails its first accepts as a process out of descriptors
+// does.
+type flakyListener struct {
+	net.Listener
+	failures atomic.Int32
+}
+
+func (f *flakyListener) Accept() (net.Conn, error) {
+	if f.failures.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "unix", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return f.Listener.Accept()
+}
+
+// An accept error is retried, never the end of the socket.
+func TestAcceptErrorsAreSurvived(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "control.sock")
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky := &flakyListener{Listener: l}
+	flaky.failures.Store(5)
+	log, hook := logtest.NewNullLogger()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go Serve(ctx, flaky, echoHandler{}, AccessForProcess(), log)
+	if _, err := Do(path, Request{Command: CmdStatus}); err != nil {
+		t.Fatalf("after 5 failed accepts: %v", err)
+	}
+	if n := len(hook.AllEntries()); n != 1 || !strings.Contains(hook.AllEntries()[0].Message, "too many open files") {
+		t.Errorf("%d log lines for 5 failed accepts, want 1 naming the error: %v", n, hook.AllEntries())
+	}
+}
+
+// A flood of warnings logs a line per period at most; the next line says
+// how many were left out.
+func TestRateLimitedLog(t *testing.T) {
+	log, hook := logtest.NewNullLogger()
+	r := newRateLimitedLog(log, 50*time.Millisecond)
+	for i := 0; i < 1000; i++ {
+		r.warn(logrus.Fields{"by": "uid 1000"}, "control socket: request refused")
+	}
+	time.Sleep(60 * time.Millisecond)
+	r.warn(nil, "control socket: request refused")
+	entries := hook.AllEntries()
+	if len(entries) != 2 || entries[0].Data["by"] != "uid 1000" || entries[1].Data["suppressed"] != 999 {
+		t.Errorf("%d lines for 1001 warnings: %v", len(entries), entries)
+	}
 }

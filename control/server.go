@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/user"
@@ -44,8 +45,19 @@ func (p Peer) identity() string {
 // ErrRunning is Listen's answer when another daemon serves the socket.
 var ErrRunning = errors.New("another anycast-watchdog is running")
 
-// requestTimeout bounds one connection; a check round ends well before.
-const requestTimeout = 60 * time.Second
+// Limits on what a client, any local user, can make the daemon hold.
+const (
+	// requestTimeout bounds one connection; a check round ends well before.
+	requestTimeout = 60 * time.Second
+	// readTimeout bounds reading the request: it is one short line.
+	readTimeout = 5 * time.Second
+	// MaxRequest is the largest request read; a drain reason is at most
+	// 1024 bytes, so real requests are far smaller.
+	MaxRequest = 64 << 10
+	// MaxConnections are served at once; more are answered "busy" and
+	// closed, so idle connections cannot exhaust descriptors or memory.
+	MaxConnections = 32
+)
 
 // Listen opens the control socket at path with mode 0666: anyone may connect
 // and read status; Serve lets only those that Access allows change anything.
@@ -75,42 +87,77 @@ func Listen(path string) (net.Listener, error) {
 }
 
 // Serve answers connections on l until ctx ends; requests that change state
-// reach h only from peers that access allows.
+// reach h only from peers that access allows. An accept that fails (out of
+// descriptors, say) is retried with backoff, never the end of the socket;
+// at most MaxConnections are served at once.
 func Serve(ctx context.Context, l net.Listener, h Handler, access Access, log logrus.FieldLogger) {
 	go func() { <-ctx.Done(); l.Close() }()
+	slots := make(chan struct{}, MaxConnections)
+	refusals := newRateLimitedLog(log, time.Second)
+	backoff := time.Duration(0)
 	for {
 		conn, err := l.Accept()
 		if err != nil {
-			if ctx.Err() == nil {
-				log.WithError(err).Error("control socket: accept failed; no longer serving")
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			backoff = min(max(2*backoff, 10*time.Millisecond), time.Second)
+			refusals.warn(logrus.Fields{"retry_in": backoff.String()}, "control socket: accept failed; retrying: "+err.Error())
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			continue
 		}
-		go serveConn(ctx, conn.(*net.UnixConn), h, access, log)
+		backoff = 0
+		select {
+		case slots <- struct{}{}:
+			go func() {
+				defer func() { <-slots }()
+				serveConn(ctx, conn.(*net.UnixConn), h, access, log, refusals)
+			}()
+		default:
+			conn.SetDeadline(time.Now().Add(time.Second))
+			json.NewEncoder(conn).Encode(Response{Error: fmt.Sprintf("busy: %d requests are being served; try again", MaxConnections)})
+			conn.Close()
+			refusals.warn(nil, "control socket: busy, connection refused")
+		}
 	}
 }
 
-func serveConn(ctx context.Context, conn *net.UnixConn, h Handler, access Access, log logrus.FieldLogger) {
+func serveConn(ctx context.Context, conn *net.UnixConn, h Handler, access Access, log logrus.FieldLogger, refusals *rateLimitedLog) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(requestTimeout))
+	conn.SetReadDeadline(time.Now().Add(readTimeout))
 	peer, err := peerOf(conn)
 	if err != nil {
-		log.WithError(err).Warn("control socket: no peer credentials; request refused")
+		refusals.warn(logrus.Fields{"error": err.Error()}, "control socket: no peer credentials; request refused")
 		return
 	}
 	var req Request
 	resp := Response{}
-	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
+	if err := readRequest(conn, &req); err != nil {
 		resp.Error = fmt.Sprintf("bad request: %v", err)
 	} else if !access.Allows(peer, req.Command) {
 		resp.Error = access.refusal(peer, req.Command)
-		log.WithFields(logrus.Fields{"command": req.Command, "by": peer.String()}).Warn("control socket: request refused: not root and not in the daemon's group")
+		refusals.warn(logrus.Fields{"command": req.Command, "by": peer.String()}, "control socket: request refused: not root and not in the daemon's group")
 	} else {
 		resp = h.Handle(ctx, req, peer)
 	}
 	if err := json.NewEncoder(conn).Encode(resp); err != nil {
 		log.WithError(err).WithField("peer", peer.String()).Debug("control socket: client went away")
 	}
+}
+
+// readRequest decodes one request of at most MaxRequest bytes.
+func readRequest(r io.Reader, req *Request) error {
+	lr := &io.LimitedReader{R: r, N: MaxRequest + 1}
+	err := json.NewDecoder(bufio.NewReader(lr)).Decode(req)
+	if lr.N <= 0 {
+		return fmt.Errorf("larger than %d bytes", MaxRequest)
+	}
+	return err
 }
 
 func peerOf(conn *net.UnixConn) (Peer, error) {

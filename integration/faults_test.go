@@ -467,7 +467,7 @@ func TestFaultBrokenVtysh(t *testing.T) {
 		{"hung", hung, nil, "timeout", "ospfd did not answer in time"},
 		// The daemon as nobody (keeping CAP_NET_ADMIN for ip): FRR's vty
 		// sockets are frr:frrvty 0770.
-		{"permission denied", "vtysh", []string{"setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+		{"permission denied", "/usr/bin/vtysh", []string{"setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
 			"--inh-caps", "+net_admin", "--ambient-caps", "+net_admin"}, "permission-denied", "permission denied talking to ospfd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -527,7 +527,9 @@ func TestFaultFailingIPIsRetriedWithBackoff(t *testing.T) {
 	if err := os.Symlink(realIP, ipPath); err != nil {
 		t.Fatal(err)
 	}
-	startNodes(t, a, n1.WatchdogConfig(), "env", "PATH="+bin+":/usr/sbin:/usr/bin:/sbin:/bin")
+	c := n1.WatchdogConfig()
+	c.IP = ipPath
+	startNodes(t, a, c)
 	waitRoutes(t, a, both(a), 10*time.Second, "both nodes advertised")
 
 	// Changes fail; reads still work, so the daemon sees what it must retry.
@@ -588,7 +590,8 @@ func TestFaultKilledBetweenDecidingAndApplying(t *testing.T) {
 	c := n1.WatchdogConfig()
 	c.Services = extraService("web", web.String(), "{interval: 500ms, fast_interval: 100ms, timeout: 100ms, rise: 3, fall: 2}",
 		"{type: tcp, address: '127.0.0.1:8081'}")
-	startNodes(t, a, c, "env", "PATH="+dir+":/usr/sbin:/usr/bin:/sbin:/bin")
+	c.IP = ipPath
+	startNodes(t, a, c)
 	waitRoutes(t, a, both(a), 10*time.Second, "dns on both nodes")
 	waitNextHops(t, a, web, []string{n1.RouterDev}, 10*time.Second, "web advertised")
 	others := keepsBothNodes(a)
@@ -608,8 +611,12 @@ func TestFaultKilledBetweenDecidingAndApplying(t *testing.T) {
 		t.Fatal("web's address went away although ip never ran")
 	}
 
+	c.IP = "" // the real ip this time
+	if err := c.Write(n1.Config); err != nil {
+		t.Fatal(err)
+	}
 	restarted := time.Now()
-	if err := n1.StartWatchdog(); err != nil { // real ip this time
+	if err := n1.StartWatchdog(); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := lab.WaitFor(labInterval+time.Second, func() bool { return !n1.NS.Has("lo", web) }); !ok {

@@ -20,7 +20,8 @@ type WatchdogConfig struct {
 	FastInterval time.Duration
 	Timeout      time.Duration // the dns check's; default min(FastInterval, 250ms)
 	Rise, Fall   int
-	Vtysh        string // default: vtysh from PATH
+	Vtysh        string // default /usr/bin/vtysh
+	IP           string // the ip program; default /usr/sbin/ip
 	Metrics      string // metrics_listen; default off
 	// FleetInterval is frr.fleet_interval and DrainGrace the service's
 	// drain_grace; zero leaves the daemon's defaults (5s, 2s).
@@ -37,7 +38,10 @@ func (c WatchdogConfig) Write(path string) error {
 		c.LogLevel = "info"
 	}
 	if c.Vtysh == "" {
-		c.Vtysh = "vtysh"
+		c.Vtysh = "/usr/bin/vtysh"
+	}
+	if c.IP == "" {
+		c.IP = "/usr/sbin/ip"
 	}
 	if c.Timeout == 0 {
 		c.Timeout = min(c.FastInterval, 250*time.Millisecond)
@@ -49,6 +53,7 @@ func (c WatchdogConfig) Write(path string) error {
 		c.DrainGrace = 2 * time.Second
 	}
 	return os.WriteFile(path, []byte(fmt.Sprintf(`interface: lo
+ip: %s
 on_exit: %s
 log_level: %s
 frr:
@@ -74,7 +79,7 @@ services:
         server: 127.0.0.1:53
         query: health.example.
         answer_contains: 198.51.100.99
-%s`, c.OnExit, c.LogLevel, c.Vtysh, c.Pathspace, c.Verify, c.FleetInterval, c.Dir, c.Name, c.Dir, c.Name, c.Metrics, AnycastV4, AnycastV6,
+%s`, c.IP, c.OnExit, c.LogLevel, c.Vtysh, c.Pathspace, c.Verify, c.FleetInterval, c.Dir, c.Name, c.Dir, c.Name, c.Metrics, AnycastV4, AnycastV6,
 		c.Interval, c.FastInterval, c.Timeout, c.Rise, c.Fall, c.DrainGrace, c.Services)), 0o644)
 }
 
