@@ -33,6 +33,17 @@ func healthyNode(t *testing.T, role string, wrapper ...string) *node {
 	return n
 }
 
+// waitServing waits until the control socket at sock answers status.
+func waitServing(t *testing.T, sock, when string) {
+	t.Helper()
+	if _, ok := lab.WaitFor(10*time.Second, func() bool {
+		_, err := control.Do(sock, control.Request{Command: control.CmdStatus})
+		return err == nil
+	}); !ok {
+		t.Fatal("the control socket does not serve " + when)
+	}
+}
+
 func (n *node) socket(role string) string { return filepath.Join(filepath.Dir(n.config), role+".sock") }
 
 // A second daemon in the same namespace is refused even with its own
@@ -116,12 +127,7 @@ func TestControlFloodIsBounded(t *testing.T) {
 	if busy < 200-control.MaxConnections-10 {
 		t.Errorf("%d of 200 idle connections told busy, want about %d", busy, 200-control.MaxConnections)
 	}
-	if _, ok := lab.WaitFor(10*time.Second, func() bool {
-		_, err := control.Do(sock, control.Request{Command: control.CmdStatus})
-		return err == nil
-	}); !ok {
-		t.Fatal("the socket does not serve after the flood")
-	}
+	waitServing(t, sock, "after the flood")
 	log := n.daemon.Log()
 	if strings.Contains(log, `msg="service down"`) || strings.Contains(log, `msg="service falling"`) || n.daemon.Exited() {
 		t.Errorf("the healthy service suffered from the flood:\n%s", log)
@@ -156,12 +162,7 @@ func TestIdleConnectionsCannotExhaustDescriptors(t *testing.T) {
 	for _, c := range idle {
 		c.Close()
 	}
-	if _, ok := lab.WaitFor(10*time.Second, func() bool {
-		_, err := control.Do(sock, control.Request{Command: control.CmdStatus})
-		return err == nil
-	}); !ok {
-		t.Fatal("the socket does not serve after the idle connections left")
-	}
+	waitServing(t, sock, "after the idle connections left")
 	log := n.daemon.Log()
 	if strings.Contains(log, "too many open files") || strings.Contains(log, `msg="service down"`) {
 		t.Errorf("descriptors ran out:\n%s", log)
