@@ -4,7 +4,7 @@ VERSION ?= $(shell cat VERSION)
 GO      ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test unit fuzz fuzz-short integration demo deps-lab deps-test bench-checks bench-failover deb lint-deb bench-load clean
+.PHONY: build test unit fuzz fuzz-short integration demo deps-lab deps-test bench-checks bench-failover deb lint-deb lint-rules bench-load clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o anycast-watchdog .
@@ -13,7 +13,7 @@ build:
 ## integration tier (it needs root and skips itself without it). It installs
 ## the Debian packages it needs first, when they are missing.
 test: deps-test
-	$(MAKE) unit fuzz-short lint-deb integration
+	$(MAKE) unit fuzz-short lint-deb lint-rules integration
 
 unit:
 	$(GO) vet ./...
@@ -44,7 +44,7 @@ demo: build deps-lab
 ## deps-lab / deps-test: install with apt-get the Debian packages that the
 ## demo / the whole suite need, only those missing (root needed only then).
 LAB_PACKAGES  := frr dnsmasq-base iproute2
-TEST_PACKAGES := $(LAB_PACKAGES) bind9-dnsutils lintian debootstrap systemd-container
+TEST_PACKAGES := $(LAB_PACKAGES) bind9-dnsutils lintian debootstrap systemd-container prometheus
 deps-lab:
 	@./packaging/install-missing $(LAB_PACKAGES)
 deps-test:
@@ -83,6 +83,12 @@ deb:
 lint-deb: deb
 	lintian --fail-on error,warning --info $(DEB)
 	systemd-analyze security --offline=true --threshold=20 packaging/deb/anycast-watchdog.service >/dev/null
+
+## lint-rules: the Prometheus alert rules the .deb ships are valid, and every
+## alert fires and stays quiet as its promtool unit tests say.
+lint-rules:
+	promtool check rules packaging/prometheus/anycast-watchdog.rules.yml
+	cd packaging/prometheus && promtool test rules anycast-watchdog.rules.test.yml
 
 clean:
 	rm -rf anycast-watchdog dist

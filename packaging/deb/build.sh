@@ -25,6 +25,7 @@ gzip -9n < "$here/anycast-watchdog.8" > "$stage/usr/share/man/man8/anycast-watch
 gzip -9n < "$here/anycast-watchdog.yaml.5" > "$stage/usr/share/man/man5/anycast-watchdog.yaml.5.gz"
 install -m 0644 "$here/copyright" "$stage/usr/share/doc/anycast-watchdog/copyright"
 install -D -m 0644 "$here/lintian-overrides" "$stage/usr/share/lintian/overrides/anycast-watchdog"
+install -D -m 0644 "$here/../prometheus/anycast-watchdog.rules.yml" "$stage/usr/share/anycast-watchdog/prometheus/anycast-watchdog.rules.yml"
 
 # The changelog's newest entry must name the version built; a development
 # build of another version gets an entry of its own.
