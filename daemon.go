@@ -81,6 +81,9 @@ type listeners struct {
 
 func newDaemon(path string, cfg *config.Config, log *logrus.Logger, deps daemonDeps) *daemon {
 	m := metrics.New(versionString())
+	if deps.newChecker == nil {
+		deps.newChecker = checker.NewBuilder(checker.MaxExecInFlight()).New
+	}
 	d := &daemon{
 		path: path, version: versionString(), log: log, metrics: m, notify: deps.notify,
 		reloads: make(chan chan error),

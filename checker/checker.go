@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"syscall"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
@@ -35,13 +36,37 @@ func constructors() map[string]constructor {
 	}
 }
 
-// New builds the probe a check configuration describes. The configuration
-// must already be validated by config.Load.
-func New(c config.Check) (Checker, error) {
-	if build, ok := constructors()[c.Type]; ok {
-		return build(c)
+// New builds the probe a check configuration describes, with no bound on
+// exec checks in flight (for probe and tests; the daemon uses a Builder).
+// The configuration must already be validated by config.Load.
+func New(c config.Check) (Checker, error) { return (&Builder{}).New(c) }
+
+// Builder builds the probes of one daemon: its exec checks share a bound
+// on how many run at once.
+type Builder struct{ exec *execPool }
+
+// MaxExecInFlight is the daemon's bound: enough for a few slow scripts per
+// core, few enough that a storm of them cannot take the machine.
+func MaxExecInFlight() int { return max(8, 4*runtime.NumCPU()) }
+
+// NewBuilder returns a Builder whose exec checks run at most maxExec at
+// once; one that cannot start before its deadline fails as *Starved.
+func NewBuilder(maxExec int) *Builder {
+	return &Builder{exec: &execPool{slots: make(chan struct{}, maxExec)}}
+}
+
+// New builds the probe a check configuration describes.
+func (b *Builder) New(c config.Check) (Checker, error) {
+	build, ok := constructors()[c.Type]
+	if !ok {
+		return nil, fmt.Errorf("unknown check type %q", c.Type)
 	}
-	return nil, fmt.Errorf("unknown check type %q", c.Type)
+	ch, err := build(c)
+	if e, isExec := ch.(execChecker); isExec {
+		e.pool = b.exec
+		ch = e
+	}
+	return ch, err
 }
 
 // Mismatch is a probe that got an answer, but the wrong one.
@@ -57,14 +82,17 @@ func mismatch(reason, format string, args ...any) error {
 }
 
 // Reason sorts a probe error into a short, stable word for logs and metric
-// labels: timeout, refused, unreachable, rcode, answer, status, body, exit or
-// error.
+// labels: timeout, refused, unreachable, rcode, answer, status, body, exit,
+// starved (an exec check that could not start in time) or error.
 func Reason(err error) string {
 	var m *Mismatch
 	var ne net.Error
+	var starved *Starved
 	switch {
 	case err == nil:
 		return ""
+	case errors.As(err, &starved):
+		return "starved"
 	case errors.As(err, &m):
 		return m.Reason
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),

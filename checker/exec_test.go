@@ -1,6 +1,8 @@
 package checker
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -136,4 +138,76 @@ func alive(pid int) bool {
 	}
 	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
 	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// A daemon's exec checks run at most its bound at once; one that cannot
+// start before its deadline fails as starved, not as a timeout of the
+// service.
+func TestExecChecksAreBoundedAndStarvedIsItsOwnReason(t *testing.T) {
+	b := NewBuilder(1)
+	slow, err := b.New(config.Check{Type: config.CheckExec, Command: []string{"/bin/sleep", "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quick, _ := b.New(config.Check{Type: config.CheckExec, Command: []string{"/bin/true"}})
+	running := make(chan error)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		running <- slow.Check(ctx)
+	}()
+	time.Sleep(100 * time.Millisecond) // the slow one holds the only slot
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err = quick.Check(ctx)
+	var starved *Starved
+	if !errors.As(err, &starved) || Reason(err) != "starved" || !strings.HasPrefix(err.Error(), "did not start: 1 exec checks were already running (waited 5") {
+		t.Errorf("second check: %v (reason %q)", err, Reason(err))
+	}
+	if err := <-running; err != nil {
+		t.Errorf("first check: %v", err)
+	}
+	// Once the slot is free the next one runs.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if err := quick.Check(ctx2); err != nil {
+		t.Errorf("after the slot freed: %v", err)
+	}
+}
+
+// Exec checks run niced (and so do their children, from a moment after
+// the start), and the daemon's own threads keep their priority.
+func TestExecChecksRunNiced(t *testing.T) {
+	c, _ := New(config.Check{Type: config.CheckExec, Command: []string{"/bin/sh", "-c",
+		// After a moment: the group is lowered just after the start.
+		`sleep 0.05; n=$(cut -d' ' -f19 /proc/self/stat); test "$n" = 10 || { echo "nice $n"; exit 1; }`}})
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := c.Check(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("check %d: %v", i, err)
+		}
+	}
+	if niced := nicedThreads(); len(niced) > 0 {
+		t.Errorf("daemon threads niced after the checks: %v", niced)
+	}
+}
+
+// nicedThreads lists this process's threads whose nice value is not 0.
+func nicedThreads() []string {
+	var out []string
+	tasks, _ := filepath.Glob("/proc/self/task/*/stat")
+	for _, task := range tasks {
+		raw, err := os.ReadFile(task)
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		// Fields after the command name, which is in parentheses.
+		fields := strings.Fields(string(raw)[strings.LastIndexByte(string(raw), ')')+2:])
+		if fields[16] != "0" {
+			out = append(out, task+": nice "+fields[16])
+		}
+	}
+	return out
 }

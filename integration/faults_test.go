@@ -320,10 +320,10 @@ func TestFaultStubbornExecChildrenLeaveNothingBehind(t *testing.T) {
 	c := n1.WatchdogConfig()
 	c.Metrics = metricsAddr
 	// The dns service witnesses that the storm leaves other services
-	// alone; it gets production timing. With the lab's 100 ms timeout it
-	// was withdrawn once in a run: the storm starves the whole machine, and
-	// its checks timed out before they had even sent the query.
-	c.Interval, c.FastInterval, c.Timeout = time.Second, time.Second, time.Second
+	// alone, with a 100 ms timeout. Before exec checks were bounded and
+	// niced it was withdrawn once in a run: the storm starved the daemon,
+	// and its checks timed out before they had even sent the query.
+	c.Interval, c.FastInterval, c.Timeout = time.Second, time.Second, 100*time.Millisecond
 	startNodes(t, a, c)
 	waitRoutes(t, a, both(a), 10*time.Second, "both nodes advertised")
 	// A duration no other process on the machine uses marks our sleeps.
@@ -378,8 +378,10 @@ func TestFaultStubbornExecChildrenLeaveNothingBehind(t *testing.T) {
 	zombies, children := childrenOf(t, pid)
 	left := processesWithArgs(t, "sleep", marker)
 	fds := settledFDs(t, pid)
-	t.Logf("%.0f timed-out rounds of %d services in %s, %d of them with a stubborn child running; daemon fds %d before, at most %.0f during, %d after; %d zombies, %d children, %d leftover sleeps after",
-		rounds, services, took.Round(time.Second), stubborn, fds0, maxFDs, fds, zombies, children, len(left))
+	starved := metric(t, n1, "anycast_watchdog_check_failures_total", `service="stubborn-`, `reason="starved"`)
+	dnsFailures := metric(t, n1, "anycast_watchdog_check_failures_total", `service="dns"`)
+	t.Logf("%.0f timed-out and %.0f starved rounds of %d services in %s, %d of them with a stubborn child running; daemon fds %d before, at most %.0f during, %d after; %d zombies, %d children, %d leftover sleeps after; the dns witness (timeout 100 ms) failed %.0f checks",
+		rounds, starved, services, took.Round(time.Second), stubborn, fds0, maxFDs, fds, zombies, children, len(left), dnsFailures)
 	if zombies != 0 || len(left) != 0 || fds > fds0+2 {
 		t.Errorf("after %d rounds with stubborn children: %d zombies, leftover sleeps %v, %d fds (started with %d): %v", stubborn, zombies, left, fds, fds0, fdTargets(pid))
 	}

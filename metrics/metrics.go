@@ -47,7 +47,7 @@ func New(version string) *Metrics {
 			Help:    "How long each check took, passing or failing.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"service", "check"}),
 		checkFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "check_failures_total",
-			Help: "Failed checks, by reason (timeout, refused, rcode, answer, status, body, exit, unreachable, error)."},
+			Help: "Failed checks, by reason (timeout, refused, rcode, answer, status, body, exit, unreachable, starved, error)."},
 			[]string{"service", "check", "reason"}),
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "round_lateness_seconds",
 			Help:    "How late rounds started against their schedule.",

@@ -102,7 +102,7 @@ anycast_watchdog_config_last_load_timestamp_seconds 1.795e+09
 # HELP anycast_watchdog_transitions_total State changes of a service, by the state entered.
 # TYPE anycast_watchdog_transitions_total counter
 anycast_watchdog_transitions_total{service="dns",to="falling"} 1
-# HELP anycast_watchdog_check_failures_total Failed checks, by reason (timeout, refused, rcode, answer, status, body, exit, unreachable, error).
+# HELP anycast_watchdog_check_failures_total Failed checks, by reason (timeout, refused, rcode, answer, status, body, exit, unreachable, starved, error).
 # TYPE anycast_watchdog_check_failures_total counter
 anycast_watchdog_check_failures_total{check="tcp 127.0.0.1:53",reason="error",service="dns"} 1
 # HELP anycast_watchdog_build_info Always 1; the labels say which build runs.
