@@ -28,6 +28,12 @@ func Do(path string, req Request) (Response, error) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(requestTimeout))
 	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		// A daemon that refuses a connection (busy) answers and closes
+		// before reading: the answer is still there to read.
+		var resp Response
+		if json.NewDecoder(conn).Decode(&resp) == nil && resp.Error != "" {
+			return resp, errors.New(resp.Error)
+		}
 		return Response{}, fmt.Errorf("control socket %s: send: %w", path, err)
 	}
 	var resp Response
