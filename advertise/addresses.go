@@ -321,7 +321,7 @@ func (m *addressManager) step() {
 		st.target = target
 		due := st.err == nil || !now.Before(st.retryAt)
 		if st.placed(target) || !due {
-			if st.release && st.placed(target) && m.prefixes[p] == st {
+			if st.release && st.placed(target) {
 				delete(m.prefixes, p)
 			}
 			m.mu.Unlock()
@@ -381,21 +381,17 @@ func (m *addressManager) move(c change) {
 	}
 	st := c.st
 	m.mu.Lock()
+	// Adds first, then deletes; add says what each interface should have.
 	var cmds []command
-	primary := command{ctl: m.primary, dev: m.primaryDev, field: &st.onPrimary}
-	lastResort := command{ctl: m.lastResort, dev: m.lrDev, field: &st.onLastResort}
-	wantPrimary, wantLR := c.to == OnPrimary, c.to == OnLastResort
-	if wantPrimary && !st.onPrimary {
-		cmds = append(cmds, command{primary.ctl, primary.dev, true, primary.field})
-	}
-	if wantLR && !st.onLastResort {
-		cmds = append(cmds, command{lastResort.ctl, lastResort.dev, true, lastResort.field})
-	}
-	if !wantPrimary && st.onPrimary {
-		cmds = append(cmds, command{primary.ctl, primary.dev, false, primary.field})
-	}
-	if !wantLR && st.onLastResort && m.lastResort != nil {
-		cmds = append(cmds, command{lastResort.ctl, lastResort.dev, false, lastResort.field})
+	for _, add := range []bool{true, false} {
+		for _, on := range []command{
+			{ctl: m.primary, dev: m.primaryDev, field: &st.onPrimary, add: c.to == OnPrimary},
+			{ctl: m.lastResort, dev: m.lrDev, field: &st.onLastResort, add: c.to == OnLastResort},
+		} {
+			if on.add == add && *on.field != add && on.ctl != nil {
+				cmds = append(cmds, on)
+			}
+		}
 	}
 	m.mu.Unlock()
 
@@ -622,38 +618,29 @@ func (m *addressManager) snapshot() map[netip.Prefix]prefixSnapshot {
 }
 
 // status reports the prefixes in the order given; the read-back's part is
-// filled in by the verifier.
-func (m *addressManager) status(prefixes []netip.Prefix) []status.Prefix {
+// filled in by the verifier. Both slices have one entry per prefix given,
+// in that order; a prefix not managed (yet) is absent and not wanted.
+func (m *addressManager) status(prefixes []netip.Prefix) ([]status.Prefix, []Location) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]status.Prefix, 0, len(prefixes))
-	for _, p := range prefixes {
-		if st, ok := m.prefixes[p]; ok {
-			ps := status.Prefix{Prefix: p.String(), Wanted: st.target != Absent, Present: st.onPrimary || st.onLastResort}
-			switch st.location() {
-			case OnPrimary:
-				ps.Interface = m.primaryDev
-			case OnLastResort:
-				ps.Interface = m.lrDev
-			}
-			if st.err != nil {
-				ps.Error = st.err.Error()
-			}
-			out = append(out, ps)
+	out, where := make([]status.Prefix, len(prefixes)), make([]Location, len(prefixes))
+	for i, p := range prefixes {
+		out[i].Prefix = p.String()
+		st, ok := m.prefixes[p]
+		if !ok {
+			continue
+		}
+		ps := &out[i]
+		ps.Wanted, ps.Present, where[i] = st.target != Absent, st.onPrimary || st.onLastResort, st.location()
+		switch where[i] {
+		case OnPrimary:
+			ps.Interface = m.primaryDev
+		case OnLastResort:
+			ps.Interface = m.lrDev
+		}
+		if st.err != nil {
+			ps.Error = st.err.Error()
 		}
 	}
-	return out
-}
-
-// locations says where each of prefixes is.
-func (m *addressManager) locations(prefixes []netip.Prefix) []Location {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]Location, 0, len(prefixes))
-	for _, p := range prefixes {
-		if st, ok := m.prefixes[p]; ok {
-			out = append(out, st.location())
-		}
-	}
-	return out
+	return out, where
 }

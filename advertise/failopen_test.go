@@ -254,8 +254,19 @@ func TestStopWithWithdrawGoesThroughLastResort(t *testing.T) {
 	stopped := make(chan struct{})
 	go func() { w.sup.Stop(context.Background(), "withdraw"); close(stopped) }()
 	w.eventually("at last resort", func() bool { return w.where() == "last resort" })
-	w.eventually("the worker waits for the grace", func() bool { return w.clock.waiting() >= 1 })
-	w.clock.advance(2 * time.Second)
+	// Until the clock reaches drain_grace, Stop waits and the prefix stays,
+	// however often the worker is woken meanwhile.
+	w.clock.advance(1900 * time.Millisecond)
+	w.sup.addrs.wait(context.Background(), w.sup.addrs.reconsider())
+	select {
+	case <-stopped:
+		t.Fatalf("Stop returned before drain_grace; the prefix is %s", w.where())
+	case <-time.After(100 * time.Millisecond):
+	}
+	if w.where() != "last resort" {
+		t.Fatalf("before drain_grace the prefix is %s", w.where())
+	}
+	w.clock.advance(100 * time.Millisecond)
 	select {
 	case <-stopped:
 	case <-time.After(5 * time.Second):

@@ -444,18 +444,19 @@ func (l *serviceLoop) snapshot() status.Service {
 		s.Drain = &d
 	}
 	l.mu.Unlock()
-	s.Prefixes = l.addrs.status(l.cfg.Prefixes)
-	var held []string // prefixes at last resort
-	for i, loc := range l.addrs.locations(l.cfg.Prefixes) {
+	var where []Location
+	s.Prefixes, where = l.addrs.status(l.cfg.Prefixes)
+	var held []netip.Prefix // at last resort
+	for i, loc := range where {
 		if loc == OnLastResort {
-			held = append(held, s.Prefixes[i].Prefix)
+			held = append(held, l.cfg.Prefixes[i])
 		}
 	}
 	switch {
 	case len(held) == 0:
 	case s.State == status.Drained:
 		s.State = status.Draining
-		s.Reason += "; at last resort until drain_grace (" + l.cfg.DrainGrace.String() + ") has passed: " + strings.Join(held, ", ")
+		s.Reason += "; at last resort until drain_grace (" + l.cfg.DrainGrace.String() + ") has passed: " + prefixList(held)
 	case s.State == status.Down:
 		s.State = status.LastResort
 		s.Reason += "; held at last resort: " + l.heldReason(held)
@@ -465,15 +466,15 @@ func (l *serviceLoop) snapshot() status.Service {
 
 // heldReason says, for each prefix held at last resort, how many other
 // routers advertise it at normal metric, or why that is not known.
-func (l *serviceLoop) heldReason(held []string) string {
+func (l *serviceLoop) heldReason(held []netip.Prefix) string {
 	var parts []string
-	for _, ps := range held {
-		n, unknown := l.addrs.fleet.normalElsewhere(netip.MustParsePrefix(ps))
+	for _, p := range held {
+		n, unknown := l.addrs.fleet.normalElsewhere(p)
 		if unknown != "" {
-			parts = append(parts, ps+": "+unknown)
+			parts = append(parts, p.String()+": "+unknown)
 			continue
 		}
-		parts = append(parts, fmt.Sprintf("%s: %d other routers advertise it at normal metric", ps, n))
+		parts = append(parts, fmt.Sprintf("%s: %d other routers advertise it at normal metric", p, n))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -621,11 +621,10 @@ func (s *Supervisor) Status() []status.Service {
 	s.mu.Unlock()
 	out := make([]status.Service, 0, len(loops))
 	for _, l := range loops {
-		st := l.snapshot()
-		s.verify.fill(st.Prefixes)
-		for i := range st.Prefixes {
-			p := &st.Prefixes[i]
-			p.Advertisers, p.FleetError = s.fleet.advertisers(netip.MustParsePrefix(p.Prefix))
+		st := l.snapshot() // one status.Prefix per configured prefix, in order
+		s.verify.fill(l.cfg.Prefixes, st.Prefixes)
+		for i, p := range l.cfg.Prefixes {
+			st.Prefixes[i].Advertisers, st.Prefixes[i].FleetError = s.fleet.advertisers(p)
 		}
 		out = append(out, st)
 	}

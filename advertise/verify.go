@@ -293,14 +293,14 @@ func (v *verifier) setReadBack(rb ReadBack, fleetEvery time.Duration) {
 	v.kick.notify()
 }
 
-// fill sets the read-back's part of each prefix's status: what FRR says, or
-// unknown with why.
-func (v *verifier) fill(prefixes []status.Prefix) {
+// fill sets the read-back's part of the status of each of prefixes (out
+// has one entry per prefix, in order): what FRR says, or unknown with why.
+func (v *verifier) fill(prefixes []netip.Prefix, out []status.Prefix) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for i := range prefixes {
-		p := &prefixes[i]
-		switch st, ok := v.state[netip.MustParsePrefix(p.Prefix)]; {
+	for i, pfx := range prefixes {
+		p := &out[i]
+		switch st, ok := v.state[pfx]; {
 		case v.rb == nil:
 			p.Advertised, p.AdvertisedReason = status.AdvertisedUnknown, "read-back is off (frr.verify: false)"
 		case !ok:

@@ -22,8 +22,9 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
-// constructor builds one type's probe from its validated configuration.
-type constructor func(config.Check) (Checker, error)
+// constructor builds one type's probe from its validated configuration,
+// with what the daemon's probes share (b).
+type constructor func(b *Builder, c config.Check) (Checker, error)
 
 // constructors has one entry per config.CheckTypes(), each in its type's
 // file.
@@ -61,12 +62,7 @@ func (b *Builder) New(c config.Check) (Checker, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown check type %q", c.Type)
 	}
-	ch, err := build(c)
-	if e, isExec := ch.(execChecker); isExec {
-		e.pool = b.exec
-		ch = e
-	}
-	return ch, err
+	return build(b, c)
 }
 
 // Mismatch is a probe that got an answer, but the wrong one.

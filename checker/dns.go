@@ -22,7 +22,7 @@ type dnsChecker struct {
 	answerContains string
 }
 
-func newDNS(c config.Check) (Checker, error) {
+func newDNS(_ *Builder, c config.Check) (Checker, error) {
 	qtype, ok := dns.StringToType[c.QType]
 	if !ok {
 		return nil, fmt.Errorf("unknown qtype %q", c.QType)

@@ -65,8 +65,8 @@ func (p *execPool) acquire(ctx context.Context) error {
 
 func (p *execPool) release() { <-p.slots }
 
-func newExec(c config.Check) (Checker, error) {
-	return execChecker{argv: c.Command, as: c.Credential}, nil
+func newExec(b *Builder, c config.Check) (Checker, error) {
+	return execChecker{argv: c.Command, as: c.Credential, pool: b.exec}, nil
 }
 
 func (e execChecker) Check(ctx context.Context) error {

@@ -22,7 +22,7 @@ type httpChecker struct {
 	client       *http.Client
 }
 
-func newHTTP(c config.Check) (Checker, error) {
+func newHTTP(_ *Builder, c config.Check) (Checker, error) {
 	return httpChecker{
 		url:          c.URL,
 		status:       c.Status,

@@ -10,7 +10,7 @@ import (
 // tcpChecker passes when a TCP connection to address completes.
 type tcpChecker struct{ address string }
 
-func newTCP(c config.Check) (Checker, error) { return tcpChecker{address: c.Address}, nil }
+func newTCP(_ *Builder, c config.Check) (Checker, error) { return tcpChecker{address: c.Address}, nil }
 
 func (t tcpChecker) Check(ctx context.Context) error {
 	// No keep-alive: the connection lives for microseconds.
