@@ -30,10 +30,16 @@ import (
 const metricsAddr = "127.0.0.1:9795"
 
 // metric sums the series of name whose labels contain every one of labels
-// (written as they appear, e.g. `service="dns"`).
+// (written as they appear, e.g. `service="dns"`), from metricsAddr.
 func metric(t *testing.T, n *lab.Node, name string, labels ...string) float64 {
 	t.Helper()
-	body, err := n.NS.Get(metricsAddr, "/metrics")
+	return metricAt(t, n, metricsAddr, name, labels...)
+}
+
+// metricAt is metric from the node's metrics served at addr.
+func metricAt(t *testing.T, n *lab.Node, addr, name string, labels ...string) float64 {
+	t.Helper()
+	body, err := n.NS.Get(addr, "/metrics")
 	if err != nil {
 		t.Fatalf("metrics of %s: %v", n.NS.Name, err)
 	}
@@ -128,7 +134,7 @@ func whyRoutesChanged(a *lab.AnycastLab) string {
 		}
 	}
 	for _, d := range []string{"ospfd", "ospf6d"} {
-		lines := strings.Split(strings.TrimSpace(a.RouterFRR.Daemons[d].Log()), "\n")
+		lines := strings.Split(strings.TrimSpace(a.Router.FRR.Daemons[d].Log()), "\n")
 		fmt.Fprintf(&b, "router %s, last lines:\n  %s\n", d, strings.Join(lines[max(0, len(lines)-15):], "\n  "))
 	}
 	return b.String()

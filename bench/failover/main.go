@@ -166,79 +166,6 @@ func drain(ch <-chan event) {
 	}
 }
 
-// load sends qps queries a second from the router to 192.0.2.53, each
-// from a fresh socket so that ECMP spreads them, and records the failures.
-type load struct {
-	qps    int
-	mu     sync.Mutex
-	failed []time.Time // send times of queries refused or unanswered
-	sent   []time.Time
-}
-
-func (ld *load) run(router *lab.Namespace, stop <-chan struct{}) {
-	tick := time.NewTicker(time.Second / time.Duration(ld.qps))
-	defer tick.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-		pc, err := router.ListenPacket("udp4", "0.0.0.0:0")
-		if err != nil {
-			continue
-		}
-		sent := time.Now()
-		go func() {
-			defer pc.Close()
-			ok := query(pc)
-			ld.mu.Lock()
-			ld.sent = append(ld.sent, sent)
-			if !ok {
-				ld.failed = append(ld.failed, sent)
-			}
-			ld.mu.Unlock()
-		}()
-	}
-}
-
-func query(pc net.PacketConn) bool {
-	m := new(dns.Msg)
-	m.SetQuestion("whoami.example.", dns.TypeA)
-	buf, _ := m.Pack()
-	pc.SetDeadline(time.Now().Add(500 * time.Millisecond))
-	if _, err := pc.WriteTo(buf, &net.UDPAddr{IP: net.ParseIP("192.0.2.53"), Port: 53}); err != nil {
-		return false
-	}
-	in := make([]byte, 512)
-	n, _, err := pc.ReadFrom(in)
-	if err != nil {
-		return false
-	}
-	r := new(dns.Msg)
-	return r.Unpack(in[:n]) == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0
-}
-
-// lost counts failed queries sent in [from, to].
-func (ld *load) lost(from, to time.Time) int { return ld.count(ld.failed, from, to) }
-
-// answered counts queries sent in [from, to] that were answered.
-func (ld *load) answered(from, to time.Time) int {
-	return ld.count(ld.sent, from, to) - ld.lost(from, to)
-}
-
-func (ld *load) count(ts []time.Time, from, to time.Time) int {
-	ld.mu.Lock()
-	defer ld.mu.Unlock()
-	n := 0
-	for _, t := range ts {
-		if !t.Before(from) && !t.After(to) {
-			n++
-		}
-	}
-	return n
-}
-
 type sample struct{ detection, propagation, total, floor, overhead time.Duration }
 
 func run(binary, trial string, trials, qps int, o lab.AnycastOptions) error {
@@ -284,8 +211,8 @@ func run(binary, trial string, trials, qps int, o lab.AnycastOptions) error {
 	if _, ok := lab.WaitFor(20*time.Second, func() bool { v4, v6 := a.Routes(); return len(v4) == 2 && len(v6) == 2 }); !ok {
 		return fmt.Errorf("the router never had both nodes; node 1 log:\n%s", n1.Watchdog.Log())
 	}
-	ld := &load{qps: qps}
-	go ld.run(a.Router, stop)
+	ld := a.Router.StartQueryLoad(qps, lab.AnycastV4.Addr())
+	defer ld.Stop()
 
 	fmt.Printf("config: interval %s, fast_interval %s, rise %d, fall %d; router min-arrival 0: %v, SPF hold %d ms; last-resort interface: %v; %d trials at %d queries/s\n",
 		o.Interval, o.FastInterval, o.Rise, o.Fall, o.MinArrival0, o.SPFHold, o.LastResort, trials, qps)
@@ -311,7 +238,7 @@ func run(binary, trial string, trials, qps int, o lab.AnycastOptions) error {
 		first, _ := svc.firstProbeAfter(broke, 2*o.Interval)
 		withdraw = append(withdraw, measure(broke, removed, fib, first.Sub(broke)+time.Duration(o.Fall-1)*o.FastInterval))
 		time.Sleep(time.Second)
-		lostW = append(lostW, ld.lost(broke.Add(-time.Second), fib.Add(500*time.Millisecond)))
+		lostW = append(lostW, ld.Lost(broke.Add(-time.Second), fib.Add(500*time.Millisecond)))
 
 		drain(addrs)
 		drain(routes)
@@ -327,7 +254,7 @@ func run(binary, trial string, trials, qps int, o lab.AnycastOptions) error {
 		first, _ = svc.firstProbeAfter(repaired, 2*o.Interval)
 		restore = append(restore, measure(repaired, added, fib, first.Sub(repaired)+time.Duration(o.Rise-1)*o.FastInterval))
 		time.Sleep(time.Second)
-		lostR = append(lostR, ld.lost(repaired.Add(-500*time.Millisecond), fib.Add(500*time.Millisecond)))
+		lostR = append(lostR, ld.Lost(repaired.Add(-500*time.Millisecond), fib.Add(500*time.Millisecond)))
 		fmt.Printf("trial %2d: withdraw total %6s (floor %6s)  restore total %6s (floor %6s)  lost %d/%d\n", i+1,
 			ms(withdraw[i].total), ms(withdraw[i].floor), ms(restore[i].total), ms(restore[i].floor), lostW[i], lostR[i])
 	}
@@ -343,7 +270,7 @@ func run(binary, trial string, trials, qps int, o lab.AnycastOptions) error {
 // drainTrials drains node 1, waits until its prefixes are gone (after
 // drain_grace, with a last-resort interface), undrains it and waits until
 // the router uses it again, trials times, counting the queries lost.
-func drainTrials(a *lab.AnycastLab, binary string, trials int, ld *load) error {
+func drainTrials(a *lab.AnycastLab, binary string, trials int, ld *lab.QueryLoad) error {
 	n1, n2 := a.Nodes[0], a.Nodes[1]
 	cli := func(args ...string) error {
 		out, err := exec.Command(binary, append(args, "--socket", n1.Socket())...).CombinedOutput()
@@ -374,9 +301,9 @@ func drainTrials(a *lab.AnycastLab, binary string, trials int, ld *load) error {
 		}
 		time.Sleep(time.Second) // queries sent before this are answered or timed out
 		end := time.Now().Add(-time.Second)
-		lost, answered := ld.lost(start, end), ld.answered(start, end)
-		total, lostTotal = total+lost+answered, lostTotal+lost
-		fmt.Printf("cycle %2d: drained in %6s; %d queries, %d lost\n", i+1, ms(drained), lost+answered, lost)
+		lost, sent := ld.Lost(start, end), ld.Sent(start, end)
+		total, lostTotal = total+sent, lostTotal+lost
+		fmt.Printf("cycle %2d: drained in %6s; %d queries, %d lost\n", i+1, ms(drained), sent, lost)
 	}
 	fmt.Printf("\ndrain: %d cycles, %d queries, %d lost\n", trials, total, lostTotal)
 	return nil

@@ -41,32 +41,60 @@ type AnycastOptions struct {
 	LastResort bool
 	// SPFHold is every router's initial SPF hold in ms; 0: the recipe's 10.
 	SPFHold int
+	// Routers is how many routers every node links to; default 1.
+	Routers int
 }
 
 // LastResortDev is the nodes' last-resort interface, the daemon's default.
 const LastResortDev = "anycast-lr"
 
-// AnycastLab is a router and anycast nodes on point-to-point links, each
-// node with FRR, a DNS server answering on the anycast addresses and on
-// 127.0.0.1, and anycast-watchdog.
+// AnycastLab is one or more routers and anycast nodes, each node on a
+// point-to-point link to every router, each node with FRR, a DNS server
+// answering on the anycast addresses and on 127.0.0.1, and anycast-watchdog.
 type AnycastLab struct {
 	*Lab
-	Opts      AnycastOptions
-	Router    *Namespace
-	RouterFRR *FRR
-	Nodes     []*Node
+	Opts    AnycastOptions
+	Routers []*Router
+	// Router is Routers[0], the only one unless Opts.Routers > 1.
+	Router *Router
+	Nodes  []*Node
+}
+
+// Router is a namespace that routes between the nodes, with FRR. Router j
+// (1-based) has 203.0.113.(255-j) on lo as its router-id.
+type Router struct {
+	*Namespace
+	FRR *FRR
 }
 
 // Node is one anycast host.
 type Node struct {
-	Index     int
-	NS        *Namespace
-	FRR       *FRR
-	DNS       *Process
-	Watchdog  *Process
-	RouterDev string // the router's interface toward this node
+	Index    int
+	NS       *Namespace
+	FRR      *FRR
+	DNS      *Process
+	Watchdog *Process
+	// RouterDev is every router's interface toward this node (the same
+	// name in each router's namespace).
+	RouterDev string
 	Config    string // the watchdog's configuration file
 	lab       *AnycastLab
+}
+
+// linkAddrs are the /31 addresses of the link between router j and node i
+// (both 1-based): router j's links are in its own 128-address half of
+// 198.51.100.0/24, so up to 64 nodes and 2 routers fit.
+func linkAddrs(j, i int) (router, node string) {
+	base := 128*(j-1) + 2*(i-1)
+	return fmt.Sprintf("198.51.100.%d/31", base), fmt.Sprintf("198.51.100.%d/31", base+1)
+}
+
+// nodeDev is node i's interface toward router j: n<i>-r, n<i>-r2, …
+func nodeDev(j, i int) string {
+	if j == 1 {
+		return fmt.Sprintf("n%d-r", i)
+	}
+	return fmt.Sprintf("n%d-r%d", i, j)
 }
 
 // NewAnycastLab builds the topology and starts FRR and the DNS servers;
@@ -76,41 +104,57 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 	if o.Nodes == 0 {
 		o.Nodes = 2
 	}
-	a := &AnycastLab{Lab: l, Opts: o}
-	var err error
-	if a.Router, err = l.AddNamespace(prefix + "-r"); err != nil {
-		return nil, err
+	if o.Routers == 0 {
+		o.Routers = 1
 	}
-	// Forward, and hash ECMP flows on ports too, so that queries from one
-	// client (each from a new port) spread over the nodes.
-	for _, k := range []string{"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
-		"net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1"} {
-		if _, err := a.Router.Run("sysctl", "-qw", k); err != nil {
+	if o.Nodes > 64 || o.Routers > 2 {
+		return nil, fmt.Errorf("the lab's addresses fit 64 nodes and 2 routers, not %d and %d", o.Nodes, o.Routers)
+	}
+	a := &AnycastLab{Lab: l, Opts: o}
+	for j := 1; j <= o.Routers; j++ {
+		name := prefix + "-r"
+		if j > 1 {
+			name = fmt.Sprintf("%s-r%d", prefix, j)
+		}
+		ns, err := l.AddNamespace(name)
+		if err != nil {
 			return nil, err
 		}
+		// Forward, and hash ECMP flows on ports too, so that queries from
+		// one client (each from a new port) spread over the nodes.
+		for _, k := range []string{"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+			"net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1"} {
+			if _, err := ns.Run("sysctl", "-qw", k); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := ns.Run("ip", "addr", "add", RouterAddr(j)+"/32", "dev", "lo"); err != nil {
+			return nil, err
+		}
+		a.Routers = append(a.Routers, &Router{Namespace: ns})
 	}
-	if _, err := a.Router.Run("ip", "addr", "add", "203.0.113.254/32", "dev", "lo"); err != nil {
-		return nil, err
-	}
-	var routerIfs []string
+	a.Router = a.Routers[0]
+	routerIfs := make([][]string, o.Routers)
 	for i := 1; i <= o.Nodes; i++ {
 		ns, err := l.AddNamespace(fmt.Sprintf("%s-n%d", prefix, i))
 		if err != nil {
 			return nil, err
 		}
-		rdev, ndev := fmt.Sprintf("r-n%d", i), fmt.Sprintf("n%d-r", i)
-		if err := l.Link(a.Router, rdev, fmt.Sprintf("198.51.100.%d/31", 2*(i-1)), ns, ndev, fmt.Sprintf("198.51.100.%d/31", 2*(i-1)+1)); err != nil {
-			return nil, err
+		rdev := fmt.Sprintf("r-n%d", i)
+		var nodeIfs []string
+		for j, r := range a.Routers {
+			raddr, naddr := linkAddrs(j+1, i)
+			if err := l.Link(r.Namespace, rdev, raddr, ns, nodeDev(j+1, i), naddr); err != nil {
+				return nil, err
+			}
+			routerIfs[j] = append(routerIfs[j], rdev)
+			nodeIfs = append(nodeIfs, nodeDev(j+1, i))
 		}
-		routerIfs = append(routerIfs, rdev)
 		rid := routerID(i)
 		if _, err := ns.Run("ip", "addr", "add", rid+"/32", "dev", "lo"); err != nil {
 			return nil, err
 		}
-		covered := true
-		for _, u := range o.Uncovered {
-			covered = covered && u != i
-		}
+		covered := !slices.Contains(o.Uncovered, i)
 		networks := []string{"198.51.100.0/24", "203.0.113.0/24"}
 		if covered {
 			networks = append(networks, "192.0.2.0/24")
@@ -124,7 +168,7 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 				}
 			}
 		}
-		f, err := ns.StartFRR(OSPFConfig{RouterID: rid, Interfaces: []string{ndev}, Networks: networks,
+		f, err := ns.StartFRR(OSPFConfig{RouterID: rid, Interfaces: nodeIfs, Networks: networks,
 			LoInOSPF6: covered, MinArrival0: o.MinArrival0, LastResort: lr, SPFHold: o.SPFHold})
 		if err != nil {
 			return nil, err
@@ -135,22 +179,31 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 		}
 		a.Nodes = append(a.Nodes, n)
 	}
-	if a.RouterFRR, err = a.Router.StartFRR(OSPFConfig{RouterID: "203.0.113.254", Interfaces: routerIfs,
-		Networks: []string{"198.51.100.0/24", "203.0.113.0/24"}, MinArrival0: o.MinArrival0, SPFHold: o.SPFHold}); err != nil {
-		return nil, err
+	for j, r := range a.Routers {
+		var err error
+		if r.FRR, err = r.StartFRR(OSPFConfig{RouterID: RouterAddr(j + 1), Interfaces: routerIfs[j],
+			Networks: []string{"198.51.100.0/24", "203.0.113.0/24"}, MinArrival0: o.MinArrival0, SPFHold: o.SPFHold}); err != nil {
+			return nil, err
+		}
 	}
 	return a, nil
 }
 
-// WaitAdjacent waits until the router has a full adjacency to every node
-// in OSPF and OSPFv3 (it reaches every node's router-id).
+// RouterAddr is router j's (1-based) router-id and loopback address.
+func RouterAddr(j int) string { return fmt.Sprintf("203.0.113.%d", 255-j) }
+
+// WaitAdjacent waits until every router has a full adjacency to every
+// node (it routes to every node's router-id over its direct link).
 func (a *AnycastLab) WaitAdjacent(timeout time.Duration) error {
-	for _, n := range a.Nodes {
-		rid := netip.MustParsePrefix(routerID(n.Index) + "/32")
-		if _, ok := WaitFor(timeout, func() bool { return len(a.Router.NextHops(rid)) > 0 }); !ok {
-			out, _ := a.RouterFRR.Vtysh("show ip ospf neighbor")
-			return fmt.Errorf("router never learned node %d's router-id; neighbors:\n%s\nrouter ospfd log:\n%s\nnode ospfd log:\n%s",
-				n.Index, out, a.RouterFRR.Daemons["ospfd"].Log(), n.FRR.Daemons["ospfd"].Log())
+	deadline := time.Now().Add(timeout)
+	for _, r := range a.Routers {
+		for _, n := range a.Nodes {
+			rid := netip.MustParsePrefix(routerID(n.Index) + "/32")
+			if _, ok := WaitFor(time.Until(deadline), func() bool { return slices.Contains(r.NextHops(rid), n.RouterDev) }); !ok {
+				out, _ := r.FRR.Vtysh("show ip ospf neighbor")
+				return fmt.Errorf("router %s never learned node %d's router-id over its link; neighbors:\n%s\nrouter ospfd log:\n%s\nnode ospfd log:\n%s",
+					r.Name, n.Index, out, r.FRR.Daemons["ospfd"].Log(), n.FRR.Daemons["ospfd"].Log())
+			}
 		}
 	}
 	return nil
@@ -231,23 +284,30 @@ func (a *AnycastLab) RoutesVia(p netip.Prefix, want []string) (ok bool, stale []
 		return false, nil // IPv4, or one of want is missing
 	}
 	for _, n := range a.Nodes {
-		if slices.Contains(extra, n.RouterDev) && a.inRouterOSPF6(n, p) {
+		if slices.Contains(extra, n.RouterDev) && a.Router.InOSPF6(n, p) {
 			return false, nil
 		}
 	}
 	return true, extra
 }
 
-// inRouterOSPF6 reports whether the router's OSPFv3 database holds p in an
-// Intra-Area-Prefix LSA of node n; when vtysh cannot tell, it says yes.
-func (a *AnycastLab) inRouterOSPF6(n *Node, p netip.Prefix) bool {
-	out, err := a.RouterFRR.Vtysh("show ipv6 ospf6 json", "show ipv6 ospf6 database intra-prefix detail json")
+// InOSPF6 reports whether the router's OSPFv3 database holds p in an
+// Intra-Area-Prefix LSA of node n at a normal metric (below the lab's
+// last-resort cost, 65535): a next hop to n is then no stale one. When
+// vtysh cannot tell, it says yes.
+func (r *Router) InOSPF6(n *Node, p netip.Prefix) bool {
+	out, err := r.FRR.Vtysh("show ipv6 ospf6 json", "show ipv6 ospf6 database intra-prefix detail json")
 	if err != nil {
 		return true
 	}
 	db, err := frr.ParseOSPF6LSDB([]byte(out))
-	return err != nil || slices.ContainsFunc(db.Prefixes[p], func(a frr.Advertiser) bool { return a.RouterID == routerID(n.Index) })
+	return err != nil || slices.ContainsFunc(db.Prefixes[p], func(a frr.Advertiser) bool {
+		return a.RouterID == routerID(n.Index) && a.Metric < lastResortCost
+	})
 }
+
+// lastResortCost is the cost of the nodes' last-resort interface.
+const lastResortCost = 65535
 
 // Status is `anycast-watchdog status` on the node, as an operator reads it.
 func (n *Node) Status() (string, error) {
@@ -257,6 +317,10 @@ func (n *Node) Status() (string, error) {
 	}
 	return string(out), nil
 }
+
+// Loopback is the node's unicast address (its router-id, on lo), which
+// every router reaches.
+func (n *Node) Loopback() string { return routerID(n.Index) }
 
 // Socket is the watchdog's control socket.
 func (n *Node) Socket() string { return filepath.Join(n.lab.Dir, n.NS.Name+".sock") }

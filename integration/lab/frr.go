@@ -49,7 +49,7 @@ interface lo
 !
 {{with .LastResort}}interface {{.}}
  ip ospf passive
- ip ospf cost 65535
+ ip ospf cost {{$.LastResortCost}}
 !
 {{end}}{{range .Interfaces}}interface {{.}}
  ip ospf network point-to-point
@@ -72,7 +72,7 @@ var ospf6Template = template.Must(template.New("ospf6d").Parse(`hostname {{.Host
 {{end}}{{with .LastResort}}interface {{.}}
  ipv6 ospf6 area 0
  ipv6 ospf6 passive
- ipv6 ospf6 cost 65535
+ ipv6 ospf6 cost {{$.LastResortCost}}
 !
 {{end}}{{range .Interfaces}}interface {{.}}
  ipv6 ospf6 area 0
@@ -113,9 +113,10 @@ func (ns *Namespace) StartFRR(c OSPFConfig) (*FRR, error) {
 	}
 	data := struct {
 		OSPFConfig
-		Host string
-		Hold int
-	}{c, ns.Name, hold}
+		Host           string
+		Hold           int
+		LastResortCost int
+	}{c, ns.Name, hold, lastResortCost}
 	files := map[string]*template.Template{"ospfd.conf": ospfTemplate, "ospf6d.conf": ospf6Template}
 	for name, tmpl := range files {
 		var b strings.Builder
@@ -243,4 +244,40 @@ func (l *Lab) Link(a *Namespace, aDev, aAddr string, b *Namespace, bDev, bAddr s
 		}
 	}
 	return nil // deleting either namespace deletes the pair
+}
+
+// OSPFCounters reads, from ospfd, the sequence number of the instance's own
+// router-LSA (one more per origination) and the SPF runs in area 0.
+func (f *FRR) OSPFCounters() (routerLSASeq, spfRuns int, err error) {
+	out, err := f.Vtysh("show ip ospf json", "show ip ospf database router self-originate json")
+	if err != nil {
+		return 0, 0, fmt.Errorf("vtysh in %s: %w", f.ns.Name, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	var overview struct {
+		Areas map[string]struct {
+			SPF int `json:"spfExecutedCounter"`
+		} `json:"areas"`
+	}
+	var self struct {
+		RouterLinkStates map[string]map[string]struct {
+			Seq string `json:"lsaSeqNumber"`
+		} `json:"Router Link States"`
+	}
+	if err := dec.Decode(&overview); err != nil {
+		return 0, 0, fmt.Errorf("show ip ospf json in %s: %w", f.ns.Name, err)
+	}
+	if err := dec.Decode(&self); err != nil {
+		return 0, 0, fmt.Errorf("own router-LSA in %s: %w", f.ns.Name, err)
+	}
+	for _, lsas := range self.RouterLinkStates {
+		for _, lsa := range lsas {
+			seq, err := strconv.ParseUint(lsa.Seq, 16, 32)
+			if err != nil {
+				return 0, 0, fmt.Errorf("own router-LSA in %s: sequence %q: %w", f.ns.Name, lsa.Seq, err)
+			}
+			routerLSASeq = int(seq)
+		}
+	}
+	return routerLSASeq, overview.Areas["0.0.0.0"].SPF, nil
 }

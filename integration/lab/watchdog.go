@@ -21,8 +21,11 @@ type WatchdogConfig struct {
 	Timeout      time.Duration // the dns check's; default min(FastInterval, 250ms)
 	Rise, Fall   int
 	Vtysh        string // default /usr/bin/vtysh
-	IP           string // the ip program; default /usr/sbin/ip
-	Metrics      string // metrics_listen; default off
+	// FRRTimeout is frr.timeout; default 500ms (tests of a hung vtysh
+	// finish sooner), where the daemon's own default is 2s.
+	FRRTimeout time.Duration
+	IP         string // the ip program; default /usr/sbin/ip
+	Metrics    string // metrics_listen; default off
 	// FleetInterval is frr.fleet_interval and DrainGrace the service's
 	// drain_grace; zero leaves the daemon's defaults (5s, 2s).
 	FleetInterval time.Duration
@@ -46,6 +49,9 @@ func (c WatchdogConfig) Write(path string) error {
 	if c.Timeout == 0 {
 		c.Timeout = min(c.FastInterval, 250*time.Millisecond)
 	}
+	if c.FRRTimeout == 0 {
+		c.FRRTimeout = 500 * time.Millisecond
+	}
 	if c.FleetInterval == 0 {
 		c.FleetInterval = 5 * time.Second
 	}
@@ -59,7 +65,7 @@ log_level: %s
 frr:
   vtysh: "%s"
   pathspace: "%s"
-  timeout: 500ms
+  timeout: %s
   verify: %v
   fleet_interval: %s
 control_socket: %s/%s.sock
@@ -79,7 +85,7 @@ services:
         server: 127.0.0.1:53
         query: health.example.
         answer_contains: 198.51.100.99
-%s`, c.IP, c.OnExit, c.LogLevel, c.Vtysh, c.Pathspace, c.Verify, c.FleetInterval, c.Dir, c.Name, c.Dir, c.Name, c.Metrics, AnycastV4, AnycastV6,
+%s`, c.IP, c.OnExit, c.LogLevel, c.Vtysh, c.Pathspace, c.FRRTimeout, c.Verify, c.FleetInterval, c.Dir, c.Name, c.Dir, c.Name, c.Metrics, AnycastV4, AnycastV6,
 		c.Interval, c.FastInterval, c.Timeout, c.Rise, c.Fall, c.DrainGrace, c.Services)), 0o644)
 }
 
