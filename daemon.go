@@ -20,6 +20,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/checker"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/control"
+	"github.com/anycast-watchdog/anycast-watchdog/doctor"
 	"github.com/anycast-watchdog/anycast-watchdog/metrics"
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
@@ -43,10 +44,17 @@ type daemon struct {
 	notify  notifier
 	reloads chan chan error // reload requests from the control socket, for serve
 
-	mu         sync.Mutex // guards the reload record below; never held across a call out
+	audit func(context.Context, *config.Config) doctor.Report // nil: no audit
+
+	mu         sync.Mutex // guards the records below; never held across a call out
 	lastReload *status.Reload
 	reloadsOK  uint64
 	reloadsBad uint64
+	// The last audit's counts, its generation, and the findings already
+	// logged (by check and object), so that each is logged once.
+	doctor       *status.Doctor
+	auditGen     uint64
+	auditsLogged map[string]bool
 }
 
 // maxDrainReason bounds a drain's reason: it is kept in memory and in
@@ -71,6 +79,9 @@ type daemonDeps struct {
 	readBack   func(config.FRR) advertise.ReadBack // nil: no read-back
 	newChecker func(config.Check) (checker.Checker, error)
 	notify     notifier
+	// audit is doctor's audit of this host (nil: none), run at start and
+	// after each reload, off the check path.
+	audit func(context.Context, *config.Config) doctor.Report
 }
 
 // listeners are the sockets the daemon serves; nil ones are not served.
@@ -86,7 +97,7 @@ func newDaemon(path string, cfg *config.Config, log *logrus.Logger, deps daemonD
 	}
 	d := &daemon{
 		path: path, version: versionString(), log: log, metrics: m, notify: deps.notify,
-		reloads: make(chan chan error),
+		reloads: make(chan chan error), audit: deps.audit, auditsLogged: map[string]bool{},
 		sup: advertise.New(deps.addrs, cfg.Interface, advertise.Options{
 			Log: log, ReadBack: deps.readBack, NewChecker: deps.newChecker, OnRound: m.ObserveRound, LastResort: deps.lastResort,
 		}),
@@ -113,6 +124,7 @@ func (d *daemon) run(ctx context.Context, cfg *config.Config, ls listeners, sign
 	}
 	d.log.WithFields(logrus.Fields{"version": d.version, "config": d.path, "services": len(cfg.Services),
 		"interface": cfg.Interface, "control_socket": cfg.ControlSocket, "metrics": cfg.MetricsListen}).Info("anycast-watchdog started")
+	d.startAudit(ctx, cfg)
 	return d.serve(ctx, cancel, signals)
 }
 
@@ -201,6 +213,7 @@ func (d *daemon) switchConfig(ctx context.Context) error {
 	configureLogger(d.log, next)
 	logWarnings(d.log, next)
 	d.log.WithFields(logrus.Fields{"config": d.path, "services": len(next.Services)}).Info("configuration reloaded")
+	d.startAudit(ctx, next)
 	return nil
 }
 
@@ -215,8 +228,61 @@ func (d *daemon) Status() status.Document {
 		r := *d.lastReload
 		st.Config.LastReload = &r
 	}
+	if d.doctor != nil {
+		c := *d.doctor
+		st.Doctor = &c
+	}
 	d.mu.Unlock()
 	return st
+}
+
+// startAudit runs doctor's audit of cfg on its own goroutine: it reads FRR
+// and ip, which may take seconds, and no check or address change waits for
+// it. Each finding not logged before is logged once; the counts go to
+// status and metrics. An audit that ends after a newer one started is
+// dropped.
+func (d *daemon) startAudit(ctx context.Context, cfg *config.Config) {
+	if d.audit == nil {
+		return
+	}
+	d.mu.Lock()
+	d.auditGen++
+	gen := d.auditGen
+	d.mu.Unlock()
+	go func() {
+		r := d.audit(ctx, cfg)
+		if ctx.Err() != nil {
+			return
+		}
+		counts := r.Doctor
+		counts.At = time.Now()
+		d.mu.Lock()
+		if gen != d.auditGen {
+			d.mu.Unlock()
+			return
+		}
+		d.doctor = &counts
+		var fresh []doctor.Finding
+		for _, f := range r.Findings {
+			if key := f.Check + " " + f.Object; !d.auditsLogged[key] {
+				d.auditsLogged[key] = true
+				fresh = append(fresh, f)
+			}
+		}
+		d.mu.Unlock()
+		for _, f := range fresh {
+			entry := d.log.WithFields(logrus.Fields{"check": f.Check, "object": f.Object, "evidence": f.Evidence, "fix": f.Fix})
+			switch f.Severity {
+			case doctor.Error:
+				entry.Error("doctor: " + f.Message)
+			case doctor.Warning:
+				entry.Warn("doctor: " + f.Message)
+			default:
+				entry.Info("doctor: " + f.Message)
+			}
+		}
+		d.log.WithField("findings", counts.Summary()).Info("doctor: audit of this host's FRR done; run anycast-watchdog doctor for details")
+	}()
 }
 
 // Reloads counts the reloads that succeeded and failed, for metrics.

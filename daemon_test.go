@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
+	"github.com/anycast-watchdog/anycast-watchdog/doctor"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr/ifaddrtest"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/tcptest"
 	"github.com/anycast-watchdog/anycast-watchdog/metrics"
@@ -127,6 +129,12 @@ services:
 
 func startDaemon(t *testing.T, onExit, services string, present ...netip.Prefix) *testDaemon {
 	t.Helper()
+	return startDaemonWith(t, nil, onExit, services, present...)
+}
+
+// startDaemonWith is startDaemon with doctor's audit faked by audit.
+func startDaemonWith(t *testing.T, audit func(context.Context, *config.Config) doctor.Report, onExit, services string, present ...netip.Prefix) *testDaemon {
+	t.Helper()
 	dir := t.TempDir()
 	d := &testDaemon{t: t, dir: dir, path: filepath.Join(dir, "config.yaml"), socket: filepath.Join(dir, "control.sock"),
 		iface: ifaddrtest.New(present...), notify: &recordingNotifier{}, log: &syncBuffer{},
@@ -146,7 +154,7 @@ func startDaemon(t *testing.T, onExit, services string, present ...netip.Prefix)
 		t.Fatal(err)
 	}
 	d.metrics = "http://" + ml.Addr().String() + "/metrics"
-	dm := newDaemon(d.path, cfg, log, daemonDeps{addrs: d.iface, notify: d.notify})
+	dm := newDaemon(d.path, cfg, log, daemonDeps{addrs: d.iface, notify: d.notify, audit: audit})
 	go func() { d.exit <- dm.run(context.Background(), cfg, listeners{control: ctl, metrics: ml}, d.signals) }()
 	t.Cleanup(func() { d.stop(syscall.SIGTERM) })
 	d.waitFor("ready", func() bool { return strings.Contains(d.notify.all(), "READY=1") })
@@ -337,6 +345,35 @@ func TestDaemonOperatorSurface(t *testing.T) {
 
 // on_exit: keep leaves a healthy service's address in place, so that a
 // restart never blips it; a daemon started over it adopts it as up.
+// The audit runs at start and after each reload; status and metrics carry
+// its counts, and each finding is logged once however often it is found.
+func TestDaemonAuditsAtStartAndReload(t *testing.T) {
+	var audits atomic.Int32
+	report := doctor.Report{Findings: []doctor.Finding{
+		{Severity: doctor.Error, Check: "ospf-not-covered", Object: "192.0.2.53/32", Message: "no network statement covers it", Fix: "router ospf\n network 192.0.2.53/32 area 0"},
+		{Severity: doctor.Warning, Check: "min-arrival-default", Object: "ospfd", Message: "min-arrival at its default"},
+		{Severity: doctor.Warning, Check: "min-arrival-default", Object: "ospf6d", Message: "min-arrival at its default"},
+	}, Doctor: status.Doctor{Errors: 1, Warnings: 2}}
+	d := startDaemonWith(t, func(context.Context, *config.Config) doctor.Report { audits.Add(1); return report },
+		"keep", service("dns", "192.0.2.53/32", healthyTCP(t)))
+	d.waitFor("the first audit", func() bool { return d.status().Doctor != nil })
+	if code, out, _ := d.cli("status"); code != 0 || !strings.Contains(out, "doctor: 1 error, 2 warnings — run anycast-watchdog doctor\n") {
+		t.Errorf("status (exit %d):\n%s", code, out)
+	}
+	if m := d.scrape(); !strings.Contains(m, `anycast_watchdog_doctor_findings{severity="error"} 1`) || !strings.Contains(m, `anycast_watchdog_doctor_findings{severity="warning"} 2`) {
+		t.Errorf("metrics:\n%s", m)
+	}
+	if code, _, errOut := d.cli("reload"); code != 0 {
+		t.Fatalf("reload: %s", errOut)
+	}
+	d.waitFor("a second audit after the reload", func() bool { return audits.Load() == 2 && strings.Count(d.log.String(), "doctor: audit") == 2 })
+	logged := d.log.String()
+	if n := strings.Count(logged, `msg="doctor: no network statement covers it"`); n != 1 || !strings.Contains(logged, `level=error`) ||
+		!strings.Contains(logged, `fix="router ospf\n network 192.0.2.53/32 area 0"`) {
+		t.Errorf("the error finding logged %d times (want 1, with its fix):\n%s", n, logged)
+	}
+}
+
 func TestDaemonStopKeepsAndRestartAdopts(t *testing.T) {
 	healthy := healthyTCP(t)
 	d := startDaemon(t, "keep", service("dns", "192.0.2.53/32", healthy), netip.MustParsePrefix("192.0.2.53/32"))

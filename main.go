@@ -17,6 +17,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/advertise"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/control"
+	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
 )
 
 // version is set at link time (-X main.version=…) by the Makefile.
@@ -32,6 +33,10 @@ Commands:
   check-config   validate the configuration; exit 0 when valid, 1 listing every problem
   probe [SVC…]   run each check of the named services (default: all) once and print
                  the results; changes nothing; exit 1 if any check fails
+  doctor [--json]
+                 audit this host's FRR and interfaces against the anycast recipe:
+                 one finding per problem with its evidence and the lines that fix
+                 it; exit 0 with no error finding, 1 with one or more, 2 on usage
   version        print the version
 
 Commands to the running daemon, through its control socket:
@@ -72,14 +77,11 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case control.CmdStatus, control.CmdDrain, control.CmdUndrain, control.CmdCheck, control.CmdReload:
 		return clientCommand(cmd, fs, args, stdout, stderr)
+	case "doctor":
+		return doctorCommand(fs, configPath, args, command.Run, stdout, stderr)
 	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			return 0
-		}
-		fmt.Fprintln(stderr, "Run 'anycast-watchdog --help' for usage.")
-		return 2
+		return usageError(err, stdout, stderr)
 	}
 	switch cmd {
 	case "run":
@@ -100,6 +102,17 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintf(stderr, "anycast-watchdog: unknown command %q\n\n%s", cmd, usage)
+	return 2
+}
+
+// usageError answers a flag parsing error: the usage on --help (exit 0),
+// else a hint (exit 2).
+func usageError(err error, stdout, stderr io.Writer) int {
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintln(stderr, "Run 'anycast-watchdog --help' for usage.")
 	return 2
 }
 

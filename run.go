@@ -15,6 +15,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/advertise"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/control"
+	"github.com/anycast-watchdog/anycast-watchdog/doctor"
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
 	"github.com/anycast-watchdog/anycast-watchdog/instance"
@@ -101,6 +102,9 @@ func run(path string, stderr io.Writer) int {
 			return frr.New(command.Run, c.Vtysh, c.Pathspace, c.Timeout)
 		},
 		notify: notify.New(log),
+		audit: func(ctx context.Context, c *config.Config) doctor.Report {
+			return audit(ctx, c, command.Run)
+		},
 	}
 	if cfg.LastResortInterface != "" {
 		deps.lastResort = ifaddr.New(ipRunner, cfg.IP, cfg.LastResortInterface)

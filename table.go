@@ -45,6 +45,13 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 	default:
 		fmt.Fprintf(w, "Last resort: %s UNAVAILABLE, failing open is off: %s\n", lr.Interface, printable(lr.Error))
 	}
+	if d := st.Doctor; d != nil {
+		if d.Errors+d.Warnings+d.Infos == 0 {
+			fmt.Fprintln(w, "doctor: no findings")
+		} else {
+			fmt.Fprintf(w, "doctor: %s — run anycast-watchdog doctor\n", d.Summary())
+		}
+	}
 	if len(st.Services) == 0 {
 		_, err := fmt.Fprintln(w, "\nno services configured; managing no address")
 		return err

@@ -1,8 +1,9 @@
-// Package frr reads the local FRR's link-state databases, through vtysh with
-// an argument vector and a hard deadline: which routers of the area
-// advertise each prefix, this one included, and at what metric. It never
-// changes FRR's configuration. Parsing is done by pure functions
-// (parse.go).
+// Package frr reads the local FRR through vtysh with an argument vector and
+// a hard deadline: the link-state databases (which routers of the area
+// advertise each prefix, this one included, and at what metric), and for
+// doctor each daemon's running-config, router ID, and the summary and
+// external LSAs. It never changes FRR's configuration. Parsing is done by
+// pure functions (parse.go, config.go, doctor.go).
 package frr
 
 import (

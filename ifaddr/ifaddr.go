@@ -45,6 +45,16 @@ func (c *Controller) Show(ctx context.Context) (Link, error) {
 	return ParseShow(out)
 }
 
+// ShowAll reads every interface of the host (of its network namespace)
+// with `ip -j addr show`, run through run.
+func ShowAll(ctx context.Context, run command.Runner, ip string) ([]Link, error) {
+	out, err := run(ctx, ip, "-j", "addr", "show")
+	if err != nil {
+		return nil, fmt.Errorf("read the addresses of every interface: %w", err)
+	}
+	return ParseShowAll(out)
+}
+
 // Ensure makes the interface exist and be up: one that is missing is
 // created as a dummy interface, one that is down is set up. It reports
 // what it did ("" when nothing was needed).

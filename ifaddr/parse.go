@@ -29,28 +29,41 @@ type ipLink struct {
 
 // ParseShow parses the output of `ip -j addr show dev IF`.
 func ParseShow(data []byte) (Link, error) {
-	var links []ipLink
-	if err := json.Unmarshal(data, &links); err != nil {
-		return Link{}, fmt.Errorf("parse ip -j addr show: %w", err)
+	links, err := ParseShowAll(data)
+	if err != nil {
+		return Link{}, err
 	}
 	if len(links) != 1 {
 		return Link{}, fmt.Errorf("parse ip -j addr show: want one interface, got %d", len(links))
 	}
-	l := Link{Name: links[0].Ifname, Up: slices.Contains(links[0].Flags, "UP")}
-	for _, a := range links[0].AddrInfo {
-		if a.Family != "inet" && a.Family != "inet6" {
-			continue
-		}
-		addr, err := netip.ParseAddr(a.Local)
-		if err != nil {
-			return Link{}, fmt.Errorf("parse ip -j addr show: address %q: %w", a.Local, err)
-		}
-		p, err := addr.Prefix(a.Prefixlen)
-		if err != nil || p.Bits() != a.Prefixlen {
-			return Link{}, fmt.Errorf("parse ip -j addr show: prefix length %d for %s", a.Prefixlen, addr)
-		}
-		// Keep the host bits: 192.0.2.53/24 on lo is not 192.0.2.0/24.
-		l.Prefixes = append(l.Prefixes, netip.PrefixFrom(addr, a.Prefixlen))
+	return links[0], nil
+}
+
+// ParseShowAll parses the output of `ip -j addr show`: every interface.
+func ParseShowAll(data []byte) ([]Link, error) {
+	var raw []ipLink
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("parse ip -j addr show: %w", err)
 	}
-	return l, nil
+	links := make([]Link, 0, len(raw))
+	for _, rl := range raw {
+		l := Link{Name: rl.Ifname, Up: slices.Contains(rl.Flags, "UP")}
+		for _, a := range rl.AddrInfo {
+			if a.Family != "inet" && a.Family != "inet6" {
+				continue
+			}
+			addr, err := netip.ParseAddr(a.Local)
+			if err != nil {
+				return nil, fmt.Errorf("parse ip -j addr show: address %q: %w", a.Local, err)
+			}
+			p, err := addr.Prefix(a.Prefixlen)
+			if err != nil || p.Bits() != a.Prefixlen {
+				return nil, fmt.Errorf("parse ip -j addr show: prefix length %d for %s", a.Prefixlen, addr)
+			}
+			// Keep the host bits: 192.0.2.53/24 on lo is not 192.0.2.0/24.
+			l.Prefixes = append(l.Prefixes, netip.PrefixFrom(addr, a.Prefixlen))
+		}
+		links = append(links, l)
+	}
+	return links, nil
 }

@@ -106,6 +106,8 @@ var (
 		[]string{"interface"}, nil)
 	descReloads = prometheus.NewDesc(ns+"_config_reloads_total", "Configuration reloads (SIGHUP or `reload`), by result.",
 		[]string{"result"}, nil)
+	descDoctor = prometheus.NewDesc(ns+"_doctor_findings", "Findings of the last audit of this host's FRR (anycast-watchdog doctor), by severity; absent until the first audit is done.",
+		[]string{"severity"}, nil)
 	descReloadOK   = prometheus.NewDesc(ns+"_config_last_reload_successful", "1 when the last reload worked (or none was tried).", nil, nil)
 	descReloadTime = prometheus.NewDesc(ns+"_config_last_load_timestamp_seconds", "When the running configuration was loaded (Unix time).", nil, nil)
 )
@@ -115,7 +117,7 @@ type stateCollector struct{ src Source }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descPresent, descAdvertised, descMismatches, descDrained,
-		descDrainExpiry, descVtyshErrors, descFRRUp, descAdvertisers, descLastResortUp, descReloads, descReloadOK, descReloadTime} {
+		descDrainExpiry, descVtyshErrors, descFRRUp, descAdvertisers, descLastResortUp, descDoctor, descReloads, descReloadOK, descReloadTime} {
 		ch <- d
 	}
 }
@@ -155,6 +157,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if lr := st.LastResort; lr != nil {
 		gauge(descLastResortUp, b2f(lr.OK), lr.Interface)
+	}
+	if d := st.Doctor; d != nil {
+		gauge(descDoctor, float64(d.Errors), "error")
+		gauge(descDoctor, float64(d.Warnings), "warning")
+		gauge(descDoctor, float64(d.Infos), "info")
 	}
 	for _, f := range st.FRR {
 		gauge(descFRRUp, b2f(f.OK), f.Daemon)

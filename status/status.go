@@ -56,6 +56,38 @@ type Document struct {
 	FRR        []FRR             `json:"frr"`
 	LastResort *LastResortHealth `json:"last_resort,omitempty"` // absent: failing open is off (last_resort_interface: "")
 	Services   []Service         `json:"services"`
+	// Doctor counts the findings of the last audit of this host's FRR
+	// (`anycast-watchdog doctor`), made at start and after each reload;
+	// absent until the first is done.
+	Doctor *Doctor `json:"doctor,omitempty"`
+}
+
+// Doctor counts an audit's findings by severity.
+type Doctor struct {
+	Errors   int       `json:"errors"`
+	Warnings int       `json:"warnings"`
+	Infos    int       `json:"infos"`
+	At       time.Time `json:"at,omitzero"` // when the daemon made the audit
+}
+
+// Summary is the counts in words: "1 error, 2 warnings", or "no findings".
+func (d Doctor) Summary() string {
+	var parts []string
+	for _, c := range []struct {
+		n            int
+		word, plural string
+	}{{d.Errors, "error", "errors"}, {d.Warnings, "warning", "warnings"}, {d.Infos, "info", "infos"}} {
+		switch {
+		case c.n == 1:
+			parts = append(parts, "1 "+c.word)
+		case c.n > 1:
+			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.plural))
+		}
+	}
+	if len(parts) == 0 {
+		return "no findings"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // LastResortHealth is the last-resort interface's health.

@@ -22,6 +22,7 @@ func sample() Document {
 		FRR: []FRR{{Daemon: "ospfd", OK: true, Errors: map[string]uint64{}},
 			{Daemon: "ospf6d", OK: false, Error: "ospf6d is not running", Errors: map[string]uint64{"not-running": 3}}},
 		LastResort: &LastResortHealth{Interface: "anycast-lr", OK: true},
+		Doctor:     &Doctor{Errors: 1, Warnings: 2, At: time.Date(2026, 11, 20, 10, 0, 3, 0, time.UTC)},
 		Services: []Service{
 			{Name: "dns", State: Up, Since: t0.Add(-5 * time.Minute), Reason: "3 consecutive passing rounds (rise 3)",
 				Passes: 300, Rise: 3, Fall: 2,

@@ -91,6 +91,44 @@ var ospf6Template = template.Must(template.New("ospf6d").Parse(`hostname {{.Host
 // the foreground, so the lab holds their PIDs. Close stops them and removes
 // the configuration and run directories.
 func (ns *Namespace) StartFRR(c OSPFConfig) (*FRR, error) {
+	files, err := c.Files(ns.Name)
+	if err != nil {
+		return nil, err
+	}
+	return ns.StartFRRFiles(files)
+}
+
+// Files renders the configuration files of an instance named host:
+// zebra.conf, ospfd.conf, ospf6d.conf.
+func (c OSPFConfig) Files(host string) (map[string]string, error) {
+	hold := c.SPFHold
+	if hold == 0 {
+		hold = 10
+	}
+	data := struct {
+		OSPFConfig
+		Host           string
+		Hold           int
+		LastResortCost int
+	}{c, host, hold, lastResortCost}
+	files := map[string]string{"zebra.conf": "hostname " + host + "\n"}
+	for name, tmpl := range map[string]*template.Template{"ospfd.conf": ospfTemplate, "ospf6d.conf": ospf6Template} {
+		var b strings.Builder
+		if err := tmpl.Execute(&b, data); err != nil {
+			return nil, err
+		}
+		files[name] = b.String()
+	}
+	return files, nil
+}
+
+// frrDaemons are the daemons StartFRRFiles starts, in order, each when its
+// configuration file is given (zebra always).
+var frrDaemons = []string{"zebra", "staticd", "ospfd", "ospf6d", "bgpd"}
+
+// StartFRRFiles writes the given configuration files (by name:
+// "ospfd.conf", …) and starts zebra and every daemon that has one.
+func (ns *Namespace) StartFRRFiles(files map[string]string) (*FRR, error) {
 	frrUser, err := user.Lookup("frr")
 	if err != nil {
 		return nil, fmt.Errorf("no frr user: is frr installed? %w", err)
@@ -107,39 +145,25 @@ func (ns *Namespace) StartFRR(c OSPFConfig) (*FRR, error) {
 		ns.lab.onClose(func() { os.RemoveAll(d) })
 		os.Chown(d, uid, gid)
 	}
-	hold := c.SPFHold
-	if hold == 0 {
-		hold = 10
+	if _, ok := files["zebra.conf"]; !ok {
+		files["zebra.conf"] = "hostname " + ns.Name + "\n"
 	}
-	data := struct {
-		OSPFConfig
-		Host           string
-		Hold           int
-		LastResortCost int
-	}{c, ns.Name, hold, lastResortCost}
-	files := map[string]*template.Template{"ospfd.conf": ospfTemplate, "ospf6d.conf": ospf6Template}
-	for name, tmpl := range files {
-		var b strings.Builder
-		if err := tmpl.Execute(&b, data); err != nil {
+	files["vtysh.conf"] = ""
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(confDir, name), []byte(body), 0o644); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(confDir, name), []byte(b.String()), 0o644); err != nil {
-			return nil, err
-		}
-	}
-	if err := os.WriteFile(filepath.Join(confDir, "zebra.conf"), []byte("hostname "+ns.Name+"\n"), 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(confDir, "vtysh.conf"), nil, 0o644); err != nil {
-		return nil, err
 	}
 	f := &FRR{ns: ns, Daemons: map[string]*Process{}}
-	for _, daemon := range []string{"zebra", "ospfd", "ospf6d"} {
+	for _, daemon := range frrDaemons {
+		if _, ok := files[daemon+".conf"]; !ok {
+			continue
+		}
 		if err := f.Start(daemon); err != nil {
 			return nil, err
 		}
 		if daemon == "zebra" {
-			// ospfd and ospf6d connect to zebra's socket at start.
+			// The other daemons connect to zebra's socket at start.
 			if _, ok := WaitFor(3*time.Second, func() bool {
 				_, err := os.Stat(filepath.Join(runDir, "zserv.api"))
 				return err == nil

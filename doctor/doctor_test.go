@@ -1,0 +1,223 @@
+package doctor
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/anycast-watchdog/anycast-watchdog/frr"
+	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
+	"github.com/anycast-watchdog/anycast-watchdog/internal/golden"
+)
+
+// The testdata files were captured from FRR 8.4.4 and iproute2 on a node
+// set up as README's recipe says, plus a few mistakes (a BGP network
+// statement without import-check, a stray 192.0.2.54 on lo), beside a
+// router that summarises 192.0.2.0/24 into area 0 and redistributes a
+// static 192.0.2.0/23 (testdata/capture.sh re-creates them, as root; with AW=path-to-binary it also
+// runs doctor there, as README shows).
+
+func read(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+var managed = []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32"), netip.MustParsePrefix("2001:db8::53/128")}
+
+// captured builds Facts from the captured files, each passed through
+// edit (by file name) first, as a test's one mistake.
+func captured(t *testing.T, edit map[string]func(string) string) Facts {
+	t.Helper()
+	get := func(name string) string {
+		s := read(t, name)
+		if e := edit[name]; e != nil {
+			s = e(s)
+		}
+		return s
+	}
+	f := Facts{Interface: "lo", LastResortInterface: "anycast-lr", LastResortMetric: 65535, Managed: managed,
+		Vtysh: "/usr/bin/vtysh", Daemons: map[string]Daemon{}}
+	links, err := ifaddr.ParseShowAll([]byte(get("ip-addr-show.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Links = map[string][]netip.Prefix{}
+	for _, l := range links {
+		f.Links[l.Name] = l.Prefixes
+	}
+	v4, err := frr.ParseOSPFInstance([]byte(get("ospf-instance.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v6, err := frr.ParseOSPF6Instance([]byte(get("ospf6-instance.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Daemons["ospfd"] = Daemon{Running: true, Config: frr.ParseRunningConfig(get("running-config-ospfd.txt")), RouterID: v4.RouterID, Aggregates: v4.Aggregates}
+	f.Daemons["ospf6d"] = Daemon{Running: true, Config: frr.ParseRunningConfig(get("running-config-ospf6d.txt")), RouterID: v6.RouterID}
+	f.Daemons["bgpd"] = Daemon{Running: true, Config: frr.ParseRunningConfig(get("running-config-bgpd.txt"))}
+	return f
+}
+
+// recipe is the captured node without its mistakes: bgpd stopped, the
+// stray address gone, the router's summary and redistribution gone.
+func recipe(t *testing.T, edit map[string]func(string) string) Facts {
+	f := captured(t, edit)
+	f.Daemons["bgpd"] = Daemon{}
+	f.Links["lo"] = slices.DeleteFunc(f.Links["lo"], func(p netip.Prefix) bool { return p.Addr() == netip.MustParseAddr("192.0.2.54") })
+	d := f.Daemons["ospfd"]
+	d.Aggregates = nil
+	f.Daemons["ospfd"] = d
+	return f
+}
+
+func checks(r Report) []string {
+	var out []string
+	for _, f := range r.Findings {
+		out = append(out, string(f.Severity)+" "+f.Check+" "+f.Object)
+	}
+	return out
+}
+
+func replace(old, new string) func(string) string {
+	return func(s string) string { return strings.Replace(s, old, new, 1) }
+}
+
+func TestRecipeHasNoFinding(t *testing.T) {
+	if r := Audit(recipe(t, nil)); len(r.Findings) != 0 {
+		t.Errorf("findings on the recipe: %v", checks(r))
+	}
+}
+
+// Each case is the recipe with exactly one mistake: the audit reports that
+// finding and no other.
+func TestEachMistakeIsFound(t *testing.T) {
+	cases := []struct {
+		name  string
+		edit  map[string]func(string) string
+		facts func(*Facts)
+		want  []string
+	}{
+		{name: "IPv4 prefix covered by no network statement",
+			edit: map[string]func(string) string{"running-config-ospfd.txt": replace(" network 192.0.2.0/24 area 0\n", "")},
+			want: []string{"error ospf-not-covered 192.0.2.53/32", "error last-resort-not-in-area anycast-lr"}},
+		{name: "lo in no OSPFv3 area",
+			edit: map[string]func(string) string{"running-config-ospf6d.txt": replace("interface lo\n ipv6 ospf6 area 0\n", "interface lo\n")},
+			want: []string{"error ospf6-not-covered 2001:db8::53/128"}},
+		{name: "ospfd without router ospf",
+			edit: map[string]func(string) string{"running-config-ospfd.txt": func(s string) string { return s[:strings.Index(s, "router ospf")] }},
+			want: []string{"error ospf-not-configured 192.0.2.53/32", "error last-resort-not-in-area anycast-lr"}},
+		{name: "area range around the anycast prefix",
+			edit: map[string]func(string) string{"running-config-ospfd.txt": replace(" timers lsa min-arrival 0\n", " timers lsa min-arrival 0\n area 0 range 192.0.2.0/24\n")},
+			want: []string{"error summary-range 192.0.2.53/32"}},
+		{name: "summary LSA in the database", facts: func(f *Facts) {
+			*f = captured(t, nil)
+			f.Daemons["bgpd"] = Daemon{}
+			dropStray(f)
+			keepAggregates(f, frr.Summary)
+		},
+			want: []string{"error summary-lsa 192.0.2.53/32"}},
+		{name: "external LSA in the database", facts: func(f *Facts) {
+			*f = captured(t, nil)
+			f.Daemons["bgpd"] = Daemon{}
+			dropStray(f)
+			keepAggregates(f, frr.External)
+		},
+			want: []string{"warning external-lsa 192.0.2.53/32"}},
+		{name: "router-id is the anycast address",
+			edit: map[string]func(string) string{"ospf-instance.json": replace(`"routerId":"203.0.113.1"`, `"routerId":"192.0.2.53"`)},
+			want: []string{"error router-id-anycast ospfd"}},
+		{name: "router-id not an address of this node",
+			edit: map[string]func(string) string{"ospf6-instance.json": replace(`"routerId":"203.0.113.1"`, `"routerId":"203.0.113.99"`)},
+			want: []string{"warning router-id-foreign ospf6d"}},
+		{name: "lo not passive",
+			edit: map[string]func(string) string{"running-config-ospfd.txt": replace("interface lo\n ip ospf passive\n", "interface lo\n")},
+			want: []string{"warning interface-not-passive lo"}},
+		{name: "min-arrival at its default",
+			edit: map[string]func(string) string{"running-config-ospf6d.txt": replace(" timers lsa min-arrival 0\n", "")},
+			want: []string{"warning min-arrival-default ospf6d"}},
+		{name: "vtysh missing",
+			facts: func(f *Facts) {
+				f.VtyshError, f.Daemons = &frr.Error{Kind: frr.VtyshMissing, Daemon: "ospfd", Err: errors.New(`exec: "/usr/bin/vtysh": stat /usr/bin/vtysh: no such file or directory`)}, map[string]Daemon{}
+			},
+			want: []string{"error vtysh /usr/bin/vtysh"}},
+		{name: "user not in frrvty",
+			facts: func(f *Facts) {
+				f.VtyshError, f.Daemons = &frr.Error{Kind: frr.PermissionDenied, Daemon: "ospfd", Err: errors.New("exit status 1: Exiting: failed to connect to any daemons.")}, map[string]Daemon{}
+			},
+			want: []string{"error vtysh /usr/bin/vtysh"}},
+		{name: "no routing daemon", facts: func(f *Facts) { f.Daemons = map[string]Daemon{"ospfd": {}, "ospf6d": {}, "bgpd": {}} },
+			want: []string{"error no-routing-daemon 192.0.2.53/32", "error no-routing-daemon 2001:db8::53/128"}},
+		{name: "last-resort interface missing", facts: func(f *Facts) { delete(f.Links, "anycast-lr") },
+			want: []string{"warning last-resort-missing anycast-lr"}},
+		{name: "last-resort interface not in OSPFv3",
+			edit: map[string]func(string) string{"running-config-ospf6d.txt": replace("interface anycast-lr\n ipv6 ospf6 area 0\n", "interface anycast-lr\n")},
+			want: []string{"error last-resort-not-in-area anycast-lr"}},
+		{name: "last-resort interface not passive",
+			edit: map[string]func(string) string{"running-config-ospfd.txt": replace(" ip ospf cost 65535\n ip ospf passive\n", " ip ospf cost 65535\n")},
+			want: []string{"warning last-resort-not-passive anycast-lr"}},
+		{name: "last-resort cost at the default",
+			edit: map[string]func(string) string{"running-config-ospfd.txt": replace(" ip ospf cost 65535\n", "")},
+			want: []string{"error last-resort-cost anycast-lr"}},
+		{name: "last-resort cost below last_resort_metric",
+			edit: map[string]func(string) string{"running-config-ospf6d.txt": replace(" ipv6 ospf6 cost 65535\n", " ipv6 ospf6 cost 100\n")},
+			want: []string{"error last-resort-cost anycast-lr"}},
+		{name: "stray address on lo", facts: func(f *Facts) { *f = captured(t, nil); f.Daemons["bgpd"] = Daemon{}; keepAggregates(f, "") },
+			want: []string{"warning stray-address 192.0.2.54/32"}},
+		{name: "BGP network statement and no import-check", facts: func(f *Facts) { *f = captured(t, nil); dropStray(f); keepAggregates(f, "") },
+			want: []string{"error bgp-network-statement 192.0.2.53/32", "warning bgp-no-import-check bgpd"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := recipe(t, c.edit)
+			if c.facts != nil {
+				c.facts(&f)
+			}
+			got := checks(Audit(f))
+			slices.Sort(got)
+			want := slices.Sorted(slices.Values(c.want))
+			if !slices.Equal(got, want) {
+				t.Errorf("findings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			}
+		})
+	}
+}
+
+func dropStray(f *Facts) {
+	f.Links["lo"] = slices.DeleteFunc(f.Links["lo"], func(p netip.Prefix) bool { return p.Addr() == netip.MustParseAddr("192.0.2.54") })
+}
+
+func keepAggregates(f *Facts, t frr.AggregateType) {
+	d := f.Daemons["ospfd"]
+	d.Aggregates = slices.DeleteFunc(d.Aggregates, func(a frr.Aggregate) bool { return a.Type != t })
+	f.Daemons["ospfd"] = d
+}
+
+// The captured node with every mistake, as the doctor command prints it:
+// the JSON document only ever gains fields.
+func TestReportGolden(t *testing.T) {
+	r := Audit(captured(t, nil))
+	var text bytes.Buffer
+	if err := r.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, "report.txt", text.Bytes())
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, "report.json", append(b, '\n'))
+	if r.Errors != 2 || r.Warnings != 3 {
+		t.Errorf("counts: %+v", r.Doctor)
+	}
+}
