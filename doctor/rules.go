@@ -9,6 +9,16 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
 )
 
+// ospfFamily is one OSPF daemon as the rules see it.
+type ospfFamily struct {
+	daemon, router string // "ospfd", "router ospf"
+	stmt           string // its router-id statement
+	v6             bool
+}
+
+// ospfFamilies are ospfd and ospf6d, in the order findings are listed.
+var ospfFamilies = []ospfFamily{{"ospfd", "router ospf", "ospf router-id", false}, {"ospf6d", "router ospf6", "ospf6 router-id", true}}
+
 // minArrivalMeasured is what the lab measured with the default min-arrival.
 const minArrivalMeasured = "a restore right after a withdrawal reached the neighbouring router after 6.6–8.1 s instead of 14–22 ms"
 
@@ -95,10 +105,7 @@ func notCovered(f Facts) []Finding {
 // nothing for the routers beyond it.
 func summarised(f Facts) []Finding {
 	var out []Finding
-	for _, c := range []struct {
-		daemon, router string
-		v6             bool
-	}{{"ospfd", "router ospf", false}, {"ospf6d", "router ospf6", true}} {
+	for _, c := range ospfFamilies {
 		d, ok := f.daemon(c.daemon)
 		if !ok {
 			continue
@@ -144,8 +151,7 @@ func summarised(f Facts) []Finding {
 // router-id that is a managed address disappears with it.
 func routerID(f Facts) []Finding {
 	var out []Finding
-	for _, c := range []struct{ daemon, router, stmt string }{
-		{"ospfd", "router ospf", "ospf router-id"}, {"ospf6d", "router ospf6", "ospf6 router-id"}} {
+	for _, c := range ospfFamilies {
 		d, ok := f.daemon(c.daemon)
 		if !ok || d.RouterID == "" {
 			continue
@@ -205,10 +211,7 @@ func passiveFindings(f Facts, dev, check, what string) []Finding {
 // retransmission.
 func minArrival(f Facts) []Finding {
 	var out []Finding
-	for _, c := range []struct {
-		daemon, router string
-		v6             bool
-	}{{"ospfd", "router ospf", false}, {"ospf6d", "router ospf6", true}} {
+	for _, c := range ospfFamilies {
 		d, ok := f.daemon(c.daemon)
 		router, has := d.Config.Block(c.router)
 		if !ok || !has || len(f.family(c.v6)) == 0 {
