@@ -4,7 +4,7 @@ VERSION ?= $(shell cat VERSION)
 GO      ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test unit fuzz fuzz-short integration demo deps-lab deps-test bench-checks bench-failover deb lint-deb lint-rules bench-load clean
+.PHONY: build test unit fuzz fuzz-short integration demo deps-lab deps-test bench-checks bench-failover deb lint-deb lint-rules bench-load bench-exec clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o anycast-watchdog .
@@ -53,6 +53,11 @@ deps-test:
 ## bench-checks: 200 services x 5 checks for 60 s; prints checks/s, CPU, RSS, lateness.
 bench-checks:
 	$(GO) run ./bench/checks
+
+## bench-exec: 50 services with an exec check of /bin/true against a bare fork/exec
+## loop at the same rate; prints CPU per check of both and their ratio.
+bench-exec:
+	$(GO) run ./bench/checks -exec
 
 ## bench-load: 500 services x 3 checks at 500 ms for 10 minutes: flat is the goal.
 bench-load:

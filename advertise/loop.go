@@ -37,6 +37,7 @@ type Round struct {
 
 type namedChecker struct {
 	cfg     config.Check
+	name    string // cfg.String(), made once rather than every round
 	checker checker.Checker
 }
 
@@ -270,20 +271,29 @@ func (l *serviceLoop) runChecks(ctx context.Context) []CheckResult {
 	return runChecks(ctx, l.clock, l.checks)
 }
 
-// runChecks runs every check concurrently, each under its own deadline.
+// runChecks runs every check concurrently, each under its own deadline;
+// the last runs on the calling goroutine (a service with one check starts
+// no goroutine per round).
 func runChecks(ctx context.Context, clock Clock, checks []namedChecker) []CheckResult {
 	results := make([]CheckResult, len(checks))
+	run := func(i int) {
+		c := checks[i]
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		defer cancel()
+		start := clock.Now()
+		err := c.checker.Check(cctx)
+		results[i] = CheckResult{Check: c.name, Err: err, Latency: clock.Now().Sub(start)}
+	}
 	var wg sync.WaitGroup
-	for i, c := range checks {
+	for i := range len(checks) - 1 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-			defer cancel()
-			start := clock.Now()
-			err := c.checker.Check(cctx)
-			results[i] = CheckResult{Check: c.cfg.String(), Err: err, Latency: clock.Now().Sub(start)}
+			run(i)
 		}()
+	}
+	if len(checks) > 0 {
+		run(len(checks) - 1)
 	}
 	wg.Wait()
 	return results
@@ -306,7 +316,7 @@ func buildCheckers(svc config.Service, newChecker func(config.Check) (checker.Ch
 		if err != nil {
 			return nil, fmt.Errorf("service %s: check %s: %w", svc.Name, c, err)
 		}
-		out = append(out, namedChecker{cfg: c, checker: ch})
+		out = append(out, namedChecker{cfg: c, name: c.String(), checker: ch})
 	}
 	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
+	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
 )
 
 // Checker is one configured probe.
@@ -43,8 +44,13 @@ func constructors() map[string]constructor {
 func New(c config.Check) (Checker, error) { return (&Builder{}).New(c) }
 
 // Builder builds the probes of one daemon: its exec checks share a bound
-// on how many run at once.
-type Builder struct{ exec *execPool }
+// on how many run at once, the children's environment (made once) and
+// one /dev/null as their standard input (opened once, not per run).
+type Builder struct {
+	exec    *execPool
+	env     []string
+	devNull *os.File // nil: os/exec opens /dev/null for each run
+}
 
 // MaxExecInFlight is the daemon's bound: enough for a few slow scripts per
 // core, few enough that a storm of them cannot take the machine.
@@ -53,7 +59,11 @@ func MaxExecInFlight() int { return max(8, 4*runtime.NumCPU()) }
 // NewBuilder returns a Builder whose exec checks run at most maxExec at
 // once; one that cannot start before its deadline fails as *Starved.
 func NewBuilder(maxExec int) *Builder {
-	return &Builder{exec: &execPool{slots: make(chan struct{}, maxExec)}}
+	b := &Builder{exec: &execPool{slots: make(chan struct{}, maxExec)}, env: command.ChildEnv()}
+	if f, err := os.Open(os.DevNull); err == nil {
+		b.devNull = f // kept for the daemon's life, like the Builder
+	}
+	return b
 }
 
 // New builds the probe a check configuration describes.

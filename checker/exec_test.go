@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -32,6 +33,15 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Println("DNS CRITICAL - no answer")
 		fmt.Fprintln(os.Stderr, "query timed out")
 		os.Exit(2)
+	case "stdin-env":
+		// Standard input is empty (/dev/null) and systemd's variables are
+		// not passed on.
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil || len(b) > 0 || os.Getenv("NOTIFY_SOCKET") != "" {
+			fmt.Printf("stdin %q (%v), NOTIFY_SOCKET %q", b, err, os.Getenv("NOTIFY_SOCKET"))
+			os.Exit(3)
+		}
+		os.Exit(0)
 	case "flood":
 		chunk := strings.Repeat("y", 1<<20)
 		for i := 0; i < 100; i++ { // 100 MiB
@@ -77,6 +87,24 @@ func helperCheck(t *testing.T, mode string, extraEnv ...string) config.Check {
 		t.Setenv(k, v)
 	}
 	return config.Check{Type: "exec", Command: []string{os.Args[0], "-test.run=TestHelperProcess"}}
+}
+
+// A daemon's Builder opens /dev/null and makes the children's environment
+// once; every run of every exec check gets them.
+func TestExecCheckFromBuilderSharesStdinAndEnv(t *testing.T) {
+	c := helperCheck(t, "stdin-env", "NOTIFY_SOCKET=/run/systemd/notify")
+	b := NewBuilder(2)
+	ch, err := b.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := ch.Check(ctx); err != nil {
+			t.Errorf("run %d: %v", i, err)
+		}
+		cancel()
+	}
 }
 
 func TestExecCheck(t *testing.T) {
@@ -175,22 +203,22 @@ func TestExecChecksAreBoundedAndStarvedIsItsOwnReason(t *testing.T) {
 	}
 }
 
-// Exec checks run niced (and so do their children, from a moment after
-// the start), and the daemon's own threads keep their priority.
-func TestExecChecksRunNiced(t *testing.T) {
+// Exec checks run at the daemon's own CPU priority: niced, they timed out
+// on a host busy at nice 0, withdrawing a healthy service (README,
+// Performance).
+func TestExecChecksRunAtTheDaemonsPriority(t *testing.T) {
 	c, _ := New(config.Check{Type: config.CheckExec, Command: []string{"/bin/sh", "-c",
-		// After a moment: the group is lowered just after the start.
-		`sleep 0.05; n=$(cut -d' ' -f19 /proc/self/stat); test "$n" = 10 || { echo "nice $n"; exit 1; }`}})
-	for i := 0; i < 20; i++ {
+		`sleep 0.05; n=$(cut -d' ' -f19 /proc/self/stat); test "$n" = 0 || { echo "nice $n"; exit 1; }`}})
+	if niced := nicedThreads(); len(niced) > 0 {
+		t.Skipf("the test runs niced: %v", niced)
+	}
+	for i := 0; i < 5; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := c.Check(ctx)
 		cancel()
 		if err != nil {
 			t.Fatalf("check %d: %v", i, err)
 		}
-	}
-	if niced := nicedThreads(); len(niced) > 0 {
-		t.Errorf("daemon threads niced after the checks: %v", niced)
 	}
 }
 

@@ -5,7 +5,13 @@
 // watchdog's alone. Every 10 s it prints checks/s, CPU, RSS, goroutines and
 // late and missed rounds, so that growth over a long run shows.
 //
+// With -exec each service has one exec check of /bin/true instead, and
+// after the daemon's run a bare loop forks and execs /bin/true from Go at
+// the same rate and spread; it prints the CPU per check of both (the
+// process and its children) and their ratio.
+//
 //	go run ./bench/checks [-services 200] [-checks 5] [-interval 1s] [-duration 60s]
+//	go run ./bench/checks -exec [-services 50] [-duration 60s]
 package main
 
 import (
@@ -28,6 +34,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/anycast-watchdog/anycast-watchdog/advertise"
+	"github.com/anycast-watchdog/anycast-watchdog/checker"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr/ifaddrtest"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/tcptest"
@@ -41,9 +48,17 @@ func main() {
 	duration := flag.Duration("duration", 60*time.Second, "how long to measure")
 	serve := flag.Bool("serve", false, "internal: be the server process")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured period to this file")
+	execMode := flag.Bool("exec", false, "one exec check of /bin/true per service, against a bare fork/exec loop")
 	flag.Parse()
 	if *serve {
 		runServers()
+		return
+	}
+	if *execMode {
+		if err := benchExec(*services, *interval, *duration, *cpuProfile); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	if err := bench(*services, *checksPer, *interval, *lateAfter, *duration, *cpuProfile); err != nil {
@@ -137,11 +152,9 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 			}
 		}
 	}})
-	if err := sup.Start(context.Background(), cfg); err != nil {
+	if err := startAndSettle(sup, cfg); err != nil {
 		return err
 	}
-	<-sup.Ready()
-	time.Sleep(2 * time.Second) // let the per-service offsets settle
 
 	fmt.Printf("%d services × %d checks at %s for %s (GOMAXPROCS=%d)\n", n, checksPer, interval, duration, runtime.GOMAXPROCS(0))
 	fmt.Printf("%8s %10s %12s %10s %10s %8s %8s\n", "t", "checks/s", "cpu %core", "rss MiB", "goroutines", "late", "missed")
@@ -225,6 +238,148 @@ func (h *histogram) quantile(q float64) time.Duration {
 		}
 	}
 	return h.max
+}
+
+// benchExec runs n services with one exec check of /bin/true each through
+// the real supervisor for duration, then a bare loop that runs /bin/true
+// from Go at the same rate and spread for as long, and prints the CPU per
+// check of each, this process and its children together.
+func benchExec(n int, interval, duration time.Duration, cpuProfile string) error {
+	var y strings.Builder
+	y.WriteString("metrics_listen: \"\"\nservices:\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&y, "  - {name: svc%d, prefixes: [%s], interval: %s, checks: [{type: exec, command: [/bin/true]}]}\n", i, hostPrefix(i), interval)
+	}
+	cfg, err := config.Parse("bench.yaml", []byte(y.String()))
+	if err != nil {
+		return err
+	}
+	var advertised []netip.Prefix
+	for _, s := range cfg.Services {
+		advertised = append(advertised, s.Prefixes[0])
+	}
+	var mu sync.Mutex
+	checks, failures, measuring := 0, 0, false
+	reasons := map[string]int{}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	// The daemon's own builder: exec checks bounded, sharing what
+	// it shares.
+	sup := advertise.New(ifaddrtest.New(advertised...), "lo", advertise.Options{Log: log, NewChecker: checker.NewBuilder(checker.MaxExecInFlight()).New, OnRound: func(r advertise.Round) {
+		mu.Lock()
+		defer mu.Unlock()
+		if measuring {
+			checks += len(r.Results)
+			for _, c := range r.Results {
+				if c.Err != nil {
+					failures++
+					if reasons[checker.Reason(c.Err)]++; reasons[checker.Reason(c.Err)] == 1 {
+						fmt.Printf("first %s: %v (after %s)\n", checker.Reason(c.Err), c.Err, c.Latency.Round(time.Millisecond))
+					}
+				}
+			}
+		}
+	}})
+	if err := startAndSettle(sup, cfg); err != nil {
+		return err
+	}
+	fmt.Printf("%d services × 1 exec check (/bin/true) at %s, %s each phase (GOMAXPROCS=%d)\n", n, interval, duration, runtime.GOMAXPROCS(0))
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+	}
+	mu.Lock()
+	measuring = true
+	mu.Unlock()
+	before, start := usage(), time.Now()
+	time.Sleep(duration)
+	mu.Lock()
+	measuring = false
+	daemonChecks, daemonFailed := checks, failures
+	mu.Unlock()
+	daemon, daemonElapsed := usage().minus(before), time.Since(start)
+	if cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	sup.Stop(context.Background(), config.OnExitKeep)
+
+	// The bare loop: one goroutine per service, at the service's spread.
+	var bareChecks, bareFailed int
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	before, start = usage(), time.Now()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * interval / time.Duration(n))
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for {
+				err := exec.Command("/bin/true").Run()
+				mu.Lock()
+				bareChecks++
+				if err != nil {
+					bareFailed++
+				}
+				mu.Unlock()
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+			}
+		}()
+	}
+	time.Sleep(duration)
+	close(stop)
+	wg.Wait()
+	bare, bareElapsed := usage().minus(before), time.Since(start)
+
+	fmt.Printf("%-10s %8s %8s %14s %14s %14s %12s\n", "", "checks", "failed", "self ms/check", "child ms/check", "total ms/check", "ctx sw/check")
+	row := func(name string, u rusage, checks, failed int, elapsed time.Duration) float64 {
+		per := func(d time.Duration) float64 { return d.Seconds() * 1000 / float64(max(checks, 1)) }
+		fmt.Printf("%-10s %8d %8d %14.3f %14.3f %14.3f %12.1f   (%.1f%% of a core)\n", name, checks, failed, per(u.self), per(u.children),
+			per(u.self+u.children), float64(u.switches)/float64(max(checks, 1)), 100*(u.self+u.children).Seconds()/elapsed.Seconds())
+		return per(u.self + u.children)
+	}
+	d := row("daemon", daemon, daemonChecks, daemonFailed, daemonElapsed)
+	b := row("bare loop", bare, bareChecks, bareFailed, bareElapsed)
+	fmt.Printf("daemon / bare loop: %.2f× the CPU per exec check (goal: ≤ 1.25×); the daemon's failures by reason: %v\n", d/b, reasons)
+	return nil
+}
+
+// startAndSettle starts the supervisor and returns once every service has had its
+// first verdict and the per-service offsets have settled.
+func startAndSettle(sup *advertise.Supervisor, cfg *config.Config) error {
+	if err := sup.Start(context.Background(), cfg); err != nil {
+		return err
+	}
+	<-sup.Ready()
+	time.Sleep(2 * time.Second)
+	return nil
+}
+
+// rusage is the CPU of this process and of its waited-for children, and
+// this process's context switches.
+type rusage struct {
+	self, children time.Duration
+	switches       int64
+}
+
+func usage() rusage {
+	var s, c syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &s)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &c)
+	return rusage{self: time.Duration(s.Utime.Nano() + s.Stime.Nano()), children: time.Duration(c.Utime.Nano() + c.Stime.Nano()),
+		switches: s.Nvcsw + s.Nivcsw}
+}
+
+func (u rusage) minus(v rusage) rusage {
+	return rusage{self: u.self - v.self, children: u.children - v.children, switches: u.switches - v.switches}
 }
 
 func cpuTime() time.Duration {
