@@ -116,13 +116,5 @@ func (c *Client) Instance(ctx context.Context, v6 bool) (Instance, error) {
 	if v6 {
 		show, parse = []string{"show ipv6 ospf6 json"}, ParseOSPF6Instance
 	}
-	out, err := c.show(ctx, daemon, show)
-	if err != nil {
-		return Instance{}, err
-	}
-	in, err := parse(out)
-	if err != nil {
-		return Instance{}, &Error{Kind: BadOutput, Daemon: daemon, Err: err}
-	}
-	return in, nil
+	return showParsed(ctx, c, daemon, show, parse)
 }

@@ -61,15 +61,22 @@ func (c *Client) LSDB(ctx context.Context, v6 bool) (LSDB, error) {
 	if v6 {
 		show, parse = showOSPF6, ParseOSPF6LSDB
 	}
-	out, err := c.show(ctx, daemon, show)
+	return showParsed(ctx, c, daemon, show, parse)
+}
+
+// showParsed runs shows against daemon and parses the output; output that
+// does not parse is a BadOutput Error.
+func showParsed[T any](ctx context.Context, c *Client, daemon string, shows []string, parse func([]byte) (T, error)) (T, error) {
+	var zero T
+	out, err := c.show(ctx, daemon, shows)
 	if err != nil {
-		return LSDB{}, err
+		return zero, err
 	}
-	db, err := parse(out)
+	v, err := parse(out)
 	if err != nil {
-		return LSDB{}, &Error{Kind: BadOutput, Daemon: daemon, Err: err}
+		return zero, &Error{Kind: BadOutput, Daemon: daemon, Err: err}
 	}
-	return db, nil
+	return v, nil
 }
 
 func (c *Client) show(ctx context.Context, daemon string, shows []string) ([]byte, error) {
