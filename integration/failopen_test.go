@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -65,43 +64,35 @@ func whereOf(n *lab.Node, p netip.Prefix) string {
 }
 
 // routeWatch samples the router's next hops for the /32 and the /128
-// every 10 ms until stopped, and counts the samples with no route.
+// every 10 ms (lab.RouteSampler) until end, which reports every moment
+// either route went missing.
 type routeWatch struct {
-	stop    chan struct{}
-	done    chan struct{}
-	mu      sync.Mutex
-	samples int
-	gaps    []string
+	routes *lab.RouteSampler
+	since  time.Time
 }
 
-func watchRoutes(a *lab.AnycastLab) *routeWatch {
-	w := &routeWatch{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-w.stop:
-				return
-			case <-tick.C:
-			}
-			v4, v6 := a.Routes()
-			w.mu.Lock()
-			w.samples++
-			if len(v4) == 0 || len(v6) == 0 {
-				w.gaps = append(w.gaps, fmt.Sprintf("%s: v4 %v v6 %v", time.Now().Format("15:04:05.000"), v4, v6))
-			}
-			w.mu.Unlock()
-		}
-	}()
+func watchRoutes(t *testing.T, a *lab.AnycastLab) *routeWatch {
+	t.Helper()
+	w := &routeWatch{since: time.Now()}
+	var err error
+	if w.routes, err = a.SampleRoutes(10*time.Millisecond, lab.AnycastV4, lab.AnycastV6); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.routes.Stop() })
 	return w
 }
 
-func (w *routeWatch) end() (samples int, gaps []string) {
-	close(w.stop)
-	<-w.done
-	return w.samples, w.gaps
+func (w *routeWatch) end(t *testing.T) (samples int, gaps []string) {
+	t.Helper()
+	if err := w.routes.Stop(); err != nil {
+		t.Fatalf("route sampler: %v", err)
+	}
+	for _, c := range w.routes.Changes(w.since) {
+		if len(c.Devs) == 0 {
+			gaps = append(gaps, fmt.Sprintf("%s: no route to %s", c.At.Format("15:04:05.000"), c.Prefix))
+		}
+	}
+	return w.routes.Samples(), gaps
 }
 
 func waitWhere(t *testing.T, a *lab.AnycastLab, n *lab.Node, want string, within time.Duration, what string) time.Duration {
@@ -119,7 +110,7 @@ func waitWhere(t *testing.T, a *lab.AnycastLab, n *lab.Node, want string, within
 // and the others remove theirs.
 func TestFailOpenWhenEveryNodeFails(t *testing.T) {
 	a := newFailOpenLab(t)
-	watch := watchRoutes(a)
+	watch := watchRoutes(t, a)
 	for _, n := range a.Nodes {
 		n.DNS.Stop(2 * time.Second)
 	}
@@ -155,9 +146,9 @@ func TestFailOpenWhenEveryNodeFails(t *testing.T) {
 		gone := waitWhere(t, a, n, "", labFleetInterval+2*time.Second, "the others remove theirs")
 		t.Logf("%s removed its prefixes %s after node 1's route returned", n.NS.Name, (back + gone).Round(time.Millisecond))
 	}
-	samples, gaps := watch.end()
+	samples, gaps := watch.end(t)
 	if len(gaps) > 0 {
-		t.Fatalf("the router lacked a route in %d of %d samples:\n%s", len(gaps), samples, strings.Join(gaps, "\n"))
+		t.Fatalf("the router lacked a route %d times in %d samples:\n%s", len(gaps), samples, strings.Join(gaps, "\n"))
 	}
 	t.Logf("router routed to node 1 alone %s after its DNS came back; no route missing in %d samples (10 ms apart)", back.Round(time.Millisecond), samples)
 	for _, n := range a.Nodes[1:] {
@@ -190,7 +181,7 @@ func TestFailOpenOneNodeFails(t *testing.T) {
 func TestDrainThroughLastResort(t *testing.T) {
 	a := newFailOpenLab(t)
 	n1, n2, n3 := a.Nodes[0], a.Nodes[1], a.Nodes[2]
-	watch := watchRoutes(a)
+	watch := watchRoutes(t, a)
 
 	out, err := cli(t, n1, "drain", "dns", "--reason", "kernel upgrade")
 	if err != nil || !strings.Contains(out, "drained (withdrawn; checks keep running): dns") {
@@ -220,9 +211,9 @@ func TestDrainThroughLastResort(t *testing.T) {
 	if w := where(n2); w != lab.LastResortDev {
 		t.Errorf("a refused drain moved node 2's prefixes to %q", w)
 	}
-	samples, gaps := watch.end()
+	samples, gaps := watch.end(t)
 	if len(gaps) > 0 {
-		t.Fatalf("the router lacked a route in %d of %d samples:\n%s", len(gaps), samples, strings.Join(gaps, "\n"))
+		t.Fatalf("the router lacked a route %d times in %d samples:\n%s", len(gaps), samples, strings.Join(gaps, "\n"))
 	}
 
 	// Forced, it goes; node 3 still holds the address.
