@@ -240,12 +240,10 @@ func lastResort(f Facts) []Finding {
 		return nil
 	}
 	var out []Finding
-	if f.AddressError == "" && f.Links[dev] == nil {
-		if _, exists := f.Links[dev]; !exists {
-			out = append(out, Finding{Severity: Warning, Check: "last-resort-missing", Object: dev,
-				Message:  "the last-resort interface does not exist: the daemon creates it as a dummy at start, and if it cannot (no dummy module), failing open is off on this node",
-				Evidence: "ip -j addr show: no " + dev, Fix: "modprobe dummy; echo dummy > /etc/modules-load.d/anycast-watchdog.conf"})
-		}
+	if _, exists := f.Links[dev]; f.AddressError == "" && !exists {
+		out = append(out, Finding{Severity: Warning, Check: "last-resort-missing", Object: dev,
+			Message:  "the last-resort interface does not exist: the daemon creates it as a dummy at start, and if it cannot (no dummy module), failing open is off on this node",
+			Evidence: "ip -j addr show: no " + dev, Fix: "modprobe dummy; echo dummy > /etc/modules-load.d/anycast-watchdog.conf"})
 	}
 	if d, ok := f.daemon("ospfd"); ok && len(f.family(false)) > 0 {
 		router, _ := d.Config.Block("router ospf")
