@@ -76,6 +76,13 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 			if p.Error != "" {
 				note = "cannot change: " + p.Error
 			}
+			if b := p.BGP; b != nil {
+				peers := fmt.Sprintf("advertised to %d of %d BGP peers", b.PeersAdvertised, b.PeersEstablished)
+				if !b.Originated {
+					peers = "not originated by bgpd"
+				}
+				note = strings.TrimSuffix(peers+"; "+note, "; ")
+			}
 			on := p.Interface
 			if on == "" {
 				on = "-"

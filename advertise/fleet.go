@@ -11,7 +11,8 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
-// fleetStore keeps the last link-state database read per address family:
+// fleetStore keeps the last view of the fleet per address family (the
+// link-state database, with bgpd's paths from other nodes added):
 // the verifier writes it, the address manager's decisions and status read
 // it. Its lock is taken alone.
 type fleetStore struct {
@@ -74,11 +75,18 @@ func (f *fleetStore) sight(p netip.Prefix, since time.Time) fleetSight {
 			continue
 		}
 		s.Any++
-		if a.Metric < f.lastResortMetric {
+		if !f.lastResort(a) {
 			s.Normal++
 		}
 	}
 	return s
+}
+
+// lastResort says whether a advertises at last resort: in OSPF at the
+// last-resort metric or more, in BGP with the graceful-shutdown community.
+// Call with mu held.
+func (f *fleetStore) lastResort(a frr.Advertiser) bool {
+	return a.LastResort || a.Metric >= f.lastResortMetric
 }
 
 // normalElsewhere counts the other routers advertising p at normal
@@ -108,7 +116,7 @@ func (f *fleetStore) advertisers(p netip.Prefix) ([]status.Advertiser, string) {
 	out := []status.Advertiser{}
 	for _, a := range v.db.Prefixes[p] {
 		class := status.ClassNormal
-		if a.Metric >= f.lastResortMetric {
+		if f.lastResort(a) {
 			class = status.ClassLastResort
 		}
 		out = append(out, status.Advertiser{RouterID: a.RouterID, Metric: a.Metric, Self: a.RouterID == v.db.RouterID, Class: class})

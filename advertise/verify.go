@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,13 +15,6 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
-
-// ReadBack reads the local routing daemons' link-state databases: what
-// this router originates and what every other router of the area
-// advertises; *frr.Client is the real one.
-type ReadBack interface {
-	LSDB(ctx context.Context, v6 bool) (frr.LSDB, error)
-}
 
 const (
 	// confirmWindow is how long after a change of the interface the
@@ -38,7 +32,8 @@ type verifyState struct {
 	reason     string // why unknown, or what the mismatch is
 	mismatches int    // episodes where FRR disagreed with the interface
 	inMismatch bool
-	confirmed  time.Time // the change (its changedAt) last confirmed and logged
+	confirmed  time.Time   // the change (its changedAt) last confirmed and logged
+	bgp        *status.BGP // bgpd's part; nil when bgpd was not read
 }
 
 // verifier reads the link-state databases on its own goroutine: it
@@ -65,16 +60,20 @@ type verifier struct {
 	started, completed uint64
 	readDone           chan struct{}
 	state              map[netip.Prefix]*verifyState
-	health             map[bool]string            // per family (v6?), last read-back error; "" when fine
-	errors             map[bool]map[string]uint64 // per family, failed read-backs by frr.Kind
+	health             map[string]string            // per daemon read, last read-back error; "" when fine
+	errors             map[string]map[string]uint64 // per daemon, failed read-backs by frr.Kind
+	// seen lists the daemons read successfully since the read-back was
+	// set: one of them no longer running is an error, not a daemon that
+	// is not configured.
+	seen map[string]bool
 }
 
 func newVerifier(addrs *addressManager, fleet *fleetStore, kick wakeup, clock Clock, log logrus.FieldLogger) *verifier {
 	return &verifier{addrs: addrs, fleet: fleet, clock: clock, log: log, kick: kick, done: make(chan struct{}), fleetEvery: reverifyEvery,
 		readDone: make(chan struct{}),
 		window:   confirmWindow, every: reverifyEvery,
-		state: map[netip.Prefix]*verifyState{}, health: map[bool]string{},
-		errors: map[bool]map[string]uint64{false: {}, true: {}}}
+		state: map[netip.Prefix]*verifyState{}, health: map[string]string{},
+		errors: map[string]map[string]uint64{}, seen: map[string]bool{}}
 }
 
 func (v *verifier) run(ctx context.Context) {
@@ -125,30 +124,47 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 		v.mu.Unlock()
 	}()
 	managed := v.addrs.snapshot()
-	families := map[bool]bool{}
+	byFamily := map[bool][]netip.Prefix{}
 	for p := range managed {
-		families[p.Addr().Is6()] = true
+		byFamily[p.Addr().Is6()] = append(byFamily[p.Addr().Is6()], p)
 	}
-	originated := map[bool][]netip.Prefix{}
-	errs := map[bool]error{}
-	for v6 := range families {
+	v.mu.Lock()
+	seen := maps.Clone(v.seen)
+	v.mu.Unlock()
+	reads := map[bool]familyRead{}
+	for v6, prefixes := range byFamily {
+		slices.SortFunc(prefixes, netip.Prefix.Compare)
 		at := v.clock.Now()
-		db, err := rb.LSDB(ctx, v6)
+		r := readFamily(ctx, rb, v6, prefixes, seen)
 		if ctx.Err() != nil {
 			return false
 		}
+		db, err := r.fleet()
 		v.fleet.update(v6, db, at, err)
-		originated[v6], errs[v6] = db.Originated(), err
+		reads[v6] = r
 	}
-	if len(families) > 0 {
+	if len(byFamily) > 0 {
 		v.addrs.reconsider() // decisions wait for a fresh view of the fleet
 	}
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	now := v.clock.Now()
-	for v6 := range families {
-		v.noteHealth(v6, errs[v6])
+	for v6, r := range reads {
+		for _, d := range r.read {
+			v.noteHealth(d, r.errs[d])
+		}
+		// No daemon serving the family is kept under the family's pair of
+		// names until one does.
+		none := frr.Daemon(v6) + "/" + bgpd
+		var fe *frr.Error
+		if errors.As(r.first, &fe) && fe.Kind == frr.NotConfigured {
+			v.noteHealth(none, r.first)
+		} else if _, ok := v.health[none]; ok {
+			v.noteHealth(none, nil)
+			delete(v.health, none)
+			delete(v.seen, none)
+		}
 	}
 	for p, snap := range managed {
 		st := v.state[p]
@@ -157,16 +173,17 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 			v.state[p] = st
 		}
 		log := v.log.WithFields(logrus.Fields{"service": snap.service, "prefix": p.String()})
-		if err := errs[p.Addr().Is6()]; err != nil {
-			st.advertised, st.reason = status.AdvertisedUnknown, err.Error()
+		r := reads[p.Addr().Is6()]
+		if r.first != nil {
+			st.advertised, st.reason, st.bgp = status.AdvertisedUnknown, r.first.Error(), nil
 			continue
 		}
-		adv := slices.Contains(originated[p.Addr().Is6()], p)
-		st.advertised, st.reason = status.AdvertisedNo, ""
-		if adv {
+		verdict := r.judge(p, snap.present)
+		st.advertised, st.reason, st.bgp = status.AdvertisedNo, "", verdict.bgp
+		if verdict.advertised {
 			st.advertised = status.AdvertisedYes
 		}
-		if adv == snap.present {
+		if verdict.agrees {
 			if st.inMismatch {
 				log.WithField("advertised", st.advertised).Info("advertisement matches the interface again")
 			} else if !st.confirmed.Equal(snap.changedAt) {
@@ -180,7 +197,7 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 			pending = true
 			continue
 		}
-		st.reason = mismatchReason(p, snap.present)
+		st.reason = verdict.reason
 		if !st.inMismatch {
 			st.inMismatch = true
 			st.mismatches++
@@ -195,9 +212,9 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 	return pending
 }
 
-// noteHealth logs a change in a family's read-back health. Call with mu held.
-func (v *verifier) noteHealth(v6 bool, err error) {
-	daemon := frr.Daemon(v6)
+// noteHealth logs a change in a daemon's read-back health and notes a
+// daemon read successfully as seen. Call with mu held.
+func (v *verifier) noteHealth(daemon string, err error) {
 	msg := ""
 	if err != nil {
 		msg = err.Error()
@@ -206,9 +223,14 @@ func (v *verifier) noteHealth(v6 bool, err error) {
 		if errors.As(err, &fe) {
 			kind = string(fe.Kind)
 		}
-		v.errors[v6][kind]++
+		if v.errors[daemon] == nil {
+			v.errors[daemon] = map[string]uint64{}
+		}
+		v.errors[daemon][kind]++
+	} else {
+		v.seen[daemon] = true
 	}
-	switch prev := v.health[v6]; {
+	switch prev := v.health[daemon]; {
 	case msg == prev:
 	case msg != "":
 		v.log.WithField("daemon", daemon).WithError(err).
@@ -216,7 +238,7 @@ func (v *verifier) noteHealth(v6 bool, err error) {
 	default:
 		v.log.WithField("daemon", daemon).Info("FRR read-back works again")
 	}
-	v.health[v6] = msg
+	v.health[daemon] = msg
 }
 
 func mismatchReason(p netip.Prefix, present bool) string {
@@ -286,7 +308,7 @@ func (v *verifier) setReadBack(rb ReadBack, fleetEvery time.Duration) {
 	v.mu.Lock()
 	v.rb, v.fleetEvery = rb, fleetEvery
 	if rb == nil {
-		v.state, v.health = map[netip.Prefix]*verifyState{}, map[bool]string{}
+		v.state, v.health, v.seen = map[netip.Prefix]*verifyState{}, map[string]string{}, map[string]bool{}
 		v.fleet.forget()
 	}
 	v.mu.Unlock()
@@ -306,22 +328,39 @@ func (v *verifier) fill(prefixes []netip.Prefix, out []status.Prefix) {
 		case !ok:
 			p.Advertised, p.AdvertisedReason = status.AdvertisedUnknown, "not verified yet"
 		default:
-			p.Advertised, p.AdvertisedReason, p.Mismatches = st.advertised, st.reason, st.mismatches
+			p.Advertised, p.AdvertisedReason, p.Mismatches, p.BGP = st.advertised, st.reason, st.mismatches, st.bgp
 		}
 	}
 }
 
-// healthStatus returns every daemon read back so far, ospfd first.
+// healthStatus returns every daemon read back so far: ospfd, ospf6d,
+// bgpd, then any other (a family no daemon serves).
 func (v *verifier) healthStatus() []status.FRR {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	out := []status.FRR{}
-	for _, v6 := range []bool{false, true} {
-		msg, ok := v.health[v6]
-		if !ok {
-			continue
+	order := []string{"ospfd", "ospf6d", bgpd}
+	daemons := slices.Collect(maps.Keys(v.health))
+	slices.SortFunc(daemons, func(a, b string) int {
+		ia, ib := slices.Index(order, a), slices.Index(order, b)
+		if ia < 0 {
+			ia = len(order)
 		}
-		out = append(out, status.FRR{Daemon: frr.Daemon(v6), OK: msg == "", Error: msg, Errors: maps.Clone(v.errors[v6])})
+		if ib < 0 {
+			ib = len(order)
+		}
+		if ia != ib {
+			return ia - ib
+		}
+		return strings.Compare(a, b)
+	})
+	out := []status.FRR{}
+	for _, d := range daemons {
+		msg := v.health[d]
+		errs := maps.Clone(v.errors[d])
+		if errs == nil {
+			errs = map[string]uint64{}
+		}
+		out = append(out, status.FRR{Daemon: d, OK: msg == "", Error: msg, Errors: errs})
 	}
 	return out
 }

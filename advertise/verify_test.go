@@ -18,10 +18,15 @@ import (
 // originates what the interfaces have, at metric 0 on the primary one and
 // 65535 on the last-resort one, unless told to leave prefixes out (not
 // covered by its config); other routers advertise what others says. It
-// can fail or hang.
+// can fail or hang. With bgp set it is bgpd instead of ospfd: the same
+// facts as a BGP table, others' last-resort metric as graceful-shutdown,
+// with peers established sessions of which fleetPeers are iBGP.
 type fakeFRR struct {
 	iface      *fakeInterface
 	lastResort *fakeInterface // nil: none
+	bgp        bool
+	peers      int // bgp: established sessions, all sent every prefix
+	fleetPeers int // bgp: of them, iBGP sessions to other nodes
 	mu         sync.Mutex
 	skip       map[netip.Prefix]bool
 	others     map[netip.Prefix][]frr.Advertiser
@@ -67,6 +72,42 @@ func (f *fakeFRR) LSDB(ctx context.Context, v6 bool) (frr.LSDB, error) {
 	}
 	f.mu.Unlock()
 	return db, nil
+}
+
+func (f *fakeFRR) Running(daemon string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return (daemon == "bgpd") == f.bgp
+}
+
+func (f *fakeFRR) BGP(ctx context.Context, v6 bool, prefixes []netip.Prefix) (frr.BGP, error) {
+	db, err := f.LSDB(ctx, v6)
+	if err != nil {
+		var fe *frr.Error
+		if errors.As(err, &fe) {
+			fe.Daemon = "bgpd"
+		}
+		return frr.BGP{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := frr.BGP{Configured: true, RouterID: selfID, AS: 64512, Peers: f.peers, Established: f.peers, FleetPeers: f.fleetPeers,
+		Prefixes: map[netip.Prefix]frr.BGPPrefix{}}
+	for _, p := range prefixes {
+		var bp frr.BGPPrefix
+		for _, a := range db.Prefixes[p] {
+			lastResort := a.Metric >= 65535
+			if a.RouterID == selfID {
+				bp.Originated, bp.Best, bp.LastResort, bp.AdvertisedTo = true, true, lastResort, f.peers
+				continue
+			}
+			if f.fleetPeers > 0 {
+				bp.Fleet = append(bp.Fleet, frr.Advertiser{RouterID: a.RouterID, LastResort: lastResort})
+			}
+		}
+		b.Prefixes[p] = bp
+	}
+	return b, nil
 }
 
 func (f *fakeFRR) set(fn func(f *fakeFRR)) {

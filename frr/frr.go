@@ -97,6 +97,12 @@ func (c *Client) show(ctx context.Context, daemon string, shows []string) ([]byt
 	return out, nil
 }
 
+// Running reports whether daemon runs here: its vty socket exists (a
+// socket we may not use counts; reading it then says why).
+func (c *Client) Running(daemon string) bool {
+	return !errors.Is(c.socketState(daemon), os.ErrNotExist)
+}
+
 // Kind sorts vtysh failures by what the operator must do about them.
 type Kind string
 
@@ -106,6 +112,7 @@ const (
 	PermissionDenied Kind = "permission-denied" // add the user to group frrvty
 	Timeout          Kind = "timeout"           // the daemon is hung or overloaded
 	BadOutput        Kind = "bad-output"        // not the JSON we know
+	NotConfigured    Kind = "not-configured"    // no daemon runs with an instance for the family
 	Failed           Kind = "failed"            // anything else vtysh said
 )
 

@@ -16,10 +16,12 @@ import (
 // few seconds after a withdrawal.
 const maxAge = 3600
 
-// Advertiser is one router advertising a prefix, at a metric.
+// Advertiser is one router advertising a prefix: in OSPF at a metric, in
+// BGP normal or last resort (the graceful-shutdown community).
 type Advertiser struct {
-	RouterID string
-	Metric   int
+	RouterID   string
+	Metric     int
+	LastResort bool // set by BGP only; OSPF's last resort is its metric
 }
 
 // LSDB is what one router's link-state database says of the area's

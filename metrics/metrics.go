@@ -100,7 +100,11 @@ var (
 		[]string{"daemon", "kind"}, nil)
 	descFRRUp = prometheus.NewDesc(ns+"_frr_readback_up", "1 when the last read-back from the daemon worked.",
 		[]string{"daemon"}, nil)
-	descAdvertisers = prometheus.NewDesc(ns+"_prefix_advertisers", "Routers advertising the prefix in the link-state database as last read here, this node included, by class (normal, last_resort); absent while unknown.",
+	descBGPOriginated = prometheus.NewDesc(ns+"_prefix_bgp_originated", "1 when bgpd has a valid path for the prefix sourced here; absent where bgpd does not run with router bgp.",
+		[]string{"service", "prefix"}, nil)
+	descBGPPeers = prometheus.NewDesc(ns+"_prefix_bgp_peers", "BGP sessions of the prefix's family: established, and of those the ones it is advertised to.",
+		[]string{"service", "prefix", "peers"}, nil)
+	descAdvertisers = prometheus.NewDesc(ns+"_prefix_advertisers", "Routers advertising the prefix in the link-state database (and over iBGP) as last read here, this node included, by class (normal, last_resort); absent while unknown.",
 		[]string{"service", "prefix", "class"}, nil)
 	descLastResortUp = prometheus.NewDesc(ns+"_last_resort_up", "1 when the last-resort interface is usable; 0 when failing open is off because it could be neither found nor created; absent when last_resort_interface is \"\".",
 		[]string{"interface"}, nil)
@@ -116,7 +120,7 @@ var (
 type stateCollector struct{ src Source }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descPresent, descAdvertised, descMismatches, descDrained,
+	for _, d := range []*prometheus.Desc{descState, descPresent, descAdvertised, descMismatches, descDrained, descBGPOriginated, descBGPPeers,
 		descDrainExpiry, descVtyshErrors, descFRRUp, descAdvertisers, descLastResortUp, descDoctor, descReloads, descReloadOK, descReloadTime} {
 		ch <- d
 	}
@@ -144,6 +148,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 				gauge(descAdvertised, b2f(p.Advertised == a), s.Name, p.Prefix, string(a))
 			}
 			counter(descMismatches, float64(p.Mismatches), s.Name, p.Prefix)
+			if b := p.BGP; b != nil {
+				gauge(descBGPOriginated, b2f(b.Originated), s.Name, p.Prefix)
+				gauge(descBGPPeers, float64(b.PeersAdvertised), s.Name, p.Prefix, "advertised")
+				gauge(descBGPPeers, float64(b.PeersEstablished), s.Name, p.Prefix, "established")
+			}
 			if p.FleetError == "" {
 				count := map[string]int{status.ClassNormal: 0, status.ClassLastResort: 0}
 				for _, a := range p.Advertisers {

@@ -30,7 +30,8 @@ func TestRegistryContents(t *testing.T) {
 			{Name: "dns", State: status.Up, Prefixes: []status.Prefix{
 				{Prefix: "192.0.2.53/32", Present: true, Advertised: status.AdvertisedYes, Advertisers: []status.Advertiser{
 					{RouterID: "203.0.113.1", Self: true, Class: status.ClassNormal}, {RouterID: "203.0.113.2", Metric: 65535, Class: status.ClassLastResort},
-					{RouterID: "203.0.113.3", Metric: 65535, Class: status.ClassLastResort}}},
+					{RouterID: "203.0.113.3", Metric: 65535, Class: status.ClassLastResort}},
+					BGP: &status.BGP{Originated: true, PeersAdvertised: 1, PeersEstablished: 2}},
 				{Prefix: "2001:db8::53/128", Present: true, Advertised: status.AdvertisedUnknown, Mismatches: 2, FleetError: "ospf6d is not running"}}},
 			{Name: "web", State: status.Drained, Drain: &status.Drain{Reason: "x", Until: until},
 				Prefixes: []status.Prefix{{Prefix: "203.0.113.80/32", Advertised: status.AdvertisedNo}}},
@@ -57,7 +58,7 @@ anycast_watchdog_service_state{service="web",state="falling"} 0
 anycast_watchdog_service_state{service="web",state="last_resort"} 0
 anycast_watchdog_service_state{service="web",state="rising"} 0
 anycast_watchdog_service_state{service="web",state="up"} 0
-# HELP anycast_watchdog_prefix_advertisers Routers advertising the prefix in the link-state database as last read here, this node included, by class (normal, last_resort); absent while unknown.
+# HELP anycast_watchdog_prefix_advertisers Routers advertising the prefix in the link-state database (and over iBGP) as last read here, this node included, by class (normal, last_resort); absent while unknown.
 # TYPE anycast_watchdog_prefix_advertisers gauge
 anycast_watchdog_prefix_advertisers{class="last_resort",prefix="192.0.2.53/32",service="dns"} 2
 anycast_watchdog_prefix_advertisers{class="last_resort",prefix="203.0.113.80/32",service="web"} 0
@@ -105,6 +106,13 @@ anycast_watchdog_transitions_total{service="dns",to="falling"} 1
 # HELP anycast_watchdog_check_failures_total Failed checks, by reason (timeout, refused, rcode, answer, status, body, exit, unreachable, starved, error).
 # TYPE anycast_watchdog_check_failures_total counter
 anycast_watchdog_check_failures_total{check="tcp 127.0.0.1:53",reason="error",service="dns"} 1
+# HELP anycast_watchdog_prefix_bgp_originated 1 when bgpd has a valid path for the prefix sourced here; absent where bgpd does not run with router bgp.
+# TYPE anycast_watchdog_prefix_bgp_originated gauge
+anycast_watchdog_prefix_bgp_originated{prefix="192.0.2.53/32",service="dns"} 1
+# HELP anycast_watchdog_prefix_bgp_peers BGP sessions of the prefix's family: established, and of those the ones it is advertised to.
+# TYPE anycast_watchdog_prefix_bgp_peers gauge
+anycast_watchdog_prefix_bgp_peers{peers="advertised",prefix="192.0.2.53/32",service="dns"} 1
+anycast_watchdog_prefix_bgp_peers{peers="established",prefix="192.0.2.53/32",service="dns"} 2
 # HELP anycast_watchdog_build_info Always 1; the labels say which build runs.
 # TYPE anycast_watchdog_build_info gauge
 anycast_watchdog_build_info{goversion="` + runtime.Version() + `",version="0.1.0"} 1
@@ -112,7 +120,7 @@ anycast_watchdog_build_info{goversion="` + runtime.Version() + `",version="0.1.0
 	names := []string{"anycast_watchdog_service_state", "anycast_watchdog_prefix_advertisers", "anycast_watchdog_last_resort_up", "anycast_watchdog_prefix_advertised", "anycast_watchdog_frr_readback_mismatches_total",
 		"anycast_watchdog_service_drain_expiry_timestamp_seconds", "anycast_watchdog_frr_vtysh_errors_total", "anycast_watchdog_config_reloads_total",
 		"anycast_watchdog_config_last_reload_successful", "anycast_watchdog_config_last_load_timestamp_seconds", "anycast_watchdog_transitions_total", "anycast_watchdog_check_failures_total",
-		"anycast_watchdog_build_info"}
+		"anycast_watchdog_prefix_bgp_originated", "anycast_watchdog_prefix_bgp_peers", "anycast_watchdog_build_info"}
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(expected), names...); err != nil {
 		t.Error(err)
 	}

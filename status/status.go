@@ -113,7 +113,7 @@ type Reload struct {
 
 // FRR is the read-back's view of one routing daemon.
 type FRR struct {
-	Daemon string            `json:"daemon"` // ospfd | ospf6d
+	Daemon string            `json:"daemon"` // ospfd | ospf6d | bgpd
 	OK     bool              `json:"ok"`
 	Error  string            `json:"error,omitempty"`
 	Errors map[string]uint64 `json:"errors"` // failed read-backs by kind
@@ -164,6 +164,16 @@ type Prefix struct {
 	// there is no view.
 	Advertisers []Advertiser `json:"advertisers,omitempty"`
 	FleetError  string       `json:"fleet_error,omitempty"`
+	// BGP is bgpd's part of the read-back; absent where bgpd does not
+	// run with `router bgp`.
+	BGP *BGP `json:"bgp,omitempty"`
+}
+
+// BGP is what bgpd says of one prefix.
+type BGP struct {
+	Originated       bool `json:"originated"`        // a valid path sourced here
+	PeersAdvertised  int  `json:"peers_advertised"`  // established peers it is sent to
+	PeersEstablished int  `json:"peers_established"` // of the family's BGP sessions
 }
 
 // Advertiser is one router advertising a prefix.

@@ -20,7 +20,8 @@ func sample() Document {
 		Config: Config{Path: "/etc/anycast-watchdog/config.yaml", LoadedAt: t0.Add(-10 * time.Minute),
 			LastReload: &Reload{At: t0.Add(-2 * time.Minute), OK: false, Error: "config.yaml:4: services[0].rise: 0 must be at least 1"}},
 		FRR: []FRR{{Daemon: "ospfd", OK: true, Errors: map[string]uint64{}},
-			{Daemon: "ospf6d", OK: false, Error: "ospf6d is not running", Errors: map[string]uint64{"not-running": 3}}},
+			{Daemon: "ospf6d", OK: false, Error: "ospf6d is not running", Errors: map[string]uint64{"not-running": 3}},
+			{Daemon: "bgpd", OK: true, Errors: map[string]uint64{"timeout": 1}}},
 		LastResort: &LastResortHealth{Interface: "anycast-lr", OK: true},
 		Doctor:     &Doctor{Errors: 1, Warnings: 2, At: time.Date(2026, 11, 20, 10, 0, 3, 0, time.UTC)},
 		Services: []Service{
@@ -29,7 +30,8 @@ func sample() Document {
 				Prefixes: []Prefix{
 					{Prefix: "192.0.2.53/32", Wanted: true, Present: true, Advertised: AdvertisedYes, Interface: "lo",
 						Advertisers: []Advertiser{{RouterID: "203.0.113.1", Metric: 0, Self: true, Class: ClassNormal},
-							{RouterID: "203.0.113.2", Metric: 0, Class: ClassNormal}, {RouterID: "203.0.113.3", Metric: 65535, Class: ClassLastResort}}},
+							{RouterID: "203.0.113.2", Metric: 0, Class: ClassNormal}, {RouterID: "203.0.113.3", Metric: 65535, Class: ClassLastResort}},
+						BGP: &BGP{Originated: true, PeersAdvertised: 2, PeersEstablished: 2}},
 					{Prefix: "2001:db8::53/128", Wanted: true, Present: true, Advertised: AdvertisedUnknown, AdvertisedReason: "ospf6d is not running",
 						Interface: "lo", FleetError: "ospf6d is not running"}},
 				Checks: []Check{

@@ -1,0 +1,163 @@
+package frr
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// BGP is what bgpd says of one address family's managed prefixes: whether
+// this router originates each, to how many established peers it is sent,
+// and which other anycast nodes (iBGP peers, or clients of a route
+// reflector) advertise it.
+type BGP struct {
+	// Configured is false when bgpd runs without `router bgp`: not an
+	// error, there is nothing to read.
+	Configured  bool
+	RouterID    string
+	AS          int
+	Peers       int // configured in this family
+	Established int // in state Established
+	// FleetPeers counts established iBGP sessions (remote AS = local AS):
+	// the sessions over which other anycast nodes' paths can arrive. With
+	// none, this node cannot see the fleet through BGP.
+	FleetPeers int
+	Prefixes   map[netip.Prefix]BGPPrefix // every prefix asked about
+}
+
+// BGPPrefix is one prefix in bgpd's table.
+type BGPPrefix struct {
+	Originated bool // a valid path sourced here (redistributed or a network statement)
+	Best       bool // that path is the best
+	// LastResort: the local path carries the graceful-shutdown community
+	// (RFC 8326) that README's route-map sets on the last-resort interface.
+	LastResort bool
+	// AdvertisedTo counts the established peers it is in the
+	// adjacency-RIB-out of (FRR's advertisedTo, the same source as
+	// `neighbors P advertised-routes`).
+	AdvertisedTo int
+	// Fleet are the other nodes advertising it, learned over iBGP: by
+	// originator ID when reflected, else the peer's router ID; LastResort
+	// when the path carries graceful-shutdown.
+	Fleet []Advertiser
+}
+
+// gracefulShutdown is RFC 8326's GRACEFUL_SHUTDOWN community (65535:0) as
+// FRR's JSON names it.
+const gracefulShutdown = "gracefulShutdown"
+
+// bgpSummary is `show bgp ipv4|ipv6 unicast summary json`; `{}` when there
+// is no instance.
+type bgpSummary struct {
+	RouterID string `json:"routerId"`
+	AS       int    `json:"as"`
+	Peers    map[string]struct {
+		RemoteAS int    `json:"remoteAs"`
+		LocalAS  int    `json:"localAs"`
+		State    string `json:"state"`
+	} `json:"peers"`
+}
+
+// bgpPrefix is `show bgp ipv4|ipv6 unicast X json`: `{}` when X is not in
+// the table, `{"warning": …}` when there is no instance.
+type bgpPrefix struct {
+	Prefix       string              `json:"prefix"`
+	AdvertisedTo map[string]struct{} `json:"advertisedTo"`
+	Paths        []struct {
+		Valid        bool   `json:"valid"`
+		Sourced      bool   `json:"sourced"`
+		OriginatorID string `json:"originatorId"`
+		Bestpath     *struct {
+			Overall bool `json:"overall"`
+		} `json:"bestpath"`
+		Community *struct {
+			List []string `json:"list"`
+		} `json:"community"`
+		Peer struct {
+			RouterID string `json:"routerId"`
+			Type     string `json:"type"` // internal | external; absent for a local path
+		} `json:"peer"`
+	} `json:"paths"`
+}
+
+// bgpShows are the commands of one BGP read: the family's summary, then
+// each prefix.
+func bgpShows(v6 bool, prefixes []netip.Prefix) []string {
+	afi := "ipv4"
+	if v6 {
+		afi = "ipv6"
+	}
+	shows := []string{"show bgp " + afi + " unicast summary json"}
+	for _, p := range prefixes {
+		shows = append(shows, "show bgp "+afi+" unicast "+p.String()+" json")
+	}
+	return shows
+}
+
+// BGP reads bgpd's view of prefixes (all of one family), in one vtysh call.
+func (c *Client) BGP(ctx context.Context, v6 bool, prefixes []netip.Prefix) (BGP, error) {
+	return showParsed(ctx, c, "bgpd", bgpShows(v6, prefixes), func(data []byte) (BGP, error) {
+		return ParseBGP(data, prefixes)
+	})
+}
+
+// ParseBGP parses bgpd's answers to bgpShows: the summary, then one
+// document per prefix, in order.
+func ParseBGP(data []byte, prefixes []netip.Prefix) (BGP, error) {
+	var sum bgpSummary
+	docs := make([]bgpPrefix, len(prefixes))
+	vs := []any{&sum}
+	for i := range docs {
+		vs = append(vs, &docs[i])
+	}
+	if err := decodeAll(data, vs...); err != nil {
+		return BGP{}, fmt.Errorf("parse bgp table: %w", err)
+	}
+	b := BGP{Prefixes: map[netip.Prefix]BGPPrefix{}}
+	if sum.RouterID == "" {
+		return b, nil // no `router bgp`
+	}
+	b.Configured, b.RouterID, b.AS = true, sum.RouterID, sum.AS
+	for _, peer := range sum.Peers {
+		b.Peers++
+		if peer.State != "Established" {
+			continue
+		}
+		b.Established++
+		if peer.RemoteAS == peer.LocalAS {
+			b.FleetPeers++
+		}
+	}
+	for i, doc := range docs {
+		p := prefixes[i]
+		if doc.Prefix != "" && doc.Prefix != p.String() {
+			return BGP{}, fmt.Errorf("parse bgp table: asked for %s, got %q", p, doc.Prefix)
+		}
+		var bp BGPPrefix
+		for _, path := range doc.Paths {
+			if !path.Valid {
+				continue
+			}
+			lastResort := path.Community != nil && slices.Contains(path.Community.List, gracefulShutdown)
+			if path.Sourced {
+				bp.Originated, bp.LastResort = true, lastResort
+				bp.Best = path.Bestpath != nil && path.Bestpath.Overall
+				continue
+			}
+			if path.Peer.Type != "internal" {
+				continue // another network's path, not one of our nodes
+			}
+			id := path.Peer.RouterID
+			if path.OriginatorID != "" {
+				id = path.OriginatorID
+			}
+			bp.Fleet = append(bp.Fleet, Advertiser{RouterID: id, LastResort: lastResort})
+		}
+		if bp.Originated {
+			bp.AdvertisedTo = len(doc.AdvertisedTo)
+		}
+		b.Prefixes[p] = bp
+	}
+	return b, nil
+}
