@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -54,6 +55,10 @@ type addressManager struct {
 	onChange func()
 	work     wakeup        // wakes the worker
 	done     chan struct{} // the worker ended
+	// deleteFirst: bgpd originates the prefixes, so a move between the
+	// interfaces deletes before it adds (see moveAtOnce); the verifier
+	// sets it after each read.
+	deleteFirst atomic.Bool
 
 	mu       sync.Mutex
 	prefixes map[netip.Prefix]*prefixState
@@ -336,9 +341,10 @@ func (m *addressManager) step() {
 
 // mover is an AddressControl that can add a prefix and remove it from
 // another interface in one step, so that the routing daemon sees a single
-// change (ifaddr.Controller.Move: one ip -batch).
+// change (ifaddr.Controller.Move: one ip -batch); addFirst says which half
+// comes first.
 type mover interface {
-	Move(ctx context.Context, p netip.Prefix, from string) error
+	Move(ctx context.Context, p netip.Prefix, from string, addFirst bool) error
 }
 
 // change is one prefix's move, as decided under mu.
@@ -368,9 +374,11 @@ func placementReason(d decision, target Location, sight fleetSight, reason strin
 	return reason
 }
 
-// move runs the commands that take c.prefix from where it is to c.to:
-// adds first, then deletes, so that it is never off both interfaces on its
-// way from one to the other. A last-resort interface that fails does not
+// move runs the commands that take c.prefix from where it is to c.to: from
+// one interface to the other in one step where the control can (ifaddr's
+// Move, one ip batch: see moveAtOnce for the order), else adds first, then
+// deletes, so that it is never off both interfaces on its way from one to
+// the other. A last-resort interface that fails does not
 // hold a withdrawal back: the prefix leaves the primary one regardless.
 func (m *addressManager) move(c change) {
 	type command struct {
@@ -442,7 +450,14 @@ func (m *addressManager) move(c change) {
 // read again before the retry.
 func (m *addressManager) moveAtOnce(c change, mv mover, to, from string, added, removed *bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), ipTimeout)
-	err := mv.Move(ctx, c.prefix, from)
+	// The add comes first, so that the address keeps answering (a drain
+	// loses no query) and ospfd sees one change; where bgpd originates the
+	// prefix the delete comes first, because while a host route is on two
+	// interfaces FRR 8.4's zebra keeps naming the one that had it first,
+	// even once it is gone there, and `match interface` in the last-resort
+	// route-map would never see the move (ifaddr.Controller.Move).
+	addFirst := !m.deleteFirst.Load()
+	err := mv.Move(ctx, c.prefix, from, addFirst)
 	cancel()
 	log := m.log.WithFields(logrus.Fields{"service": c.service, "prefix": c.prefix.String()})
 	if err != nil {
@@ -459,8 +474,15 @@ func (m *addressManager) moveAtOnce(c change, mv mover, to, from string, added, 
 	if m.onChange != nil {
 		m.onChange()
 	}
-	log.WithFields(logrus.Fields{"interface": to, "reason": c.reason}).Info("added address")
-	log.WithFields(logrus.Fields{"interface": from, "reason": c.reason}).Info("removed address")
+	logAdd := func() { log.WithFields(logrus.Fields{"interface": to, "reason": c.reason}).Info("added address") }
+	logDel := func() { log.WithFields(logrus.Fields{"interface": from, "reason": c.reason}).Info("removed address") }
+	if addFirst {
+		logAdd()
+		logDel()
+	} else {
+		logDel()
+		logAdd()
+	}
 	m.recordOutcome(c, nil)
 }
 

@@ -3,6 +3,7 @@ package advertise
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -285,32 +286,40 @@ type batchInterface struct {
 	moves *[]string
 }
 
-func (b batchInterface) Move(ctx context.Context, p netip.Prefix, from string) error {
+func (b batchInterface) Move(ctx context.Context, p netip.Prefix, from string, addFirst bool) error {
 	if err := b.Add(ctx, p); err != nil {
 		return err
 	}
-	*b.moves = append(*b.moves, "move "+p.String()+" from "+from)
+	*b.moves = append(*b.moves, fmt.Sprintf("move %s from %s, add first: %v", p, from, addFirst))
 	return b.peer.Del(ctx, p)
 }
 
 // A move between the interfaces is one step where the interface can do
-// it, so the routing daemon sees one change.
+// it, so the routing daemon sees one change; the add comes first, unless
+// bgpd originates the prefix (zebra must see it leave first).
 func TestMovesAreOneStep(t *testing.T) {
-	w := newFailOpen(t, []string{"192.0.2.53/32"}, nil, true)
-	var moves []string // appended to by the worker only
-	w.sup.addrs.primary = batchInterface{w.iface, w.lr, &moves}
-	w.sup.opts.LastResort = batchInterface{w.lr, w.iface, &moves}
-	w.start()
-	w.checks["dns"].healthy.Store(false)
-	w.until("at last resort", func() bool { return w.where() == "last resort" })
-	w.checks["dns"].healthy.Store(true)
-	w.until("back on lo", func() bool { return w.where() == "lo" })
-	if want := []string{"move 192.0.2.53/32 from lo", "move 192.0.2.53/32 from anycast-lr"}; !reflect.DeepEqual(moves, want) {
-		t.Errorf("moves %v, want %v", moves, want)
-	}
-	if !strings.Contains(w.logText(), `msg="added address" interface=anycast-lr prefix=192.0.2.53/32`) ||
-		!strings.Contains(w.logText(), `msg="removed address" interface=lo prefix=192.0.2.53/32`) {
-		t.Errorf("a move logs both halves:\n%s", w.logText())
+	for _, bgp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bgp %v", bgp), func(t *testing.T) {
+			w := newFailOpen(t, []string{"192.0.2.53/32"}, nil, true)
+			w.frr.set(func(f *fakeFRR) { f.bgp, f.peers, f.fleetPeers = bgp, 1, 1 })
+			var moves []string // appended to by the worker only
+			w.sup.addrs.primary = batchInterface{w.iface, w.lr, &moves}
+			w.sup.opts.LastResort = batchInterface{w.lr, w.iface, &moves}
+			w.start()
+			w.eventually("read back", func() bool { return w.service("dns").Prefixes[0].Advertised == status.AdvertisedYes })
+			w.checks["dns"].healthy.Store(false)
+			w.until("at last resort", func() bool { return w.where() == "last resort" })
+			w.checks["dns"].healthy.Store(true)
+			w.until("back on lo", func() bool { return w.where() == "lo" })
+			want := []string{fmt.Sprintf("move 192.0.2.53/32 from lo, add first: %v", !bgp), fmt.Sprintf("move 192.0.2.53/32 from anycast-lr, add first: %v", !bgp)}
+			if !reflect.DeepEqual(moves, want) {
+				t.Errorf("moves %v, want %v", moves, want)
+			}
+			added, removed := strings.Index(w.logText(), `msg="added address" interface=anycast-lr prefix=192.0.2.53/32`), strings.Index(w.logText(), `msg="removed address" interface=lo prefix=192.0.2.53/32`)
+			if added < 0 || removed < 0 || (added < removed) == bgp {
+				t.Errorf("a move logs both halves, in the order they were made:\n%s", w.logText())
+			}
+		})
 	}
 }
 

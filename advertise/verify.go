@@ -144,6 +144,11 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 		reads[v6] = r
 	}
 	if len(byFamily) > 0 {
+		bgp := false
+		for _, r := range reads {
+			bgp = bgp || r.bgp != nil
+		}
+		v.addrs.deleteFirst.Store(bgp)
 		v.addrs.reconsider() // decisions wait for a fresh view of the fleet
 	}
 

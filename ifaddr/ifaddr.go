@@ -103,26 +103,35 @@ func (c *Controller) Del(ctx context.Context, p netip.Prefix) error {
 	return nil
 }
 
-// Move adds p to this interface and removes it from the interface from in
-// one `ip -force -batch` call, so that the routing daemon sees one change:
-// measured with FRR 8.4, two ip calls a few milliseconds apart made ospfd
-// send two LSAs, and the router's SPF hold (50 ms) delayed the second, the
-// one that moves the traffic; one batch propagated as fast as a plain
-// delete (p50 15.7 ms against 62 ms). The add comes first, so p is never on
-// neither interface. An add of an address already there and a delete of
-// one already gone count as success, as in Add and Del; any other failure
-// is an error, and either change may then have happened.
-func (c *Controller) Move(ctx context.Context, p netip.Prefix, from string) error {
+// Move takes p from the interface from to this one in one `ip -force
+// -batch` call, so that the routing daemons see one change: measured with
+// FRR 8.4, two ip calls a few milliseconds apart made ospfd send two LSAs,
+// and the router's SPF hold (50 ms) delayed the second, the one that moves
+// the traffic; one batch propagated as fast as a plain delete (p50 15.7 ms
+// against 62 ms). addFirst puts the add before the delete, so that p is
+// never off both interfaces; else p is off both for the microseconds
+// between two netlink messages, which FRR 8.4's zebra needs to see a host
+// route move between interfaces (while it is on two, zebra keeps naming
+// the one that had it first, even once it is gone there). An add of an
+// address already there and a delete of one already gone count as
+// success, as in Add and Del; any other failure is an error, and either
+// change may then have happened.
+func (c *Controller) Move(ctx context.Context, p netip.Prefix, from string, addFirst bool) error {
 	add := "addr add " + p.String() + " dev " + c.dev
 	if p.Addr().Is6() {
 		add += " nodad"
+	}
+	del := "addr del " + p.String() + " dev " + from
+	lines := del + "\n" + add + "\n"
+	if addFirst {
+		lines = add + "\n" + del + "\n"
 	}
 	batch, err := os.CreateTemp("", "anycast-watchdog-ip-*.batch")
 	if err != nil {
 		return fmt.Errorf("move %s to %s: %w", p, c.dev, err)
 	}
 	defer os.Remove(batch.Name())
-	_, werr := batch.WriteString(add + "\naddr del " + p.String() + " dev " + from + "\n")
+	_, werr := batch.WriteString(lines)
 	if cerr := batch.Close(); werr == nil {
 		werr = cerr
 	}

@@ -234,17 +234,19 @@ func TestEnsure(t *testing.T) {
 	}
 }
 
-// Move is one ip -batch call: the add first, then the delete.
+// Move is one ip -batch call, the add first or the delete first.
 func TestMove(t *testing.T) {
 	for _, tt := range []struct {
-		name    string
-		prefix  string
-		stderr  string
-		wantCmd string
-		wantErr string
+		name        string
+		prefix      string
+		deleteFirst bool
+		stderr      string
+		wantCmd     string
+		wantErr     string
 	}{
 		{name: "v4", prefix: "192.0.2.53/32", wantCmd: "addr add 192.0.2.53/32 dev anycast-lr\naddr del 192.0.2.53/32 dev lo\n"},
 		{name: "v6 without DAD", prefix: "2001:db8::53/128", wantCmd: "addr add 2001:db8::53/128 dev anycast-lr nodad\naddr del 2001:db8::53/128 dev lo\n"},
+		{name: "v4 delete first", prefix: "192.0.2.53/32", deleteFirst: true, wantCmd: "addr del 192.0.2.53/32 dev lo\naddr add 192.0.2.53/32 dev anycast-lr\n"},
 		// Captured from iproute2 6.1's -force -batch: each failure is
 		// followed by the file and line that failed.
 		{name: "already moved", prefix: "192.0.2.53/32",
@@ -254,8 +256,12 @@ func TestMove(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var argv []string
-			var batch string
+			var batch, replace string
 			run := func(_ context.Context, a ...string) ([]byte, error) {
+				if a[1] == "addr" {
+					replace = strings.Join(a, " ")
+					return nil, nil
+				}
 				argv = a
 				b, err := os.ReadFile(a[len(a)-1])
 				if err != nil {
@@ -267,7 +273,7 @@ func TestMove(t *testing.T) {
 				}
 				return nil, nil
 			}
-			err := New(run, "ip", "anycast-lr").Move(context.Background(), pfx(tt.prefix), "lo")
+			err := New(run, "ip", "anycast-lr").Move(context.Background(), pfx(tt.prefix), "lo", !tt.deleteFirst)
 			if (err == nil) != (tt.wantErr == "") || (err != nil && err.Error() != tt.wantErr) {
 				t.Fatalf("Move: %v, want %q", err, tt.wantErr)
 			}
@@ -276,6 +282,9 @@ func TestMove(t *testing.T) {
 			}
 			if tt.wantCmd != "" && batch != tt.wantCmd {
 				t.Errorf("batch %q, want %q", batch, tt.wantCmd)
+			}
+			if replace != "" {
+				t.Errorf("then ran %q", replace)
 			}
 			if _, err := os.Stat(argv[3]); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("the batch file %s was left behind: %v", argv[3], err)

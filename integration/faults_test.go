@@ -117,7 +117,7 @@ func keepsBothNodes(a *lab.AnycastLab) (stop func() string) {
 // the watchdogs' lines about the dns service and their warnings about no
 // service in particular (other services' lines left out: a test may run
 // thousands of failing rounds), and the tail of the router's OSPF logs,
-// where an adjacency lost to a starved ospfd shows.
+// where an adjacency lost to a starved ospfd shows (bgpd's in the BGP lab).
 func whyRoutesChanged(a *lab.AnycastLab) string {
 	var b strings.Builder
 	for _, n := range a.Nodes {
@@ -133,8 +133,12 @@ func whyRoutesChanged(a *lab.AnycastLab) string {
 			}
 		}
 	}
-	for _, d := range []string{"ospfd", "ospf6d"} {
-		lines := strings.Split(strings.TrimSpace(a.Router.FRR.Daemons[d].Log()), "\n")
+	for _, d := range []string{"ospfd", "ospf6d", "bgpd"} {
+		p := a.Router.FRR.Daemons[d]
+		if p == nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(p.Log()), "\n")
 		fmt.Fprintf(&b, "router %s, last lines:\n  %s\n", d, strings.Join(lines[max(0, len(lines)-15):], "\n  "))
 	}
 	return b.String()

@@ -43,6 +43,11 @@ type AnycastOptions struct {
 	SPFHold int
 	// Routers is how many routers every node links to; default 1.
 	Routers int
+	// BGP runs the lab on BGP instead of OSPF: the router is an upstream
+	// in AS 64500 peering eBGP with every node (IPv4 and IPv6 sessions),
+	// the nodes share AS 64512 and peer iBGP with each other, each with
+	// README's BGP recipe. One router only; it implies LastResort.
+	BGP bool
 }
 
 // LastResortDev is the nodes' last-resort interface, the daemon's default.
@@ -110,6 +115,12 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 	if o.Nodes > 64 || o.Routers > 2 {
 		return nil, fmt.Errorf("the lab's addresses fit 64 nodes and 2 routers, not %d and %d", o.Nodes, o.Routers)
 	}
+	if o.BGP {
+		if o.Routers > 1 {
+			return nil, fmt.Errorf("the BGP lab has one upstream router, not %d", o.Routers)
+		}
+		o.LastResort = true
+	}
 	a := &AnycastLab{Lab: l, Opts: o}
 	for j := 1; j <= o.Routers; j++ {
 		name := prefix + "-r"
@@ -150,6 +161,11 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 			routerIfs[j] = append(routerIfs[j], rdev)
 			nodeIfs = append(nodeIfs, nodeDev(j+1, i))
 		}
+		if o.BGP {
+			if err := a.setUpBGPLinks(i, ns, rdev, nodeDev(1, i)); err != nil {
+				return nil, err
+			}
+		}
 		rid := routerID(i)
 		if _, err := ns.Run("ip", "addr", "add", rid+"/32", "dev", "lo"); err != nil {
 			return nil, err
@@ -168,8 +184,17 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 				}
 			}
 		}
-		f, err := ns.StartFRR(OSPFConfig{RouterID: rid, Interfaces: nodeIfs, Networks: networks,
-			LoInOSPF6: covered, MinArrival0: o.MinArrival0, LastResort: lr, SPFHold: o.SPFHold})
+		var f *FRR
+		if o.BGP {
+			files, ferr := bgpConfig{Host: ns.Name, RouterID: rid, LastResort: lr, AS: AnycastAS, Peers: nodeBGPPeers(i, o.Nodes)}.render(nodeBGPTemplate)
+			if ferr != nil {
+				return nil, ferr
+			}
+			f, err = ns.StartFRRFiles(files)
+		} else {
+			f, err = ns.StartFRR(OSPFConfig{RouterID: rid, Interfaces: nodeIfs, Networks: networks,
+				LoInOSPF6: covered, MinArrival0: o.MinArrival0, LastResort: lr, SPFHold: o.SPFHold})
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -178,6 +203,16 @@ func (l *Lab) NewAnycastLab(prefix string, o AnycastOptions) (*AnycastLab, error
 			return nil, err
 		}
 		a.Nodes = append(a.Nodes, n)
+	}
+	if o.BGP {
+		files, err := bgpConfig{Host: a.Router.Name, RouterID: RouterAddr(1), AS: UpstreamAS, Peers: routerBGPPeers(o.Nodes)}.render(routerBGPTemplate)
+		if err != nil {
+			return nil, err
+		}
+		if a.Router.FRR, err = a.Router.StartFRRFiles(files); err != nil {
+			return nil, err
+		}
+		return a, nil
 	}
 	for j, r := range a.Routers {
 		var err error
@@ -195,6 +230,9 @@ func RouterAddr(j int) string { return fmt.Sprintf("203.0.113.%d", 255-j) }
 // WaitAdjacent waits until every router has a full adjacency to every
 // node (it routes to every node's router-id over its direct link).
 func (a *AnycastLab) WaitAdjacent(timeout time.Duration) error {
+	if a.Opts.BGP {
+		return a.WaitEstablished(timeout)
+	}
 	deadline := time.Now().Add(timeout)
 	for _, r := range a.Routers {
 		for _, n := range a.Nodes {
@@ -280,7 +318,7 @@ func (a *AnycastLab) RoutesVia(p netip.Prefix, want []string) (ok bool, stale []
 		return true, nil
 	}
 	extra := slices.DeleteFunc(slices.Clone(got), func(dev string) bool { return slices.Contains(want, dev) })
-	if !p.Addr().Is6() || len(extra) == 0 || len(got)-len(extra) != len(want) {
+	if !p.Addr().Is6() || a.Opts.BGP || len(extra) == 0 || len(got)-len(extra) != len(want) {
 		return false, nil // IPv4, or one of want is missing
 	}
 	for _, n := range a.Nodes {
