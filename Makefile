@@ -26,7 +26,7 @@ integration:
 ## fuzz: every parser of outside input, FUZZTIME each (make fuzz-short: 100 000 inputs
 ## each; a count, not a duration: Go 1.26's fuzz coordinator can fail a duration run
 ## at its end with a bare "context deadline exceeded", golang/go#75804).
-FUZZ_TARGETS := ./config:FuzzParse ./ifaddr:FuzzParseShow ./frr:FuzzParseRouterLSDB ./frr:FuzzParseOSPF6LSDB
+FUZZ_TARGETS := ./config:FuzzParse ./ifaddr:FuzzParseShow ./frr:FuzzParseRouterLSDB ./frr:FuzzParseOSPF6LSDB ./frr:FuzzParseBGP
 FUZZTIME ?= 5m
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
@@ -37,9 +37,11 @@ fuzz:
 fuzz-short:
 	$(MAKE) fuzz FUZZTIME=100000x
 
-## demo: the main job on a built-in lab (root; installs what it needs).
+## demo: the main job on a built-in lab (root; installs what it needs);
+## PROTOCOL=bgp tells the same story on BGP (used by bench-failover too).
+PROTOCOL ?= ospf
 demo: build deps-lab
-	$(GO) run ./integration/demo --binary ./anycast-watchdog
+	$(GO) run ./integration/demo --binary ./anycast-watchdog -protocol $(PROTOCOL)
 
 ## deps-lab / deps-test: install with apt-get the Debian packages that the
 ## demo / the whole suite need, only those missing (root needed only then).
@@ -66,13 +68,14 @@ bench-load:
 ## bench-failover: TRIALS break/repair trials on the FRR lab (root); prints
 ## detection, propagation, total, floor, total-floor and lost queries at QPS.
 ## TRIAL=drain drains and undrains instead and counts the queries lost;
-## LAST_RESORT=false runs the lab without last-resort interfaces (remove first).
+## LAST_RESORT=false runs the lab without last-resort interfaces (remove first);
+## PROTOCOL=bgp runs it on BGP (an eBGP upstream, README's BGP recipe).
 TRIALS ?= 20
 TRIAL ?= break
 QPS ?= 100
 LAST_RESORT ?= true
 bench-failover: build deps-lab
-	$(GO) run ./bench/failover -binary ./anycast-watchdog -trials $(TRIALS) -trial $(TRIAL) -qps $(QPS) -last-resort=$(LAST_RESORT)
+	$(GO) run ./bench/failover -binary ./anycast-watchdog -protocol $(PROTOCOL) -trials $(TRIALS) -trial $(TRIAL) -qps $(QPS) -last-resort=$(LAST_RESORT)
 
 ## deb: dist/anycast-watchdog_$(VERSION)-$(DEB_REVISION)_amd64.deb (static,
 ## stripped, -trimpath binary).

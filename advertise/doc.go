@@ -3,8 +3,9 @@
 // and keeps them there: it runs the checks on a schedule, feeds the results
 // through rise/fall hysteresis, turns the state into an intent (advertise,
 // withdraw, drain), decides each prefix's place from the intent, where it is
-// and the fleet view (who else advertises it, from the link-state database),
-// applies it with ip and confirms with FRR that the routing daemons follow.
+// and the fleet view (who else advertises it, from the link-state database
+// and from bgpd's iBGP paths), applies it with ip and confirms with FRR that
+// the routing daemons (ospfd, ospf6d, bgpd: whichever run) follow.
 //
 // # Parts
 //
@@ -16,9 +17,11 @@
 //     holds every prefix's intent and place; its worker decides (decide,
 //     decide.go: a pure function) and runs every ip command and every
 //     reconciliation, one at a time.
-//   - verifier (verify.go): reads the link-state database from FRR, checks
-//     that what is on the interfaces is advertised, and fills the fleetStore
-//     (fleet.go) that decisions, drains and status read.
+//   - verifier (verify.go, readback.go): reads every routing daemon that
+//     runs (the link-state databases, bgpd's table), checks that what is on
+//     the interfaces is advertised, and fills the fleetStore (fleet.go)
+//     that decisions, drains and status read; it tells the address manager
+//     whether bgpd originates, which sets the order of its moves.
 //
 // What status shows is package status's model, derived from this live
 // state when asked (serviceLoop.snapshot, addressManager.status,

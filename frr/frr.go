@@ -1,9 +1,11 @@
 // Package frr reads the local FRR through vtysh with an argument vector and
 // a hard deadline: the link-state databases (which routers of the area
-// advertise each prefix, this one included, and at what metric), and for
-// doctor each daemon's running-config, router ID, and the summary and
-// external LSAs. It never changes FRR's configuration. Parsing is done by
-// pure functions (parse.go, config.go, doctor.go).
+// advertise each prefix, this one included, and at what metric), bgpd's
+// table (what this router originates, to how many peers, and which other
+// nodes it hears over iBGP), whether each daemon runs, and for doctor each
+// daemon's running-config, router ID, and the summary and external LSAs. It
+// never changes FRR's configuration. Parsing is done by pure functions
+// (parse.go, bgp.go, config.go, doctor.go).
 package frr
 
 import (

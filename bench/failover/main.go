@@ -7,7 +7,10 @@
 // drain it drains and undrains node 1 instead and counts the queries lost
 // per cycle. Root only.
 //
-//	go run ./bench/failover [-trial break|drain] [-trials 20] [-qps 100] [-last-resort=true] [-binary ./anycast-watchdog]
+// With -protocol bgp the lab is the BGP one: the router is an eBGP upstream
+// and propagation is the node's bgpd telling it.
+//
+//	go run ./bench/failover [-protocol ospf|bgp] [-trial break|drain] [-trials 20] [-qps 100] [-last-resort=true] [-binary ./anycast-watchdog]
 package main
 
 import (
@@ -39,9 +42,14 @@ func main() {
 	trial := flag.String("trial", "break", "break: the service breaks and recovers; drain: node 1 is drained and undrained")
 	qps := flag.Int("qps", 100, "DNS queries per second from the router to the anycast address")
 	spfHold := flag.Int("spf-hold", 10, "every router's initial SPF hold in ms (`timers throttle spf 0 HOLD 1000`; README's recipe: 10)")
+	protocol := flag.String("protocol", "ospf", "ospf: the OSPF lab; bgp: the BGP lab (an eBGP upstream, README's BGP recipe; implies -last-resort)")
 	flag.Parse()
+	if *protocol != "ospf" && *protocol != "bgp" {
+		fmt.Fprintln(os.Stderr, "failover: -protocol is ospf or bgp")
+		os.Exit(2)
+	}
 	o := lab.AnycastOptions{Interval: *interval, FastInterval: *fast, Rise: *rise, Fall: *fall, MinArrival0: *minArrival0,
-		LastResort: *lastResort, SPFHold: *spfHold}
+		LastResort: *lastResort, SPFHold: *spfHold, BGP: *protocol == "bgp"}
 	if *trial != "break" && *trial != "drain" {
 		fmt.Fprintln(os.Stderr, "failover: -trial is break or drain")
 		os.Exit(2)
@@ -214,8 +222,12 @@ func run(binary, trial string, trials, qps int, o lab.AnycastOptions) error {
 	ld := a.Router.StartQueryLoad(qps, lab.AnycastV4.Addr())
 	defer ld.Stop()
 
-	fmt.Printf("config: interval %s, fast_interval %s, rise %d, fall %d; router min-arrival 0: %v, SPF hold %d ms; last-resort interface: %v; %d trials at %d queries/s\n",
-		o.Interval, o.FastInterval, o.Rise, o.Fall, o.MinArrival0, o.SPFHold, o.LastResort, trials, qps)
+	routing := fmt.Sprintf("OSPF, router min-arrival 0: %v, SPF hold %d ms", o.MinArrival0, o.SPFHold)
+	if o.BGP {
+		routing = "BGP, eBGP upstream, timers 1 3, README's recipe"
+	}
+	fmt.Printf("config: interval %s, fast_interval %s, rise %d, fall %d; %s; last-resort interface: %v; %d trials at %d queries/s\n",
+		o.Interval, o.FastInterval, o.Rise, o.Fall, routing, o.LastResort || o.BGP, trials, qps)
 	if trial == "drain" {
 		return drainTrials(a, binary, trials, ld)
 	}

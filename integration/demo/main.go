@@ -6,7 +6,9 @@
 // and the traffic moving to node 2; breaks node 2 too and shows the address
 // kept reachable at last resort on node 2 rather than gone; repairs node 1
 // and shows the traffic return to it alone; then repairs node 2, prints the measured
-// times and cleans up, also on Ctrl-C. Run it as root: make demo.
+// times and cleans up, also on Ctrl-C. With -protocol bgp the same story
+// runs on BGP: the router is an upstream peering eBGP with the nodes, which
+// peer iBGP with each other. Run it as root: make demo (PROTOCOL=bgp).
 package main
 
 import (
@@ -31,10 +33,30 @@ const (
 	fall     = 2
 )
 
+// words are what differs in the telling between the two protocols.
+type words struct {
+	protocol, daemons, lastResort, seen string
+}
+
+var told = map[string]words{
+	"ospf": {protocol: "OSPF", daemons: "zebra+ospfd+ospf6d",
+		lastResort: "a last-resort interface (OSPF cost 65535)",
+		seen:       "in its own OSPF database, another node advertising them at normal cost"},
+	"bgp": {protocol: "BGP", daemons: "zebra+bgpd",
+		lastResort: "a last-resort interface (its bgpd marks them graceful-shutdown and prepends the AS path toward the upstream)",
+		seen:       "over iBGP, another node advertising them without the last-resort marking"},
+}
+
 func main() {
 	binary := flag.String("binary", "./anycast-watchdog", "the anycast-watchdog binary to run")
+	protocol := flag.String("protocol", "ospf", "ospf or bgp: the routing protocol of the lab")
 	flag.Parse()
-	if err := demo(*binary); err != nil {
+	w, ok := told[*protocol]
+	if !ok {
+		fmt.Fprintln(os.Stderr, "demo: -protocol is ospf or bgp")
+		os.Exit(2)
+	}
+	if err := demo(*binary, w); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -44,7 +66,7 @@ func say(format string, args ...any) {
 	fmt.Printf("%s  "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
 }
 
-func demo(binary string) error {
+func demo(binary string, w words) error {
 	binary, err := filepath.Abs(binary)
 	if err != nil {
 		return err
@@ -63,24 +85,25 @@ func demo(binary string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	fmt.Println("anycast-watchdog demo: one router, two anycast DNS nodes, OSPF between them.")
-	fmt.Println("Both nodes carry 192.0.2.53/32 and 2001:db8::53/128 on their loopback; their ospfd")
-	fmt.Println("advertise them; the router sends each query to one of them. anycast-watchdog on each")
+	fmt.Printf("anycast-watchdog demo: one router, two anycast DNS nodes, %s between them.\n", w.protocol)
+	fmt.Println("Both nodes carry 192.0.2.53/32 and 2001:db8::53/128 on their loopback; FRR on each")
+	fmt.Println("advertises them; the router sends each query to one of them. anycast-watchdog on each")
 	fmt.Printf("node checks its DNS server every %s and withdraws the addresses after %d failures:\n", interval, fall)
-	fmt.Println("it moves them to a last-resort interface (OSPF cost 65535) and removes them once it")
-	fmt.Println("sees, in its own OSPF database, another node advertising them at normal cost.")
+	fmt.Printf("it moves them to %s\n", w.lastResort)
+	fmt.Printf("and removes them once it sees, %s.\n", w.seen)
 	fmt.Println()
 
-	say("building the lab: namespaces, veths, zebra+ospfd+ospf6d on each, dnsmasq and a last-resort interface on each node")
+	say("building the lab: namespaces, veths, %s on each, dnsmasq and a last-resort interface on each node", w.daemons)
 	a, err := l.NewAnycastLab(fmt.Sprintf("awdemo%d", os.Getpid()%10000), lab.AnycastOptions{
-		Binary: binary, Interval: interval, FastInterval: fast, Rise: rise, Fall: fall, MinArrival0: true, LastResort: true})
+		Binary: binary, Interval: interval, FastInterval: fast, Rise: rise, Fall: fall, MinArrival0: true, LastResort: true,
+		BGP: w.protocol == "BGP"})
 	if err != nil {
 		return err
 	}
 	if err := a.WaitAdjacent(20 * time.Second); err != nil {
 		return err
 	}
-	say("OSPF is up between the router and both nodes")
+	say("%s is up between the router and both nodes", w.protocol)
 	for _, n := range a.Nodes {
 		if err := n.StartWatchdog(); err != nil {
 			return err
@@ -123,7 +146,7 @@ func demo(binary string) error {
 
 	fmt.Println()
 	n1, n2 := a.Nodes[0], a.Nodes[1]
-	say("BREAKING node 1: stopping its DNS server (the host and its ospfd stay up)")
+	say("BREAKING node 1: stopping its DNS server (the host and its FRR stay up)")
 	logFrom := len(n1.Watchdog.Log())
 	broke := time.Now()
 	n1.DNS.Stop(2 * time.Second)
@@ -134,7 +157,7 @@ func demo(binary string) error {
 	say("router: %s  (%s after the failure: node 1 moved its addresses to last resort)", routes(), withdrawn.Round(time.Millisecond))
 	say("20 queries again: %s", traffic(a))
 	gone, _ := lab.WaitForContext(ctx, 10*time.Second, func() bool { return where(n1) == "neither interface" })
-	say("node 1 removed them from last resort %s later, having read node 2's advertisement at normal cost", gone.Round(time.Millisecond))
+	say("node 1 removed them from last resort %s later, having seen node 2's advertisement at normal (%s)", gone.Round(time.Millisecond), w.protocol)
 	say("node 1's watchdog said:")
 	grep(n1.Watchdog.Log()[logFrom:], "service down", "added address", "removed address")
 
@@ -186,12 +209,16 @@ func demo(binary string) error {
 	fmt.Println()
 	fmt.Printf("measured: withdrawn from the router %s after the failure, restored %s after the repair\n",
 		withdrawn.Round(time.Millisecond), restored.Round(time.Millisecond))
-	fmt.Printf("worst case for this config: withdraw ≈ interval + (fall-1)×fast_interval = %s (+ check time + OSPF ~20 ms);\n",
-		interval+(fall-1)*fast)
-	fmt.Printf("                            restore  ≈ interval + (rise-1)×fast_interval = %s (+ OSPF ~20 ms)\n",
-		interval+(rise-1)*fast)
+	fmt.Printf("worst case for this config: withdraw ≈ interval + (fall-1)×fast_interval = %s (+ check time + %s);\n",
+		interval+(fall-1)*fast, propagation[w.protocol])
+	fmt.Printf("                            restore  ≈ interval + (rise-1)×fast_interval = %s (+ %s)\n",
+		interval+(rise-1)*fast, propagation[w.protocol])
 	return nil
 }
+
+// propagation is what README measured from the address change to the
+// router's table.
+var propagation = map[string]string{"OSPF": "OSPF ~20 ms", "BGP": "BGP ~10–150 ms"}
 
 // traffic sends 20 queries from the router and counts answers per node.
 func traffic(a *lab.AnycastLab) string {
