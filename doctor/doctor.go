@@ -131,6 +131,7 @@ var rules = []func(Facts) []Finding{
 	lastResort,
 	strayAddresses,
 	bgpNetwork,
+	bgpOrigination,
 }
 
 // family selects the v4 or v6 half of the managed prefixes.

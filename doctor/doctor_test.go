@@ -221,3 +221,41 @@ func TestReportGolden(t *testing.T) {
 		t.Errorf("counts: %+v", r.Doctor)
 	}
 }
+
+// bgpRecipe is a BGP-only node with README's BGP recipe (captured by
+// frr/testdata/capture-bgp.sh), its running-config passed through edit.
+func bgpRecipe(t *testing.T, edit func(string) string) Facts {
+	f := recipe(t, nil)
+	conf := read(t, "running-config-bgpd-recipe.txt")
+	if edit != nil {
+		conf = edit(conf)
+	}
+	f.Daemons = map[string]Daemon{"ospfd": {}, "ospf6d": {}, "bgpd": {Running: true, Config: frr.ParseRunningConfig(conf)}}
+	return f
+}
+
+// The BGP recipe gives no finding; each mistake in it gives its own.
+func TestBGPOrigination(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(string) string
+		want []string
+	}{
+		{name: "the recipe"},
+		{name: "IPv4 not redistributed", edit: replace("  redistribute connected route-map ANYCAST-V4\n", ""),
+			want: []string{"error bgp-not-originated 192.0.2.53/32"}},
+		{name: "IPv6 redistributed without a route-map", edit: replace("redistribute connected route-map ANYCAST-V6", "redistribute connected"),
+			want: []string{"warning bgp-redistribute-unfiltered bgpd"}},
+		{name: "the route-map is not defined", edit: replace("redistribute connected route-map ANYCAST-V4", "redistribute connected route-map ANYCAST"),
+			want: []string{"error bgp-route-map-missing ANYCAST"}},
+		{name: "no entry for the last-resort interface", edit: replace("route-map ANYCAST-V6 permit 10\n match interface anycast-lr\n", "route-map ANYCAST-V6 permit 10\n"),
+			want: []string{"warning bgp-last-resort-unmarked anycast-lr"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := checks(Audit(bgpRecipe(t, c.edit)))
+			if !slices.Equal(got, c.want) {
+				t.Errorf("findings %q, want %q", got, c.want)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package doctor
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -471,4 +472,92 @@ func joinPrefixes(ps []netip.Prefix) string {
 		s = append(s, p.String())
 	}
 	return strings.Join(s, ",")
+}
+
+// bgpOrigination: where bgpd alone serves a family, removing the address
+// withdraws the prefix only if bgpd originates it from the connected
+// route (README, "BGP anycast"): `redistribute connected` in the family's
+// address-family, through a route-map that exists, keeps other connected
+// routes out and tells the last-resort interface apart.
+func bgpOrigination(f Facts) []Finding {
+	d, ok := f.daemon("bgpd")
+	if !ok {
+		return nil
+	}
+	var out []Finding
+	for _, b := range d.Config.BlocksWithPrefix("router bgp") {
+		for _, v6 := range []bool{false, true} {
+			ps := f.family(v6)
+			if len(ps) == 0 || f.Daemons[frr.Daemon(v6)].Running {
+				continue // none, or the IGP originates them
+			}
+			afi, match := "ipv4", "match ip address prefix-list"
+			if v6 {
+				afi, match = "ipv6", "match ipv6 address prefix-list"
+			}
+			header := "address-family " + afi + " unicast"
+			redist := addressFamily(b, header).Statements("redistribute connected")
+			recipe := fmt.Sprintf("%s\n %s\n  redistribute connected route-map ANYCAST-%s   (README's BGP recipe)", b.Header, header, strings.ToUpper(afi[2:]))
+			if len(redist) == 0 {
+				if !anyNetwork(b, ps) { // a network statement is bgpNetwork's finding
+					out = append(out, Finding{Severity: Error, Check: "bgp-not-originated", Object: joinPrefixes(ps),
+						Message:  "bgpd runs with " + b.Header + " but does not originate these (no redistribute connected in " + header + "): nothing advertises them",
+						Evidence: b.Header + ": " + header + " has no redistribute connected", Fix: recipe})
+				}
+				continue
+			}
+			st := redist[0]
+			if len(st) < 4 || st[2] != "route-map" {
+				out = append(out, Finding{Severity: Warning, Check: "bgp-redistribute-unfiltered", Object: "bgpd",
+					Message:  "redistribute connected without a route-map announces every connected route of this node (its links, its router ID) besides the anycast prefixes, and cannot mark last resort",
+					Evidence: header + ": " + strings.Join(st, " "), Fix: recipe})
+				continue
+			}
+			name := st[3]
+			maps := d.Config.BlocksWithPrefix("route-map " + name + " ")
+			if len(maps) == 0 {
+				out = append(out, Finding{Severity: Error, Check: "bgp-route-map-missing", Object: name,
+					Message:  "redistribute connected route-map " + name + ": the route-map is not defined, so nothing is redistributed",
+					Evidence: header + ": " + strings.Join(st, " "), Fix: "define route-map " + name + " as README's BGP recipe does"})
+				continue
+			}
+			if lr := f.LastResortInterface; lr != "" && !slices.ContainsFunc(maps, func(m frr.ConfigBlock) bool {
+				return m.Has("match interface "+lr) && m.Has(match)
+			}) {
+				out = append(out, Finding{Severity: Warning, Check: "bgp-last-resort-unmarked", Object: lr,
+					Message:  "route-map " + name + " does not tell the last-resort interface apart: a failing node holding a prefix at last resort is announced like a healthy one, and upstreams keep sending it traffic",
+					Evidence: "no entry of route-map " + name + " has match interface " + lr,
+					Fix:      fmt.Sprintf("route-map %s permit 5\n %s ANYCAST-%s\n match interface %s\n set community graceful-shutdown additive", name, match, strings.ToUpper(afi[2:]), lr)})
+			}
+		}
+	}
+	return out
+}
+
+// addressFamily is the part of a router block between header
+// ("address-family ipv4 unicast") and exit-address-family.
+func addressFamily(b frr.ConfigBlock, header string) frr.ConfigBlock {
+	out := frr.ConfigBlock{Header: header}
+	in := false
+	for _, l := range b.Lines {
+		switch {
+		case l == header:
+			in = true
+		case l == "exit-address-family":
+			in = false
+		case in:
+			out.Lines = append(out.Lines, l)
+		}
+	}
+	return out
+}
+
+// anyNetwork reports whether a network statement of b names one of ps.
+func anyNetwork(b frr.ConfigBlock, ps []netip.Prefix) bool {
+	for _, st := range b.Statements("network") {
+		if p, err := netip.ParsePrefix(st[1]); err == nil && slices.Contains(ps, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -34,6 +34,22 @@ type doctorCase struct {
 	want []string
 }
 
+// bgpOnly replaces OSPF by README's BGP recipe, passed through edit.
+func bgpOnly(edit func(string) string) func(map[string]string) {
+	return func(files map[string]string) {
+		delete(files, "ospfd.conf")
+		delete(files, "ospf6d.conf")
+		b, err := lab.NodeBGPFiles("n", "203.0.113.1")
+		if err != nil {
+			panic(err)
+		}
+		if edit != nil {
+			b["bgpd.conf"] = edit(b["bgpd.conf"])
+		}
+		files["bgpd.conf"] = b["bgpd.conf"]
+	}
+}
+
 func replaceIn(file, old, new string) func(map[string]string) {
 	return func(files map[string]string) {
 		if !strings.Contains(files[file], old) {
@@ -86,6 +102,13 @@ func TestDoctorFindsEachMistake(t *testing.T) {
 			want: []string{"error bgp-network-statement 192.0.2.53/32"}},
 		{name: "no bgp network import-check", edit: bgp(" no bgp network import-check\n"),
 			want: []string{"warning bgp-no-import-check bgpd"}},
+		{name: "BGP recipe, no OSPF", edit: bgpOnly(nil)},
+		{name: "BGP without redistribute connected for IPv4", edit: bgpOnly(func(s string) string {
+			return strings.Replace(s, "  redistribute connected route-map ANYCAST-V4\n", "", 1)
+		}), want: []string{"error bgp-not-originated 192.0.2.53/32"}},
+		{name: "BGP route-map without the last-resort entry", edit: bgpOnly(func(s string) string {
+			return strings.Replace(s, " match interface anycast-lr\n", "", 1)
+		}), want: []string{"warning bgp-last-resort-unmarked anycast-lr"}},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Captures bgpd's JSON (FRR 8.4) for the frr package's unit tests: two
+# Captures bgpd's JSON (FRR 8.4) for the frr package's unit tests, and the
+# recipe's running-config for doctor's (running-config-bgpd-recipe.txt): two
 # anycast nodes in AS 64512 (iBGP with each other, the fleet view) peering
 # eBGP with one upstream in AS 64500, with README's recipe; then node A's
 # answers with the prefix on lo, on the last-resort interface, off, and
@@ -32,20 +33,20 @@ node_conf() { # index, other node's index
   local n=$1 o=$2
   cat <<C
 hostname n$n
-ip prefix-list ANYCAST4 seq 5 permit 192.0.2.0/24 ge 32
-ipv6 prefix-list ANYCAST6 seq 5 permit 2001:db8::/48 ge 128
-route-map ANYCAST4 permit 10
- match ip address prefix-list ANYCAST4
+ip prefix-list ANYCAST-V4 seq 5 permit 192.0.2.0/24 ge 32
+ipv6 prefix-list ANYCAST-V6 seq 5 permit 2001:db8::/48 ge 128
+route-map ANYCAST-V4 permit 10
+ match ip address prefix-list ANYCAST-V4
  match interface anycast-lr
  set community graceful-shutdown additive
-route-map ANYCAST4 permit 20
- match ip address prefix-list ANYCAST4
-route-map ANYCAST6 permit 10
- match ipv6 address prefix-list ANYCAST6
+route-map ANYCAST-V4 permit 20
+ match ip address prefix-list ANYCAST-V4
+route-map ANYCAST-V6 permit 10
+ match ipv6 address prefix-list ANYCAST-V6
  match interface anycast-lr
  set community graceful-shutdown additive
-route-map ANYCAST6 permit 20
- match ipv6 address prefix-list ANYCAST6
+route-map ANYCAST-V6 permit 20
+ match ipv6 address prefix-list ANYCAST-V6
 bgp community-list standard LAST-RESORT seq 5 permit graceful-shutdown
 route-map UPSTREAM-OUT permit 10
  match community LAST-RESORT
@@ -70,14 +71,14 @@ router bgp 64512
  neighbor 2001:db8:1:$o::1 timers 1 3
  neighbor 2001:db8:1:$o::1 timers connect 1
  address-family ipv4 unicast
-  redistribute connected route-map ANYCAST4
+  redistribute connected route-map ANYCAST-V4
   neighbor 198.51.100.$((2*n-2)) route-map UPSTREAM-OUT out
   neighbor 198.51.100.$((2*o-1)) route-map FLEET-IN in
   no neighbor 2001:db8:1:$n:: activate
   no neighbor 2001:db8:1:$o::1 activate
  exit-address-family
  address-family ipv6 unicast
-  redistribute connected route-map ANYCAST6
+  redistribute connected route-map ANYCAST-V6
   neighbor 2001:db8:1:$n:: activate
   neighbor 2001:db8:1:$n:: route-map UPSTREAM-OUT out
   neighbor 2001:db8:1:$o::1 activate
@@ -128,6 +129,7 @@ A4='show bgp ipv4 unicast summary json'; A6='show bgp ipv6 unicast summary json'
 P4='show bgp ipv4 unicast 192.0.2.53/32 json'; P6='show bgp ipv6 unicast 2001:db8::53/128 json'
 for ns in $A $B; do ip -n $ns addr add 192.0.2.53/32 dev lo; ip -n $ns addr add 2001:db8::53/128 dev lo; done
 sleep 8
+vtysh -N $A -d bgpd -c 'show running-config' > $OUT/running-config-bgpd-recipe.txt
 show bgp4-both-primary.json "$A4" "$P4"
 show bgp6-both-primary.json "$A6" "$P6"
 v $A 'show bgp ipv4 unicast neighbors 198.51.100.0 advertised-routes json' > $OUT/bgp4-advertised-routes.json

@@ -112,6 +112,14 @@ type bgpConfig struct {
 	Peers                      []bgpPeer
 }
 
+// NodeBGPFiles renders README's BGP recipe for a node (router ID, AS
+// 64512, the last-resort interface) with one upstream session to
+// 198.51.100.0, for a test that needs the recipe's bgpd.conf alone.
+func NodeBGPFiles(host, routerID string) (map[string]string, error) {
+	return bgpConfig{Host: host, RouterID: routerID, LastResort: LastResortDev, AS: AnycastAS,
+		Peers: []bgpPeer{{Addr: "198.51.100.0", AS: UpstreamAS, Upstream: true}}}.render(nodeBGPTemplate)
+}
+
 func (c bgpConfig) render(t *template.Template) (map[string]string, error) {
 	var b strings.Builder
 	if err := t.Execute(&b, c); err != nil {
