@@ -134,14 +134,20 @@ func TestRouterFollowsServiceHealth(t *testing.T) {
 func TestRouterKeepsNodeAcrossWatchdogRestart(t *testing.T) {
 	a := newAnycastLab(t, lab.AnycastOptions{})
 	waitRoutes(t, a, both(a), 10*time.Second, "both nodes advertised")
-	n1 := a.Nodes[0]
+	restartKeepsBothNodes(t, a, a.Nodes[0])
+}
+
+// restartKeepsBothNodes stops n's watchdog with SIGTERM, then SIGKILL, and
+// starts it again each time, failing if the router ever lacks a next hop.
+func restartKeepsBothNodes(t *testing.T, a *lab.AnycastLab, n *lab.Node) {
+	t.Helper()
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		stop := keepsBothNodes(a)
-		n1.Watchdog.Signal(sig)
-		if _, err := n1.Watchdog.Wait(5 * time.Second); err != nil {
+		n.Watchdog.Signal(sig)
+		if _, err := n.Watchdog.Wait(5 * time.Second); err != nil {
 			t.Fatal(err)
 		}
-		if err := n1.StartWatchdog(); err != nil {
+		if err := n.StartWatchdog(); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(3 * labInterval)
