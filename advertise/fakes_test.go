@@ -122,6 +122,12 @@ type switchCheck struct {
 	running  atomic.Int32
 	overlaps atomic.Int32
 	runs     atomic.Int32
+	closes   atomic.Int32 // by loops that ended
+}
+
+func (c *switchCheck) Close() error {
+	c.closes.Add(1)
+	return nil
 }
 
 func (c *switchCheck) Check(ctx context.Context) error {

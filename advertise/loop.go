@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -207,6 +208,7 @@ func (l *serviceLoop) checkNow(ctx context.Context) (Round, error) {
 
 func (l *serviceLoop) run(ctx context.Context) {
 	defer close(l.done)
+	defer l.closeChecks()
 	// The first round runs at once for a quick first verdict; the second
 	// comes after the per-service offset, or after the period if that is
 	// shorter, so that the worst-case detection time holds from the first
@@ -264,6 +266,18 @@ func (l *serviceLoop) run(ctx context.Context) {
 		}
 		scheduled = nextRound(scheduled, ended, period)
 		offset = 0
+	}
+}
+
+// closeChecks releases what the checks keep between rounds (a DNS check's
+// UDP socket) once the loop has ended and no round runs.
+func (l *serviceLoop) closeChecks() {
+	for _, c := range l.checks {
+		if closer, ok := c.checker.(io.Closer); ok {
+			if err := closer.Close(); err != nil {
+				l.log.WithError(err).WithField("check", c.name).Debug("closing the check")
+			}
+		}
 	}
 }
 

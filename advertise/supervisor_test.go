@@ -176,6 +176,27 @@ func TestReload(t *testing.T) {
 	}
 }
 
+// A loop that ends, replaced by a reload or at stop, closes its checks
+// (a DNS check keeps a socket between rounds); a loop left alone does not.
+func TestEndedLoopsCloseTheirChecks(t *testing.T) {
+	w := newWorld(t, newFakeInterface("192.0.2.53/32", "203.0.113.80/32"), map[string]bool{"dns": true, "web": true})
+	dns, web := service("dns", "192.0.2.53/32"), service("web", "203.0.113.80/32")
+	w.start(cfgOf(dns, web))
+	w.settle()
+	changed := service("web", "203.0.113.80/32")
+	changed.Rise++
+	if err := w.reload(withChecks(cfgOf(dns, changed))); err != nil {
+		t.Fatal(err)
+	}
+	if d, wb := w.checks["dns"].closes.Load(), w.checks["web"].closes.Load(); d != 0 || wb != 1 {
+		t.Errorf("after reloading web: closes dns %d, web %d; want 0 and 1", d, wb)
+	}
+	w.sup.Stop(context.Background(), config.OnExitKeep)
+	if d, wb := w.checks["dns"].closes.Load(), w.checks["web"].closes.Load(); d != 1 || wb != 2 {
+		t.Errorf("after stop: closes dns %d, web %d; want 1 and 2", d, wb)
+	}
+}
+
 func TestReloadOfChangedServiceKeepsItAdvertised(t *testing.T) {
 	w := newWorld(t, newFakeInterface("192.0.2.53/32"), map[string]bool{"dns": true})
 	w.start(cfgOf(service("dns", "192.0.2.53/32")))

@@ -2,8 +2,10 @@ package checker
 
 import (
 	"context"
+	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,4 +125,84 @@ func assertCheck(t *testing.T, c config.Check, timeout time.Duration, wantReason
 		t.Errorf("Check() = %v, want it to contain %q", err, wantText)
 	}
 	return err
+}
+
+// Over UDP a check keeps its socket for the next round when it got a
+// response, asking with a fresh ID each time; a round that ends otherwise
+// closes it, and Close releases the one kept.
+func TestDNSReusesItsSocketAcrossRounds(t *testing.T) {
+	var mu sync.Mutex
+	var ports []int
+	var ids []uint16
+	silent := false
+	started := make(chan struct{})
+	srv := &dns.Server{Addr: "127.0.0.1:0", Net: "udp", NotifyStartedFunc: func() { close(started) },
+		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+			mu.Lock()
+			ports, ids = append(ports, w.RemoteAddr().(*net.UDPAddr).Port), append(ids, r.Id)
+			quiet := silent
+			mu.Unlock()
+			if quiet {
+				return
+			}
+			m := new(dns.Msg)
+			m.SetReply(r)
+			w.WriteMsg(m)
+		})}
+	go srv.ListenAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+	addr := srv.PacketConn.LocalAddr().String()
+	c, err := New(config.Check{Type: "dns", Server: addr, Query: "health.example.", QType: "A", Rcode: "NOERROR", Transport: "udp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		return c.Check(ctx)
+	}
+	for i := 0; i < 3; i++ {
+		if err := check(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A round without a response takes the kept socket and closes it: the
+	// next round dials again.
+	mu.Lock()
+	silent = true
+	mu.Unlock()
+	if err := check(); err == nil {
+		t.Fatal("a round without a response passed")
+	}
+	mu.Lock()
+	silent = false
+	mu.Unlock()
+	if err := check(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ports) != 5 || ports[0] != ports[1] || ports[1] != ports[2] || ports[2] != ports[3] || ports[4] == ports[0] {
+		t.Errorf("source ports %v: want the first four alike (the fourth got no response), then a new one", ports)
+	}
+	seen := map[uint16]bool{}
+	for _, id := range ids {
+		seen[id] = true
+	}
+	if len(seen) != len(ids) {
+		t.Errorf("query IDs %v: want a fresh one per round", ids)
+	}
+	kept := c.(dnsChecker).idle
+	if len(kept) != 1 {
+		t.Fatalf("%d sockets kept, want 1", len(kept))
+	}
+	conn := <-kept
+	kept <- conn
+	if err := c.(io.Closer).Close(); err != nil || len(kept) != 0 {
+		t.Errorf("Close: %v, %d kept", err, len(kept))
+	}
+	if _, err := conn.Write([]byte{0}); err == nil {
+		t.Error("the kept socket still works after Close")
+	}
 }
