@@ -46,6 +46,7 @@ type namedChecker struct {
 type loopDeps struct {
 	addrs      *addressManager
 	clock      Clock
+	epoch      time.Time // the supervisor's start: the origin of every loop's roundGrid
 	log        logrus.FieldLogger
 	onRound    func(Round) // after every round, from the loop's goroutine; may be nil
 	newChecker func(config.Check) (checker.Checker, error)
@@ -264,7 +265,7 @@ func (l *serviceLoop) run(ctx context.Context) {
 		if offset > 0 && offset < period {
 			period = offset
 		}
-		scheduled = nextRound(scheduled, ended, period)
+		scheduled = onGrid(nextRound(scheduled, ended, period), l.epoch, l.cfg.FastInterval)
 		offset = 0
 	}
 }

@@ -47,6 +47,7 @@ type LastResortControl interface {
 // worker, the read-back verifier and the reconciler (see doc.go).
 type Supervisor struct {
 	opts   Options
+	epoch  time.Time // when New ran: the origin of the rounds' grid (onGrid)
 	addrs  *addressManager
 	verify *verifier
 	fleet  *fleetStore
@@ -88,6 +89,7 @@ func New(ctl AddressControl, dev string, opts Options) *Supervisor {
 	addrs := newAddressManager(ctl, dev, fleet, opts.Clock, opts.Log, changed.notify)
 	return &Supervisor{
 		opts:   opts,
+		epoch:  opts.Clock.Now(),
 		addrs:  addrs,
 		fleet:  fleet,
 		verify: newVerifier(addrs, fleet, changed, opts.Clock, opts.Log),
@@ -105,7 +107,7 @@ func (s *Supervisor) readBack(cfg *config.Config) ReadBack {
 }
 
 func (s *Supervisor) deps() loopDeps {
-	return loopDeps{addrs: s.addrs, clock: s.opts.Clock, log: s.opts.Log, onRound: s.opts.OnRound, newChecker: s.opts.NewChecker}
+	return loopDeps{addrs: s.addrs, clock: s.opts.Clock, epoch: s.epoch, log: s.opts.Log, onRound: s.opts.OnRound, newChecker: s.opts.NewChecker}
 }
 
 // Start finds or creates the last-resort interface, reads the interfaces

@@ -3,7 +3,9 @@ package advertise
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -406,6 +408,49 @@ func TestSecondRoundAfterStartComesWithinAnInterval(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Rounds of services whose fast interval allows it start on the grid
+// (roundGrid from the supervisor's start), so that services falling in one
+// slot wake the runtime once; the first round runs at once, the second
+// comes no later than the offset, and the periods stay exact.
+func TestRoundsStartOnTheGrid(t *testing.T) {
+	names := []string{"dns", "web", "ntp", "c"}
+	healthy := map[string]bool{}
+	var services []config.Service
+	for i, name := range names {
+		healthy[name] = true
+		s := service(name, fmt.Sprintf("192.0.2.%d/32", 53+i))
+		s.Interval, s.FastInterval, s.Timeout = time.Second, 200*time.Millisecond, 100*time.Millisecond
+		services = append(services, s)
+	}
+	w := newWorld(t, newFakeInterface(), healthy)
+	w.start(cfgOf(services...))
+	epoch := w.sup.epoch
+	byService := map[string][]Round{}
+	for len(byService) < len(names) || slices.ContainsFunc(names, func(n string) bool { return len(byService[n]) < 4 }) {
+		r := w.nextRound()
+		byService[r.Service] = append(byService[r.Service], r)
+	}
+	for _, name := range names {
+		rs := byService[name]
+		offset := firstDelay(name, time.Second)
+		if second := rs[1].Scheduled.Sub(rs[0].Scheduled); second > min(offset, 200*time.Millisecond) || second <= min(offset, 200*time.Millisecond)-roundGrid {
+			t.Errorf("%s (offset %s): second round %s after the first", name, offset, second)
+		}
+		for i, r := range rs[1:] {
+			if off := r.Scheduled.Sub(epoch) % roundGrid; off != 0 {
+				t.Errorf("%s: round %d scheduled %s after the epoch, %s off the grid", name, i+2, r.Scheduled.Sub(epoch), off)
+			}
+		}
+		// Rising (rise 3) at the fast interval, then up at the interval.
+		if gap := rs[2].Scheduled.Sub(rs[1].Scheduled); gap != 200*time.Millisecond {
+			t.Errorf("%s: rounds 2 and 3 %s apart, want the fast interval", name, gap)
+		}
+		if gap := rs[3].Scheduled.Sub(rs[2].Scheduled); gap != time.Second {
+			t.Errorf("%s: rounds 3 and 4 %s apart, want the interval", name, gap)
+		}
 	}
 }
 
