@@ -23,7 +23,30 @@ type ReadBack interface {
 	// before.
 	Running(daemon string) bool
 	LSDB(ctx context.Context, v6 bool) (frr.LSDB, error)
-	BGP(ctx context.Context, v6 bool, prefixes []netip.Prefix) (frr.BGP, error)
+	// BGP reads both families' prefixes in one call; the result has an
+	// entry per family with prefixes.
+	BGP(ctx context.Context, prefixes []netip.Prefix) (map[bool]frr.BGP, error)
+}
+
+// bgpRead is one family's part of a read of bgpd.
+type bgpRead struct {
+	asked bool // bgpd runs, or was read before
+	table frr.BGP
+	err   error
+}
+
+// readBGP reads bgpd for every managed prefix at once when it runs or was
+// read before, and splits the answer by family.
+func readBGP(ctx context.Context, rb ReadBack, prefixes []netip.Prefix, seen map[string]bool) map[bool]bgpRead {
+	out := map[bool]bgpRead{}
+	if !rb.Running(bgpd) && !seen[bgpd] {
+		return out
+	}
+	tables, err := rb.BGP(ctx, prefixes)
+	for _, p := range prefixes {
+		out[p.Addr().Is6()] = bgpRead{asked: true, table: tables[p.Addr().Is6()], err: err}
+	}
+	return out
 }
 
 const bgpd = "bgpd"
@@ -45,10 +68,10 @@ type familyRead struct {
 	first error // the first failure, or that no daemon serves the family
 }
 
-// readFamily asks each daemon of the family that runs, or that was read
-// before (seen), for prefixes (all of the family). A daemon that never ran
-// is not an error, unless no daemon serves the family at all.
-func readFamily(ctx context.Context, rb ReadBack, v6 bool, prefixes []netip.Prefix, seen map[string]bool) familyRead {
+// readFamily asks the family's IGP daemon, when it runs or was read before
+// (seen), and takes bgpd's part of the read from bgp. A daemon that never
+// ran is not an error, unless no daemon serves the family at all.
+func readFamily(ctx context.Context, rb ReadBack, v6 bool, bgp bgpRead, seen map[string]bool) familyRead {
 	r := familyRead{v6: v6, errs: map[string]error{}}
 	igp := frr.Daemon(v6)
 	if rb.Running(igp) || seen[igp] {
@@ -58,11 +81,10 @@ func readFamily(ctx context.Context, rb ReadBack, v6 bool, prefixes []netip.Pref
 			r.ospf = &db
 		}
 	}
-	if rb.Running(bgpd) || seen[bgpd] {
+	if bgp.asked {
 		r.read = append(r.read, bgpd)
-		b, err := rb.BGP(ctx, v6, prefixes)
-		if r.errs[bgpd] = err; err == nil && b.Configured {
-			r.bgp = &b
+		if r.errs[bgpd] = bgp.err; bgp.err == nil && bgp.table.Configured {
+			r.bgp = &bgp.table
 		}
 	}
 	for _, d := range r.read {

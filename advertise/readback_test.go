@@ -30,8 +30,8 @@ func (r rbStub) LSDB(_ context.Context, v6 bool) (frr.LSDB, error) {
 	return r.lsdb[v6], r.err[frr.Daemon(v6)]
 }
 
-func (r rbStub) BGP(_ context.Context, v6 bool, _ []netip.Prefix) (frr.BGP, error) {
-	return r.bgp[v6], r.err[bgpd]
+func (r rbStub) BGP(context.Context, []netip.Prefix) (map[bool]frr.BGP, error) {
+	return r.bgp, r.err[bgpd]
 }
 
 // Every combination of routing daemons for one family: what is read, what
@@ -84,7 +84,8 @@ func TestReadFamily(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := readFamily(context.Background(), tt.rb, false, []netip.Prefix{p}, tt.seen)
+			bgp := readBGP(context.Background(), tt.rb, []netip.Prefix{p}, tt.seen)[false]
+			r := readFamily(context.Background(), tt.rb, false, bgp, tt.seen)
 			if !reflect.DeepEqual(r.read, tt.read) {
 				t.Errorf("read %v, want %v", r.read, tt.read)
 			}

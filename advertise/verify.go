@@ -131,11 +131,12 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 	v.mu.Lock()
 	seen := maps.Clone(v.seen)
 	v.mu.Unlock()
+	all := slices.SortedFunc(maps.Keys(managed), netip.Prefix.Compare)
+	at := v.clock.Now()
+	bgp := readBGP(ctx, rb, all, seen) // one call for both families
 	reads := map[bool]familyRead{}
-	for v6, prefixes := range byFamily {
-		slices.SortFunc(prefixes, netip.Prefix.Compare)
-		at := v.clock.Now()
-		r := readFamily(ctx, rb, v6, prefixes, seen)
+	for v6 := range byFamily {
+		r := readFamily(ctx, rb, v6, bgp[v6], seen)
 		if ctx.Err() != nil {
 			return false
 		}

@@ -80,7 +80,24 @@ func (f *fakeFRR) Running(daemon string) bool {
 	return (daemon == "bgpd") == f.bgp
 }
 
-func (f *fakeFRR) BGP(ctx context.Context, v6 bool, prefixes []netip.Prefix) (frr.BGP, error) {
+func (f *fakeFRR) BGP(ctx context.Context, prefixes []netip.Prefix) (map[bool]frr.BGP, error) {
+	out := map[bool]frr.BGP{}
+	for _, p := range prefixes {
+		v6 := p.Addr().Is6()
+		if _, done := out[v6]; done {
+			continue
+		}
+		b, err := f.bgpFamily(ctx, v6, prefixes)
+		if err != nil {
+			return nil, err
+		}
+		out[v6] = b
+	}
+	return out, nil
+}
+
+// bgpFamily is the family's table: the same facts as the LSDB.
+func (f *fakeFRR) bgpFamily(ctx context.Context, v6 bool, prefixes []netip.Prefix) (frr.BGP, error) {
 	db, err := f.LSDB(ctx, v6)
 	if err != nil {
 		var fe *frr.Error
@@ -94,6 +111,9 @@ func (f *fakeFRR) BGP(ctx context.Context, v6 bool, prefixes []netip.Prefix) (fr
 	b := frr.BGP{Configured: true, RouterID: selfID, AS: 64512, Peers: f.peers, Established: f.peers, FleetPeers: f.fleetPeers,
 		Prefixes: map[netip.Prefix]frr.BGPPrefix{}}
 	for _, p := range prefixes {
+		if p.Addr().Is6() != v6 {
+			continue
+		}
 		var bp frr.BGPPrefix
 		for _, a := range db.Prefixes[p] {
 			lastResort := a.Metric >= 65535

@@ -81,39 +81,89 @@ type bgpPrefix struct {
 	} `json:"paths"`
 }
 
-// bgpShows are the commands of one BGP read: the family's summary, then
-// each prefix.
-func bgpShows(v6 bool, prefixes []netip.Prefix) []string {
-	afi := "ipv4"
-	if v6 {
-		afi = "ipv6"
-	}
-	shows := []string{"show bgp " + afi + " unicast summary json"}
+// byFamily splits prefixes into IPv4 then IPv6, each in the order given;
+// a family without prefixes is left out.
+func byFamily(prefixes []netip.Prefix) (families []bool, of map[bool][]netip.Prefix) {
+	of = map[bool][]netip.Prefix{}
 	for _, p := range prefixes {
-		shows = append(shows, "show bgp "+afi+" unicast "+p.String()+" json")
+		of[p.Addr().Is6()] = append(of[p.Addr().Is6()], p)
+	}
+	for _, v6 := range []bool{false, true} {
+		if len(of[v6]) > 0 {
+			families = append(families, v6)
+		}
+	}
+	return families, of
+}
+
+// bgpShows are the commands of one BGP read: per family, its summary, then
+// each of its prefixes.
+func bgpShows(prefixes []netip.Prefix) []string {
+	families, of := byFamily(prefixes)
+	var shows []string
+	for _, v6 := range families {
+		afi := "ipv4"
+		if v6 {
+			afi = "ipv6"
+		}
+		shows = append(shows, "show bgp "+afi+" unicast summary json")
+		for _, p := range of[v6] {
+			shows = append(shows, "show bgp "+afi+" unicast "+p.String()+" json")
+		}
 	}
 	return shows
 }
 
-// BGP reads bgpd's view of prefixes (all of one family), in one vtysh call.
-func (c *Client) BGP(ctx context.Context, v6 bool, prefixes []netip.Prefix) (BGP, error) {
-	return showParsed(ctx, c, "bgpd", bgpShows(v6, prefixes), func(data []byte) (BGP, error) {
+// BGP reads bgpd's view of prefixes, both families in one vtysh call (a
+// call costs tens to hundreds of milliseconds on a busy host; the fleet
+// lab measured 65–460 ms). The result has an entry per family that has
+// prefixes.
+func (c *Client) BGP(ctx context.Context, prefixes []netip.Prefix) (map[bool]BGP, error) {
+	return showParsed(ctx, c, "bgpd", bgpShows(prefixes), func(data []byte) (map[bool]BGP, error) {
 		return ParseBGP(data, prefixes)
 	})
 }
 
-// ParseBGP parses bgpd's answers to bgpShows: the summary, then one
-// document per prefix, in order.
-func ParseBGP(data []byte, prefixes []netip.Prefix) (BGP, error) {
-	var sum bgpSummary
-	docs := make([]bgpPrefix, len(prefixes))
-	vs := []any{&sum}
-	for i := range docs {
-		vs = append(vs, &docs[i])
+// ParseBGP parses bgpd's answers to bgpShows(prefixes): per family, the
+// summary, then one document per prefix, in order.
+func ParseBGP(data []byte, prefixes []netip.Prefix) (map[bool]BGP, error) {
+	families, of := byFamily(prefixes)
+	sums := make([]bgpSummary, len(families))
+	docs := make([][]bgpPrefix, len(families))
+	var vs []any
+	for i, v6 := range families {
+		docs[i] = make([]bgpPrefix, len(of[v6]))
+		vs = append(vs, &sums[i])
+		for j := range docs[i] {
+			vs = append(vs, &docs[i][j])
+		}
 	}
 	if err := decodeAll(data, vs...); err != nil {
-		return BGP{}, fmt.Errorf("parse bgp table: %w", err)
+		return nil, fmt.Errorf("parse bgp table: %w", err)
 	}
+	out := map[bool]BGP{}
+	for i, v6 := range families {
+		b, err := bgpFamily(sums[i], docs[i], of[v6])
+		if err != nil {
+			return nil, err
+		}
+		out[v6] = b
+	}
+	return out, nil
+}
+
+// ParseBGPSummary parses `show bgp ipv4|ipv6 unicast summary json` alone:
+// the family's sessions, no prefix.
+func ParseBGPSummary(data []byte) (BGP, error) {
+	var sum bgpSummary
+	if err := decodeAll(data, &sum); err != nil {
+		return BGP{}, fmt.Errorf("parse bgp summary: %w", err)
+	}
+	return bgpFamily(sum, nil, nil)
+}
+
+// bgpFamily is one family's part of a BGP read.
+func bgpFamily(sum bgpSummary, docs []bgpPrefix, prefixes []netip.Prefix) (BGP, error) {
 	b := BGP{Prefixes: map[netip.Prefix]BGPPrefix{}}
 	if sum.RouterID == "" {
 		return b, nil // no `router bgp`

@@ -46,9 +46,13 @@ func TestParseBGP(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			got, err := ParseBGP(read(t, tt.file), []netip.Prefix{tt.prefix})
+			all, err := ParseBGP(read(t, tt.file), []netip.Prefix{tt.prefix})
 			if err != nil {
 				t.Fatal(err)
+			}
+			got, ok := all[tt.prefix.Addr().Is6()]
+			if !ok || len(all) != 1 {
+				t.Fatalf("families %v, want only the prefix's", all)
 			}
 			if got.Configured != tt.configured || got.Peers != tt.peers || got.Established != tt.established || got.FleetPeers != tt.fleetPeer {
 				t.Errorf("configured %v, peers %d, established %d, fleet peers %d; want %v, %d, %d, %d",
@@ -61,6 +65,14 @@ func TestParseBGP(t *testing.T) {
 				t.Errorf("prefix %s = %+v, want %+v", tt.prefix, p, tt.want)
 			}
 		})
+	}
+}
+
+func TestParseBGPSummary(t *testing.T) {
+	data := read(t, "bgp4-upstream-down.json")
+	b, err := ParseBGPSummary(data[:strings.Index(string(data), "\n}\n")+3])
+	if err != nil || !b.Configured || b.Peers != 2 || b.Established != 1 || b.FleetPeers != 1 {
+		t.Errorf("summary %+v, %v; want 2 peers, 1 established, 1 of them iBGP", b, err)
 	}
 }
 
@@ -81,11 +93,28 @@ func TestParseBGPRejectsBadInput(t *testing.T) {
 	}
 }
 
+// One call reads both families: IPv4's summary and prefixes, then IPv6's.
 func TestBGPShows(t *testing.T) {
-	got := bgpShows(true, []netip.Prefix{netip.MustParsePrefix("2001:db8::53/128"), netip.MustParsePrefix("2001:db8::54/128")})
-	want := []string{"show bgp ipv6 unicast summary json", "show bgp ipv6 unicast 2001:db8::53/128 json", "show bgp ipv6 unicast 2001:db8::54/128 json"}
+	got := bgpShows([]netip.Prefix{netip.MustParsePrefix("2001:db8::53/128"), netip.MustParsePrefix("192.0.2.53/32"), netip.MustParsePrefix("2001:db8::54/128")})
+	want := []string{"show bgp ipv4 unicast summary json", "show bgp ipv4 unicast 192.0.2.53/32 json",
+		"show bgp ipv6 unicast summary json", "show bgp ipv6 unicast 2001:db8::53/128 json", "show bgp ipv6 unicast 2001:db8::54/128 json"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// The answers to both families' shows, back to back, parse into one BGP
+// per family.
+func TestParseBGPBothFamilies(t *testing.T) {
+	v4, v6 := netip.MustParsePrefix("192.0.2.53/32"), netip.MustParsePrefix("2001:db8::53/128")
+	data := append(read(t, "bgp4-both-primary.json"), read(t, "bgp6-other-last-resort.json")...)
+	got, err := ParseBGP(data, []netip.Prefix{v6, v4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[false].Prefixes[v4].Originated || len(got[false].Prefixes[v4].Fleet) != 1 || got[false].Prefixes[v4].Fleet[0].LastResort ||
+		!got[true].Prefixes[v6].Fleet[0].LastResort {
+		t.Errorf("got %+v", got)
 	}
 }
 

@@ -39,10 +39,11 @@ func FuzzParseBGP(f *testing.F) {
 	testseed.Add(f, "testdata/bgp*.json")
 	p := netip.MustParsePrefix("192.0.2.53/32")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := ParseBGP(data, []netip.Prefix{p})
+		all, err := ParseBGP(data, []netip.Prefix{p})
 		if err != nil {
 			return
 		}
+		b := all[false]
 		if (b.Configured && len(b.Prefixes) != 1) || b.Established > b.Peers || b.FleetPeers > b.Established {
 			t.Errorf("parsed %+v from %q", b, data)
 		}

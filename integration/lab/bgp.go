@@ -224,7 +224,7 @@ func (a *AnycastLab) WaitEstablished(timeout time.Duration) error {
 				last = err.Error()
 				return false
 			}
-			b, err := frr.ParseBGP([]byte(out), nil)
+			b, err := frr.ParseBGPSummary([]byte(out))
 			if err != nil || b.Established != want {
 				last = fmt.Sprintf("%s: %d of %d sessions established (%v)", afi, b.Established, want, err)
 				return false
