@@ -94,7 +94,7 @@ func readFamily(ctx context.Context, rb ReadBack, v6 bool, bgp bgpRead, seen map
 		}
 	}
 	if r.ospf == nil && r.bgp == nil {
-		r.first = &frr.Error{Kind: frr.NotConfigured, Daemon: igp + "/" + bgpd,
+		r.first = &frr.Error{Kind: frr.NotConfigured, Daemon: eitherDaemon(v6),
 			Err: fmt.Errorf("neither runs here with an instance (`router %s`, `router bgp`): nothing advertises %s", strings.TrimSuffix(igp, "d"), family(v6))}
 	}
 	return r
@@ -190,6 +190,10 @@ func bgpMismatchReason(p netip.Prefix, present bool, bp frr.BGPPrefix, b frr.BGP
 	return "address is off the interface but bgpd still originates " + p.String() +
 		" (a network statement, or a static route redistributed?); traffic may still be drawn here"
 }
+
+// eitherDaemon names the family's two daemons together, for the failure
+// that neither serves it: "ospfd/bgpd", "ospf6d/bgpd".
+func eitherDaemon(v6 bool) string { return frr.Daemon(v6) + "/" + bgpd }
 
 func family(v6 bool) string {
 	if v6 {

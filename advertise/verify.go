@@ -162,7 +162,7 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 		}
 		// No daemon serving the family is kept under the family's pair of
 		// names until one does.
-		none := frr.Daemon(v6) + "/" + bgpd
+		none := eitherDaemon(v6)
 		var fe *frr.Error
 		if errors.As(r.first, &fe) && fe.Kind == frr.NotConfigured {
 			v.noteHealth(none, r.first)
