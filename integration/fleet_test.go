@@ -442,13 +442,13 @@ func (f *fleet) failures(t *testing.T) {
 func (f *fleet) allFail(t *testing.T) {
 	broke := breakDNS(f.a.Nodes)
 	// The correctness bound of the other patterns (floor + 2 s), from the
-	// break: with all sixteen moving at once on two cores a node reached
-	// last resort more than floor + 1 s after the break in one CI run.
+	// break: with all sixteen moving at once on two cores a node was not
+	// seen at last resort within floor + 1 s in one CI run. (Looking takes
+	// time too: four ip calls a node, slow on this loaded lab.)
 	deadline := broke.Add(fleetWithdrawFloor + 2*time.Second)
 	for _, n := range f.a.Nodes {
 		waitWhere(t, f.a, n, lab.LastResortDev, max(time.Until(deadline), 0), fmt.Sprintf("node %d at last resort", n.Index))
 	}
-	t.Logf("every node at last resort %s after the break (floor %s)", time.Since(broke).Round(time.Millisecond), fleetWithdrawFloor)
 	f.wait(t, broke, f.devs(f.a.Nodes), 2*time.Second, "ECMP over every node at last resort")
 	alerts, fired := f.waitAlerts(t, broke, 100*time.Second, "AnycastFleetFailedOpen and AnycastPrefixUnderserved firing", func(as []lab.Alert) bool {
 		return slices.Equal(alertSet(as, "AnycastFleetFailedOpen", "firing", "service"), []string{"dns"}) &&
