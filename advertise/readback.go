@@ -60,7 +60,6 @@ var errNoFleetThroughBGP = errors.New("bgpd has no established iBGP session, so 
 // familyRead is one read of every routing daemon serving one address
 // family: the IGP's database, bgpd's table, or both.
 type familyRead struct {
-	v6    bool
 	ospf  *frr.LSDB // nil: not read, or failed
 	bgp   *frr.BGP  // nil: not read, failed, or no `router bgp`
 	read  []string  // the daemons asked, in order
@@ -72,7 +71,7 @@ type familyRead struct {
 // (seen), and takes bgpd's part of the read from bgp. A daemon that never
 // ran is not an error, unless no daemon serves the family at all.
 func readFamily(ctx context.Context, rb ReadBack, v6 bool, bgp bgpRead, seen map[string]bool) familyRead {
-	r := familyRead{v6: v6, errs: map[string]error{}}
+	r := familyRead{errs: map[string]error{}}
 	igp := frr.Daemon(v6)
 	if rb.Running(igp) || seen[igp] {
 		r.read = append(r.read, igp)

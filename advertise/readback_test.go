@@ -181,3 +181,26 @@ func TestBGPReadBackWithoutPeers(t *testing.T) {
 		t.Errorf("a healthy service was moved: %s, %s", w.state("dns"), w.where())
 	}
 }
+
+// bgpd is read once for both families: a failed read counts once in its
+// errors, not once per family.
+func TestFailedBGPReadCountsOnce(t *testing.T) {
+	w := newFailOpen(t, []string{"192.0.2.53/32", "2001:db8::53/128"}, nil, true)
+	w.frr.set(func(f *fakeFRR) { f.bgp, f.peers, f.fleetPeers = true, 1, 1 })
+	c := cfgOf(service("dns", "192.0.2.53/32", "2001:db8::53/128"))
+	c.FRR.Verify = true
+	w.world.start(c)
+	w.eventually("read back", func() bool { return w.service("dns").Prefixes[1].Advertised == status.AdvertisedYes })
+	calls := func() int { w.frr.mu.Lock(); defer w.frr.mu.Unlock(); return w.frr.bgpCalls }
+	w.frr.set(func(f *fakeFRR) { f.err = &frr.Error{Kind: frr.Timeout, Daemon: "bgpd", Err: context.DeadlineExceeded} })
+	before := calls()
+	w.until("a failed read", func() bool {
+		h := w.sup.FRRHealth()
+		return len(h) == 1 && !h[0].OK
+	})
+	h := w.sup.FRRHealth()[0]
+	reads := calls() - before // errors are counted after a read ends
+	if h.Daemon != "bgpd" || h.Errors["timeout"] == 0 || int(h.Errors["timeout"]) > reads {
+		t.Errorf("health %+v after %d failed reads", h, reads)
+	}
+}

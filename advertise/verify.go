@@ -124,9 +124,9 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 		v.mu.Unlock()
 	}()
 	managed := v.addrs.snapshot()
-	byFamily := map[bool][]netip.Prefix{}
+	families := map[bool]bool{}
 	for p := range managed {
-		byFamily[p.Addr().Is6()] = append(byFamily[p.Addr().Is6()], p)
+		families[p.Addr().Is6()] = true
 	}
 	v.mu.Lock()
 	seen := maps.Clone(v.seen)
@@ -135,7 +135,7 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 	at := v.clock.Now()
 	bgp := readBGP(ctx, rb, all, seen) // one call for both families
 	reads := map[bool]familyRead{}
-	for v6 := range byFamily {
+	for v6 := range families {
 		r := readFamily(ctx, rb, v6, bgp[v6], seen)
 		if ctx.Err() != nil {
 			return false
@@ -144,22 +144,28 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 		v.fleet.update(v6, db, at, err)
 		reads[v6] = r
 	}
-	if len(byFamily) > 0 {
-		bgp := false
-		for _, r := range reads {
-			bgp = bgp || r.bgp != nil
+	// Each daemon's outcome, once: bgpd answered for both families in one
+	// call, and counts one read.
+	outcome := map[string]error{}
+	originates := false
+	for _, r := range reads {
+		for _, d := range r.read {
+			outcome[d] = r.errs[d]
 		}
-		v.addrs.deleteFirst.Store(bgp)
+		originates = originates || r.bgp != nil
+	}
+	if len(families) > 0 {
+		v.addrs.deleteFirst.Store(originates)
 		v.addrs.reconsider() // decisions wait for a fresh view of the fleet
 	}
 
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	now := v.clock.Now()
+	for _, d := range slices.Sorted(maps.Keys(outcome)) {
+		v.noteHealth(d, outcome[d])
+	}
 	for v6, r := range reads {
-		for _, d := range r.read {
-			v.noteHealth(d, r.errs[d])
-		}
 		// No daemon serving the family is kept under the family's pair of
 		// names until one does.
 		none := eitherDaemon(v6)

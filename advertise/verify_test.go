@@ -33,6 +33,7 @@ type fakeFRR struct {
 	err        error
 	hang       bool
 	calls      int
+	bgpCalls   int
 }
 
 const selfID = "203.0.113.1"
@@ -81,6 +82,9 @@ func (f *fakeFRR) Running(daemon string) bool {
 }
 
 func (f *fakeFRR) BGP(ctx context.Context, prefixes []netip.Prefix) (map[bool]frr.BGP, error) {
+	f.mu.Lock()
+	f.bgpCalls++
+	f.mu.Unlock()
 	out := map[bool]frr.BGP{}
 	for _, p := range prefixes {
 		v6 := p.Addr().Is6()

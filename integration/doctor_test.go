@@ -138,8 +138,19 @@ func TestDoctorFindsEachMistake(t *testing.T) {
 			if c.edit != nil {
 				c.edit(files)
 			}
-			if _, err := ns.StartFRRFiles(files); err != nil {
+			fr, err := ns.StartFRRFiles(files)
+			if err != nil {
 				t.Fatal(err)
+			}
+			if conf, ok := files["bgpd.conf"]; ok && strings.Contains(conf, "redistribute connected") {
+				// A case that expects no finding must not pass on a bgpd
+				// that has not read its configuration yet.
+				if _, ok := lab.WaitFor(5*time.Second, func() bool {
+					out, _ := fr.Vtysh("show running-config")
+					return strings.Contains(out, "redistribute connected")
+				}); !ok {
+					t.Fatal("bgpd never showed its configuration")
+				}
 			}
 			vtysh := c.vtysh
 			if vtysh == "" {

@@ -218,7 +218,7 @@ func demo(binary string, w words) error {
 
 // propagation is what README measured from the address change to the
 // router's table.
-var propagation = map[string]string{"OSPF": "OSPF ~20 ms", "BGP": "BGP ~10–150 ms"}
+var propagation = map[string]string{"OSPF": "OSPF ~20 ms", "BGP": "BGP ~130 ms"}
 
 // traffic sends 20 queries from the router and counts answers per node.
 func traffic(a *lab.AnycastLab) string {
