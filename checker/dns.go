@@ -2,6 +2,7 @@ package checker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -68,36 +69,32 @@ func (d dnsChecker) Close() error {
 }
 
 func (d dnsChecker) Check(ctx context.Context) error {
-	// The client's own timeouts would cut a probe short at 2 s; make the
-	// context deadline the only one that can fire.
-	client := &dns.Client{Net: d.transport, Timeout: time.Hour}
 	var conn *dns.Conn
 	select {
 	case conn = <-d.idle:
 	default:
+		// The client's own dial timeout would cut a connect short at 2 s.
+		client := &dns.Client{Net: d.transport, Timeout: time.Hour}
 		var err error
 		if conn, err = client.DialContext(ctx, d.server); err != nil {
 			return err
 		}
 	}
-	// ExchangeWithConnContext honours the deadline but not a cancellation.
+	// The context is the only timeout: at its end the socket is closed
+	// under the write or the read. No socket deadlines are set, so a round
+	// costs no timer of the runtime's poller.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-
-	q := new(dns.Msg)
-	q.SetQuestion(d.query, d.qtype) // a fresh random ID
-	q.RecursionDesired = true
-	r, _, err := client.ExchangeWithConnContext(ctx, q, conn)
+	r, err := d.exchange(conn)
 	if !stop() || err != nil || !d.keep(conn) {
 		conn.Close()
 	}
 	if err != nil {
-		// Past the deadline the socket is closed under the read, or its own
-		// deadline (the context's) fires first: either way, no response.
-		if cerr := ctx.Err(); cerr != nil {
-			err = cerr
-		}
-		if Reason(err) == "timeout" {
-			return fmt.Errorf("no response before the deadline: %w", err)
+		// Past the deadline the socket was closed under the read: no response.
+		switch cerr := ctx.Err(); {
+		case errors.Is(cerr, context.DeadlineExceeded):
+			return fmt.Errorf("no response before the deadline: %w", cerr)
+		case cerr != nil:
+			return cerr
 		}
 		return err
 	}
@@ -121,4 +118,27 @@ func (d dnsChecker) Check(ctx context.Context) error {
 	}
 	return mismatch("answer", "no answer record contains %q; answers: [%s]%s",
 		d.answerContains, strings.Join(seen, ", "), truncated)
+}
+
+// exchange asks the question with a fresh random ID on conn and returns the
+// response with that ID. Over UDP, responses with another ID are skipped:
+// they answer an earlier round's question on a kept socket, or are forged.
+func (d dnsChecker) exchange(conn *dns.Conn) (*dns.Msg, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(d.query, d.qtype) // a fresh random ID
+	q.RecursionDesired = true
+	if err := conn.WriteMsg(q); err != nil {
+		return nil, err
+	}
+	for {
+		r, err := conn.ReadMsg()
+		switch {
+		case err != nil:
+			return nil, err
+		case r.Id == q.Id:
+			return r, nil
+		case d.transport != "udp":
+			return nil, dns.ErrId
+		}
+	}
 }

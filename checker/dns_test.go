@@ -2,6 +2,7 @@ package checker
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -204,5 +205,49 @@ func TestDNSReusesItsSocketAcrossRounds(t *testing.T) {
 	}
 	if _, err := conn.Write([]byte{0}); err == nil {
 		t.Error("the kept socket still works after Close")
+	}
+}
+
+// A response whose ID is not the question's answers something else (an
+// earlier round's question on a kept socket, or a forgery): over UDP it is
+// skipped and the right one judged; over TCP it ends the check.
+func TestDNSSkipsResponsesWithAnotherID(t *testing.T) {
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			started := make(chan struct{})
+			srv := &dns.Server{Addr: "127.0.0.1:0", Net: transport, NotifyStartedFunc: func() { close(started) },
+				Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+					decoy := new(dns.Msg)
+					decoy.SetRcode(r, dns.RcodeServerFailure)
+					decoy.Id = r.Id + 1
+					w.WriteMsg(decoy)
+					m := new(dns.Msg)
+					m.SetReply(r)
+					w.WriteMsg(m)
+				})}
+			go srv.ListenAndServe()
+			<-started
+			t.Cleanup(func() { srv.Shutdown() })
+			addr := srv.Listener
+			var server string
+			if addr != nil {
+				server = addr.Addr().String()
+			} else {
+				server = srv.PacketConn.LocalAddr().String()
+			}
+			c, err := New(config.Check{Type: "dns", Server: server, Query: "health.example.", QType: "A", Rcode: "NOERROR", Transport: transport})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			err = c.Check(ctx)
+			switch {
+			case transport == "udp" && err != nil:
+				t.Errorf("Check() = %v, want the response with the question's ID to pass", err)
+			case transport == "tcp" && !errors.Is(err, dns.ErrId):
+				t.Errorf("Check() = %v, want %v", err, dns.ErrId)
+			}
+		})
 	}
 }
