@@ -96,24 +96,3 @@ func nextRound(scheduled, ended time.Time, period time.Duration) time.Time {
 	}
 	return next
 }
-
-// roundGrid is the grid, from the supervisor's start, that rounds start on
-// when their service allows: rounds of different services that fall in the
-// same slot start together, from one wake-up of the Go runtime's timers
-// instead of one each. Spread over the interval by their offsets, 50
-// services with one exec check each cost the daemon 0.71 ms of its own CPU
-// per check; with every offset in one 2 ms window, 0.38 ms (issue
-// measurement; bench/checks shows this daemon's figures).
-const roundGrid = 10 * time.Millisecond
-
-// onGrid moves t back to the start of its roundGrid slot. Back, never
-// forward: a round may come up to a slot early, never late, so every
-// worst-case time holds. A service whose fast interval is under ten slots
-// keeps its exact times (the grid would distort them), as does a loop
-// without an epoch.
-func onGrid(t, epoch time.Time, fastInterval time.Duration) time.Time {
-	if epoch.IsZero() || fastInterval < 10*roundGrid || t.Before(epoch) {
-		return t
-	}
-	return t.Add(-(t.Sub(epoch) % roundGrid))
-}

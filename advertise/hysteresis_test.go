@@ -99,28 +99,3 @@ func TestFallTiming(t *testing.T) {
 		t.Errorf("down %s after the first failing round, want %s", got, 2*fast)
 	}
 }
-
-func TestOnGrid(t *testing.T) {
-	epoch := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	at := func(d time.Duration) time.Time { return epoch.Add(d) }
-	for _, tt := range []struct {
-		name  string
-		t     time.Time
-		epoch time.Time
-		fast  time.Duration
-		want  time.Time
-	}{
-		{"mid-slot goes back to the slot's start", at(1234567 * time.Microsecond), epoch, 200 * time.Millisecond, at(1230 * time.Millisecond)},
-		{"on a slot stays", at(1230 * time.Millisecond), epoch, 200 * time.Millisecond, at(1230 * time.Millisecond)},
-		{"fast interval of exactly ten slots", at(105 * time.Millisecond), epoch, 100 * time.Millisecond, at(100 * time.Millisecond)},
-		{"fast interval under ten slots keeps its time", at(105 * time.Millisecond), epoch, 99 * time.Millisecond, at(105 * time.Millisecond)},
-		{"no epoch", at(105 * time.Millisecond), time.Time{}, time.Second, at(105 * time.Millisecond)},
-		{"before the epoch", at(-5 * time.Millisecond), epoch, time.Second, at(-5 * time.Millisecond)},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := onGrid(tt.t, tt.epoch, tt.fast); !got.Equal(tt.want) {
-				t.Errorf("onGrid = %s, want %s", got.Sub(epoch), tt.want.Sub(epoch))
-			}
-		})
-	}
-}

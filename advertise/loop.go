@@ -46,7 +46,7 @@ type namedChecker struct {
 type loopDeps struct {
 	addrs      *addressManager
 	clock      Clock
-	epoch      time.Time // the supervisor's start: the origin of every loop's roundGrid
+	epoch      time.Time // the origin of this loop's roundGrid (gridEpoch); zero: exact times
 	log        logrus.FieldLogger
 	onRound    func(Round) // after every round, from the loop's goroutine; may be nil
 	newChecker func(config.Check) (checker.Checker, error)
@@ -89,6 +89,7 @@ func newServiceLoop(cfg config.Service, advertised bool, deps loopDeps) (*servic
 		done:       make(chan struct{}),
 		firstRound: make(chan struct{}),
 	}
+	l.epoch = gridEpoch(deps.epoch, cfg)
 	var err error
 	if l.checks, err = buildCheckers(cfg, deps.newChecker); err != nil {
 		return nil, err
@@ -265,7 +266,7 @@ func (l *serviceLoop) run(ctx context.Context) {
 		if offset > 0 && offset < period {
 			period = offset
 		}
-		scheduled = onGrid(nextRound(scheduled, ended, period), l.epoch, l.cfg.FastInterval)
+		scheduled = onGrid(nextRound(scheduled, ended, period), l.epoch)
 		offset = 0
 	}
 }

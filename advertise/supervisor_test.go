@@ -454,6 +454,25 @@ func TestRoundsStartOnTheGrid(t *testing.T) {
 	}
 }
 
+// A service with an exec check keeps its exact offset: its second round
+// comes exactly the offset after the first, not moved back to a slot.
+func TestExecServicesKeepExactTimes(t *testing.T) {
+	const name = "script"
+	offset := firstDelay(name, time.Second)
+	s := service(name, "192.0.2.53/32")
+	s.Interval, s.FastInterval, s.Timeout = time.Second, time.Second, 100*time.Millisecond
+	s.Checks = []config.Check{{Type: config.CheckExec, Command: []string{"/bin/true"}, Timeout: 100 * time.Millisecond}}
+	w := newWorld(t, newFakeInterface(), map[string]bool{name: true})
+	w.start(cfgOf(s))
+	first, second := w.nextRound(), w.nextRound()
+	if first.Scheduled.Sub(w.sup.epoch)%roundGrid == 0 && offset%roundGrid == 0 {
+		t.Fatalf("offset %s falls on the grid: the test cannot tell; rename the service", offset)
+	}
+	if gap := second.Scheduled.Sub(first.Scheduled); gap != offset {
+		t.Errorf("second round %s after the first, want exactly %s", gap, offset)
+	}
+}
+
 // A reload that changes a failing service's settings, but not its checks,
 // keeps its progress toward fall: reloaded before every round, it is still
 // withdrawn after fall failing rounds. A change of its checks starts it

@@ -1,0 +1,47 @@
+package advertise
+
+import (
+	"slices"
+	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/config"
+)
+
+// roundGrid is the grid, from the supervisor's start, that rounds start on
+// when their service allows: rounds of different services that fall in the
+// same slot start together, from one wake-up of the Go runtime's timers
+// instead of one each. Measured with bench/checks (200 services × 5 DNS and
+// TCP checks at 1 s): no grid 105 µs of CPU per check, a 10 ms grid 67 µs,
+// 25 ms about 20 % less again; wider slots bought nothing more that the
+// machine's noise let show.
+const roundGrid = 25 * time.Millisecond
+
+// gridMinSlots is the shortest fast interval, in slots, that the grid
+// applies to: a period that is not a multiple of the slot is shortened by
+// up to one slot, 12.5 % at most.
+const gridMinSlots = 8
+
+// gridEpoch is the origin of the grid that svc's rounds start on: epoch,
+// the supervisor's start, or none (the zero time) for a service that keeps
+// exact times. Those are one whose fast interval is under gridMinSlots
+// slots, which the grid would distort, and one with an exec check: forks
+// bunched into shared slots cost their children more CPU than forks spread
+// over the interval (bench/checks -exec, 50 services, median of 5 pairs
+// against a bare loop: 1.43× on the 25 ms grid, 1.00× off it), and the
+// wake-ups the grid saves are small beside a fork.
+func gridEpoch(epoch time.Time, svc config.Service) time.Time {
+	if svc.FastInterval < gridMinSlots*roundGrid || slices.ContainsFunc(svc.Checks, func(c config.Check) bool { return c.Type == config.CheckExec }) {
+		return time.Time{}
+	}
+	return epoch
+}
+
+// onGrid moves t back to the start of its roundGrid slot from epoch. Back,
+// never forward: a round may come up to a slot early, never late, so every
+// worst-case time holds. Without an epoch (gridEpoch) t stays.
+func onGrid(t, epoch time.Time) time.Time {
+	if epoch.IsZero() || t.Before(epoch) {
+		return t
+	}
+	return t.Add(-(t.Sub(epoch) % roundGrid))
+}
