@@ -6,12 +6,13 @@
 // late and missed rounds, so that growth over a long run shows.
 //
 // With -exec each service has one exec check of /bin/true instead, and
-// after the daemon's run a bare loop forks and execs /bin/true from Go at
-// the same rate and spread; it prints the CPU per check of both (the
-// process and its children) and their ratio.
+// phases of the daemon alternate with phases of a bare loop that forks and
+// execs /bin/true from Go at the same rate and spread; it prints the CPU
+// per check of both (the process and its children) and their ratio per
+// pair of phases, then the median ratio.
 //
 //	go run ./bench/checks [-services 200] [-checks 5] [-interval 1s] [-duration 60s]
-//	go run ./bench/checks -exec [-services 50] [-duration 60s]
+//	go run ./bench/checks -exec [-services 50] [-pairs 5] [-duration 20s]
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,13 +51,14 @@ func main() {
 	serve := flag.Bool("serve", false, "internal: be the server process")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the measured period to this file")
 	execMode := flag.Bool("exec", false, "one exec check of /bin/true per service, against a bare fork/exec loop")
+	pairs := flag.Int("pairs", 5, "with -exec: how many pairs of daemon and bare-loop phases, each -duration long")
 	flag.Parse()
 	if *serve {
 		runServers()
 		return
 	}
 	if *execMode {
-		if err := benchExec(*services, *interval, *duration, *cpuProfile); err != nil {
+		if err := benchExec(*services, *pairs, *interval, *duration, *cpuProfile); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
@@ -240,11 +243,13 @@ func (h *histogram) quantile(q float64) time.Duration {
 	return h.max
 }
 
-// benchExec runs n services with one exec check of /bin/true each through
-// the real supervisor for duration, then a bare loop that runs /bin/true
-// from Go at the same rate and spread for as long, and prints the CPU per
-// check of each, this process and its children together.
-func benchExec(n int, interval, duration time.Duration, cpuProfile string) error {
+// benchExec compares n services with one exec check of /bin/true each,
+// run by the real supervisor, with a bare loop that runs /bin/true from Go
+// at the same rate and spread. The two alternate in pairs of phases of
+// duration each, the order swapped every pair, because on a VM the cost of
+// a fork and exec drifts by a third within minutes: a ratio is only taken
+// between neighbours. It prints every phase, then the median ratio.
+func benchExec(n, pairs int, interval, duration time.Duration, cpuProfile string) error {
 	var y strings.Builder
 	y.WriteString("metrics_listen: \"\"\nservices:\n")
 	for i := 0; i < n; i++ {
@@ -254,42 +259,105 @@ func benchExec(n int, interval, duration time.Duration, cpuProfile string) error
 	if err != nil {
 		return err
 	}
-	var advertised []netip.Prefix
-	for _, s := range cfg.Services {
-		advertised = append(advertised, s.Prefixes[0])
-	}
-	var mu sync.Mutex
-	checks, failures, measuring := 0, 0, false
-	reasons := map[string]int{}
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	// The daemon's own builder: exec checks bounded, sharing what
-	// it shares.
-	sup := advertise.New(ifaddrtest.New(advertised...), "lo", advertise.Options{Log: log, NewChecker: checker.NewBuilder(checker.MaxExecInFlight()).New, OnRound: func(r advertise.Round) {
-		mu.Lock()
-		defer mu.Unlock()
-		if measuring {
-			checks += len(r.Results)
-			for _, c := range r.Results {
-				if c.Err != nil {
-					failures++
-					if reasons[checker.Reason(c.Err)]++; reasons[checker.Reason(c.Err)] == 1 {
-						fmt.Printf("first %s: %v (after %s)\n", checker.Reason(c.Err), c.Err, c.Latency.Round(time.Millisecond))
-					}
-				}
-			}
-		}
-	}})
-	if err := startAndSettle(sup, cfg); err != nil {
-		return err
-	}
-	fmt.Printf("%d services × 1 exec check (/bin/true) at %s, %s each phase (GOMAXPROCS=%d)\n", n, interval, duration, runtime.GOMAXPROCS(0))
+	fmt.Printf("%d services × 1 exec check (/bin/true) at %s; %d pairs of %s phases (GOMAXPROCS=%d)\n", n, interval, pairs, duration, runtime.GOMAXPROCS(0))
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
 			return err
 		}
 		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	fmt.Printf("%-10s %8s %8s %14s %14s %14s %12s\n", "", "checks", "failed", "self ms/check", "child ms/check", "total ms/check", "ctx sw/check")
+	reasons := map[string]int{}
+	var ratios []float64
+	var daemonSum, bareSum execPhase
+	for pair := 0; pair < pairs; pair++ {
+		var d, b execPhase
+		if pair%2 == 0 {
+			if d, err = daemonPhase(cfg, duration, reasons); err != nil {
+				return err
+			}
+			b = barePhase(n, interval, duration)
+		} else {
+			b = barePhase(n, interval, duration)
+			if d, err = daemonPhase(cfg, duration, reasons); err != nil {
+				return err
+			}
+		}
+		d.print("daemon")
+		b.print("bare loop")
+		fmt.Printf("%-10s daemon's exec checks took p50 %s, p99 %s, max %s\n", "", d.latency.quantile(0.5), d.latency.quantile(0.99), d.latency.max.Round(time.Microsecond))
+		ratios = append(ratios, d.perCheck()/b.perCheck())
+		fmt.Printf("%-10s %.2f×\n", "ratio", ratios[len(ratios)-1])
+		daemonSum, bareSum = daemonSum.plus(d), bareSum.plus(b)
+	}
+	fmt.Println()
+	daemonSum.print("daemon")
+	bareSum.print("bare loop")
+	slices.Sort(ratios)
+	fmt.Printf("daemon / bare loop: median %.2f× of %d pairs (%.2f–%.2f×), all phases %.2f× the CPU per exec check (goal: ≤ 1.25×); the daemon's failures by reason: %v\n",
+		ratios[len(ratios)/2], len(ratios), ratios[0], ratios[len(ratios)-1], daemonSum.perCheck()/bareSum.perCheck(), reasons)
+	return nil
+}
+
+// execPhase is what one phase of benchExec cost.
+type execPhase struct {
+	usage          rusage
+	checks, failed int
+	elapsed        time.Duration
+	latency        *histogram // the daemon's checks, from the round's start; nil for the bare loop
+}
+
+func (p execPhase) perCheck() float64 {
+	return (p.usage.self + p.usage.children).Seconds() * 1000 / float64(max(p.checks, 1))
+}
+
+func (p execPhase) plus(q execPhase) execPhase {
+	return execPhase{usage: rusage{self: p.usage.self + q.usage.self, children: p.usage.children + q.usage.children,
+		switches: p.usage.switches + q.usage.switches}, checks: p.checks + q.checks, failed: p.failed + q.failed, elapsed: p.elapsed + q.elapsed}
+}
+
+func (p execPhase) print(name string) {
+	per := func(d time.Duration) float64 { return d.Seconds() * 1000 / float64(max(p.checks, 1)) }
+	fmt.Printf("%-10s %8d %8d %14.3f %14.3f %14.3f %12.1f   (%.1f%% of a core)\n", name, p.checks, p.failed, per(p.usage.self),
+		per(p.usage.children), p.perCheck(), float64(p.usage.switches)/float64(max(p.checks, 1)),
+		100*(p.usage.self+p.usage.children).Seconds()/p.elapsed.Seconds())
+}
+
+// daemonPhase runs cfg through the real supervisor, with the daemon's own
+// check builder (exec checks bounded, sharing what it shares), and
+// measures duration of it once the offsets have settled; it counts the
+// failures' reasons into reasons.
+func daemonPhase(cfg *config.Config, duration time.Duration, reasons map[string]int) (execPhase, error) {
+	var advertised []netip.Prefix
+	for _, s := range cfg.Services {
+		advertised = append(advertised, s.Prefixes[0])
+	}
+	var mu sync.Mutex
+	p := execPhase{latency: new(histogram)}
+	measuring := false
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	sup := advertise.New(ifaddrtest.New(advertised...), "lo", advertise.Options{Log: log, NewChecker: checker.NewBuilder(checker.MaxExecInFlight()).New, OnRound: func(r advertise.Round) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !measuring {
+			return
+		}
+		p.checks += len(r.Results)
+		for _, c := range r.Results {
+			p.latency.add(c.Latency)
+			if c.Err != nil {
+				p.failed++
+				if reasons[checker.Reason(c.Err)]++; reasons[checker.Reason(c.Err)] == 1 {
+					fmt.Printf("first %s: %v (after %s)\n", checker.Reason(c.Err), c.Err, c.Latency.Round(time.Millisecond))
+				}
+			}
+		}
+	}})
+	if err := startAndSettle(sup, cfg); err != nil {
+		return p, err
 	}
 	mu.Lock()
 	measuring = true
@@ -298,19 +366,20 @@ func benchExec(n int, interval, duration time.Duration, cpuProfile string) error
 	time.Sleep(duration)
 	mu.Lock()
 	measuring = false
-	daemonChecks, daemonFailed := checks, failures
 	mu.Unlock()
-	daemon, daemonElapsed := usage().minus(before), time.Since(start)
-	if cpuProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	p.usage, p.elapsed = usage().minus(before), time.Since(start)
 	sup.Stop(context.Background(), config.OnExitKeep)
+	return p, nil
+}
 
-	// The bare loop: one goroutine per service, at the service's spread.
-	var bareChecks, bareFailed int
+// barePhase runs /bin/true from one goroutine per service, each at the
+// service's spread over the interval, for duration.
+func barePhase(n int, interval, duration time.Duration) execPhase {
+	var mu sync.Mutex
+	var p execPhase
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	before, start = usage(), time.Now()
+	before, start := usage(), time.Now()
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
@@ -321,9 +390,9 @@ func benchExec(n int, interval, duration time.Duration, cpuProfile string) error
 			for {
 				err := exec.Command("/bin/true").Run()
 				mu.Lock()
-				bareChecks++
+				p.checks++
 				if err != nil {
-					bareFailed++
+					p.failed++
 				}
 				mu.Unlock()
 				select {
@@ -337,29 +406,19 @@ func benchExec(n int, interval, duration time.Duration, cpuProfile string) error
 	time.Sleep(duration)
 	close(stop)
 	wg.Wait()
-	bare, bareElapsed := usage().minus(before), time.Since(start)
-
-	fmt.Printf("%-10s %8s %8s %14s %14s %14s %12s\n", "", "checks", "failed", "self ms/check", "child ms/check", "total ms/check", "ctx sw/check")
-	row := func(name string, u rusage, checks, failed int, elapsed time.Duration) float64 {
-		per := func(d time.Duration) float64 { return d.Seconds() * 1000 / float64(max(checks, 1)) }
-		fmt.Printf("%-10s %8d %8d %14.3f %14.3f %14.3f %12.1f   (%.1f%% of a core)\n", name, checks, failed, per(u.self), per(u.children),
-			per(u.self+u.children), float64(u.switches)/float64(max(checks, 1)), 100*(u.self+u.children).Seconds()/elapsed.Seconds())
-		return per(u.self + u.children)
-	}
-	d := row("daemon", daemon, daemonChecks, daemonFailed, daemonElapsed)
-	b := row("bare loop", bare, bareChecks, bareFailed, bareElapsed)
-	fmt.Printf("daemon / bare loop: %.2f× the CPU per exec check (goal: ≤ 1.25×); the daemon's failures by reason: %v\n", d/b, reasons)
-	return nil
+	p.usage, p.elapsed = usage().minus(before), time.Since(start)
+	return p
 }
 
 // startAndSettle starts the supervisor and returns once every service has had its
-// first verdict and the per-service offsets have settled.
+// first verdict and two intervals have passed, so that the per-service
+// offsets have settled and the start's burst of first rounds is over.
 func startAndSettle(sup *advertise.Supervisor, cfg *config.Config) error {
 	if err := sup.Start(context.Background(), cfg); err != nil {
 		return err
 	}
 	<-sup.Ready()
-	time.Sleep(2 * time.Second)
+	time.Sleep(max(2*time.Second, 2*cfg.Services[0].Interval))
 	return nil
 }
 
