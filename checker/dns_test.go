@@ -40,9 +40,15 @@ func startDNS(t *testing.T, network string) string {
 		w.WriteMsg(m)
 	})
 	mux.HandleFunc("silent.example.", func(dns.ResponseWriter, *dns.Msg) {}) // never answers
+	return serveDNS(t, network, mux)
+}
 
+// serveDNS serves h on 127.0.0.1:0 over network until the test ends and
+// returns its address once it really serves.
+func serveDNS(t *testing.T, network string, h dns.Handler) string {
+	t.Helper()
 	started := make(chan struct{})
-	srv := &dns.Server{Addr: "127.0.0.1:0", Net: network, Handler: mux, NotifyStartedFunc: func() { close(started) }}
+	srv := &dns.Server{Addr: "127.0.0.1:0", Net: network, Handler: h, NotifyStartedFunc: func() { close(started) }}
 	go srv.ListenAndServe()
 	<-started
 	t.Cleanup(func() { srv.Shutdown() })
@@ -136,24 +142,18 @@ func TestDNSReusesItsSocketAcrossRounds(t *testing.T) {
 	var ports []int
 	var ids []uint16
 	silent := false
-	started := make(chan struct{})
-	srv := &dns.Server{Addr: "127.0.0.1:0", Net: "udp", NotifyStartedFunc: func() { close(started) },
-		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-			mu.Lock()
-			ports, ids = append(ports, w.RemoteAddr().(*net.UDPAddr).Port), append(ids, r.Id)
-			quiet := silent
-			mu.Unlock()
-			if quiet {
-				return
-			}
-			m := new(dns.Msg)
-			m.SetReply(r)
-			w.WriteMsg(m)
-		})}
-	go srv.ListenAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	addr := srv.PacketConn.LocalAddr().String()
+	addr := serveDNS(t, "udp", dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		mu.Lock()
+		ports, ids = append(ports, w.RemoteAddr().(*net.UDPAddr).Port), append(ids, r.Id)
+		quiet := silent
+		mu.Unlock()
+		if quiet {
+			return
+		}
+		m := new(dns.Msg)
+		m.SetReply(r)
+		w.WriteMsg(m)
+	}))
 	c, err := New(config.Check{Type: "dns", Server: addr, Query: "health.example.", QType: "A", Rcode: "NOERROR", Transport: "udp"})
 	if err != nil {
 		t.Fatal(err)
@@ -214,27 +214,15 @@ func TestDNSReusesItsSocketAcrossRounds(t *testing.T) {
 func TestDNSSkipsResponsesWithAnotherID(t *testing.T) {
 	for _, transport := range []string{"udp", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
-			started := make(chan struct{})
-			srv := &dns.Server{Addr: "127.0.0.1:0", Net: transport, NotifyStartedFunc: func() { close(started) },
-				Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-					decoy := new(dns.Msg)
-					decoy.SetRcode(r, dns.RcodeServerFailure)
-					decoy.Id = r.Id + 1
-					w.WriteMsg(decoy)
-					m := new(dns.Msg)
-					m.SetReply(r)
-					w.WriteMsg(m)
-				})}
-			go srv.ListenAndServe()
-			<-started
-			t.Cleanup(func() { srv.Shutdown() })
-			addr := srv.Listener
-			var server string
-			if addr != nil {
-				server = addr.Addr().String()
-			} else {
-				server = srv.PacketConn.LocalAddr().String()
-			}
+			server := serveDNS(t, transport, dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+				decoy := new(dns.Msg)
+				decoy.SetRcode(r, dns.RcodeServerFailure)
+				decoy.Id = r.Id + 1
+				w.WriteMsg(decoy)
+				m := new(dns.Msg)
+				m.SetReply(r)
+				w.WriteMsg(m)
+			}))
 			c, err := New(config.Check{Type: "dns", Server: server, Query: "health.example.", QType: "A", Rcode: "NOERROR", Transport: transport})
 			if err != nil {
 				t.Fatal(err)

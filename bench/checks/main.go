@@ -164,14 +164,11 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 	mu.Lock()
 	measuring = true
 	mu.Unlock()
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			return err
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startProfile(cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	startUser, startSys := cpuSplit()
 	startCPU, start := cpuTime(), time.Now()
 	lastCPU, lastT, lastChecks, lastRounds, lastLate := startCPU, start, 0, 0, 0
@@ -260,14 +257,11 @@ func benchExec(n, pairs int, interval, duration time.Duration, cpuProfile string
 		return err
 	}
 	fmt.Printf("%d services × 1 exec check (/bin/true) at %s; %d pairs of %s phases (GOMAXPROCS=%d)\n", n, interval, pairs, duration, runtime.GOMAXPROCS(0))
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			return err
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startProfile(cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	fmt.Printf("%-10s %8s %8s %14s %14s %14s %12s\n", "", "checks", "failed", "self ms/check", "child ms/check", "total ms/check", "ctx sw/check")
 	reasons := map[string]int{}
 	var ratios []float64
@@ -408,6 +402,23 @@ func barePhase(n int, interval, duration time.Duration) execPhase {
 	wg.Wait()
 	p.usage, p.elapsed = usage().minus(before), time.Since(start)
 	return p
+}
+
+// startProfile writes a CPU profile to path until the returned func is
+// called; with no path it does nothing.
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // startAndSettle starts the supervisor and returns once every service has had its
