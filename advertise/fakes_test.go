@@ -119,6 +119,7 @@ type switchCheck struct {
 	healthy  atomic.Bool
 	delay    time.Duration
 	wedged   atomic.Bool // ignores its context: a buggy probe that hangs
+	starved  atomic.Bool // cannot start: the daemon's exec checks are all busy
 	running  atomic.Int32
 	overlaps atomic.Int32
 	runs     atomic.Int32
@@ -145,6 +146,9 @@ func (c *switchCheck) Check(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	if c.starved.Load() {
+		return &checker.Starved{Running: 8, Waited: time.Millisecond}
 	}
 	if !c.healthy.Load() {
 		return errors.New("connection refused")

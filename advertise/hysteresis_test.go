@@ -99,3 +99,31 @@ func TestFallTiming(t *testing.T) {
 		t.Errorf("down %s after the first failing round, want %s", got, 2*fast)
 	}
 }
+
+func TestOnPhase(t *testing.T) {
+	phase := time.Date(2026, 12, 1, 0, 0, 10, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return phase.Add(d) }
+	const interval = time.Second
+	for _, tt := range []struct {
+		name      string
+		scheduled time.Time
+		want      time.Time
+	}{
+		{"the start, before the phase: the phase itself", at(-300 * time.Millisecond), phase},
+		{"an interval before the phase exactly: the phase", at(-interval), phase},
+		{"more than an interval before: the phase point after it", at(-1300 * time.Millisecond), at(-interval)},
+		{"on the phase: an interval on", phase, at(interval)},
+		{"after fast rounds, mid-interval: back to the phase", at(2250 * time.Millisecond), at(3 * interval)},
+		{"just before a phase point: that point", at(3*interval - time.Millisecond), at(3 * interval)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := onPhase(tt.scheduled, phase, interval)
+			if !got.Equal(tt.want) {
+				t.Errorf("onPhase = %s, want %s (from the phase)", got.Sub(phase), tt.want.Sub(phase))
+			}
+			if gap := got.Sub(tt.scheduled); gap <= 0 || gap > interval {
+				t.Errorf("%s after the round scheduled, want within (0, interval]", gap)
+			}
+		})
+	}
+}

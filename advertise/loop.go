@@ -76,6 +76,7 @@ type serviceLoop struct {
 	since      time.Time      // wall time the state (or the drain) was entered
 	reason     string         // why
 	rounds     uint64
+	undecided  int       // rounds in a row without a verdict (roundVerdict): checks starved
 	started    time.Time // Clock.Now when the loop started, for progress before its first round
 	lastRound  time.Time // Clock.Now of the last round
 }
@@ -212,11 +213,14 @@ func (l *serviceLoop) run(ctx context.Context) {
 	defer close(l.done)
 	defer l.closeChecks()
 	// The first round runs at once for a quick first verdict; the second
-	// comes after the per-service offset, or after the period if that is
-	// shorter, so that the worst-case detection time holds from the first
-	// round on; later rounds keep to the grid the second one set.
+	// comes after the per-service offset, or after the fast interval if
+	// that is shorter and the service is rising or falling, so that the
+	// worst-case detection time holds from the first round on. At rest,
+	// rounds keep to the service's phase (onPhase): the offset's place in
+	// the interval, on the grid.
 	scheduled := l.clock.Now()
 	offset := firstDelay(l.cfg.Name, l.cfg.Interval)
+	phase := onGrid(scheduled.Add(offset), l.epoch)
 	var waiting []chan Round // asked for this round
 	for {
 		if wait := scheduled.Sub(l.clock.Now()); wait > 0 {
@@ -263,10 +267,14 @@ func (l *serviceLoop) run(ctx context.Context) {
 		l.mu.Lock()
 		period := l.hyst.Period(l.cfg.Interval, l.cfg.FastInterval)
 		l.mu.Unlock()
-		if offset > 0 && offset < period {
-			period = offset
+		switch {
+		case period == l.cfg.Interval:
+			scheduled = onGrid(notBefore(onPhase(scheduled, phase, period), ended), l.epoch)
+		case offset > 0 && offset < period:
+			scheduled = onGrid(nextRound(scheduled, ended, offset), l.epoch)
+		default:
+			scheduled = onGrid(nextRound(scheduled, ended, period), l.epoch)
 		}
-		scheduled = onGrid(nextRound(scheduled, ended, period), l.epoch)
 		offset = 0
 	}
 }
@@ -315,6 +323,32 @@ func runChecks(ctx context.Context, clock Clock, checks []namedChecker) []CheckR
 	return results
 }
 
+// roundVerdict judges a round: it fails when a check that ran failed, and
+// passes when every check passed. A check that could not start in time
+// (*checker.Starved) proves nothing either way, so a round with one and no
+// failure has no verdict (decided false): withdrawing on it would take a
+// healthy service off the network for the daemon's own load (500 exec
+// services at their start: 75–198 of them withdrawn in bench/checks), and rising
+// on it would advertise on a part of the checks.
+func roundVerdict(results []CheckResult) (pass, decided bool) {
+	starved := false
+	for _, r := range results {
+		switch {
+		case r.Err == nil:
+		case isStarved(r.Err):
+			starved = true
+		default:
+			return false, true
+		}
+	}
+	return !starved, !starved
+}
+
+func isStarved(err error) bool {
+	var s *checker.Starved
+	return errors.As(err, &s)
+}
+
 // Probe runs one round of a service's checks exactly as the daemon would,
 // and changes nothing.
 func Probe(ctx context.Context, svc config.Service) ([]CheckResult, error) {
@@ -344,10 +378,11 @@ func buildCheckers(svc config.Service, newChecker func(config.Check) (checker.Ch
 func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, first bool, gen uint64) {
 	var failed []CheckResult
 	for _, r := range results {
-		if r.Err != nil {
+		if r.Err != nil && !isStarved(r.Err) {
 			failed = append(failed, r)
 		}
 	}
+	pass, decided := roundVerdict(results)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.rounds++
@@ -371,7 +406,20 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 		// Drained: checks run and are shown, but decide nothing.
 		return l.hyst.State(), l.hyst.State(), first, 0
 	}
-	from, to = l.hyst.Observe(len(failed) == 0)
+	if !decided {
+		// The daemon's own load kept a check from running: the round says
+		// nothing of the service, whose state holds. Logged when such rounds
+		// begin and end, not every round, so a storm cannot flood the log.
+		if l.undecided++; l.undecided == 1 {
+			l.log.WithField("state", l.hyst.State().String()).Warn("round without a verdict: exec checks starved (the daemon's load, not the service's); the state holds")
+		}
+		return l.hyst.State(), l.hyst.State(), first, 0
+	}
+	if l.undecided > 0 {
+		l.log.WithField("rounds", l.undecided).Info("rounds have a verdict again after starved ones")
+		l.undecided = 0
+	}
+	from, to = l.hyst.Observe(pass)
 	passes, fails := l.hyst.Streak()
 	reason := ""
 	if from != to {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anycast-watchdog/anycast-watchdog/checker"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
@@ -295,7 +296,7 @@ func TestCheckNowAndShutdownMidRound(t *testing.T) {
 // A loop whose round never ends (a probe that ignores its deadline) must
 // show as no progress, so that systemd's watchdog restarts the daemon.
 func TestProgressReportsAWedgedLoop(t *testing.T) {
-	w := newWorld(t, newFakeInterface("192.0.2.53/32"), map[string]bool{"dns": true, "web": true})
+	w := newWorld(t, newFakeInterface("192.0.2.53/32"), map[string]bool{"dns": true, "web": false})
 	w.start(cfgOf(service("dns", "192.0.2.53/32"), service("web", "203.0.113.80/32")))
 	w.advance(time.Minute) // a minute in one step: one round each
 	if err := w.sup.Progress(); err != nil {
@@ -414,7 +415,8 @@ func TestSecondRoundAfterStartComesWithinAnInterval(t *testing.T) {
 // Rounds of services whose fast interval allows it start on the grid
 // (roundGrid from the supervisor's start), so that services falling in one
 // slot wake the runtime once; the first round runs at once, the second
-// comes no later than the offset, and the periods stay exact.
+// comes no later than the offset, the fast rounds keep the fast interval,
+// and at rest the service keeps its place in the interval.
 func TestRoundsStartOnTheGrid(t *testing.T) {
 	names := []string{"dns", "web", "ntp", "c"}
 	healthy := map[string]bool{}
@@ -429,7 +431,7 @@ func TestRoundsStartOnTheGrid(t *testing.T) {
 	w.start(cfgOf(services...))
 	epoch := w.sup.epoch
 	byService := map[string][]Round{}
-	for len(byService) < len(names) || slices.ContainsFunc(names, func(n string) bool { return len(byService[n]) < 4 }) {
+	for len(byService) < len(names) || slices.ContainsFunc(names, func(n string) bool { return len(byService[n]) < 5 }) {
 		r := w.nextRound()
 		byService[r.Service] = append(byService[r.Service], r)
 	}
@@ -448,8 +450,16 @@ func TestRoundsStartOnTheGrid(t *testing.T) {
 		if gap := rs[2].Scheduled.Sub(rs[1].Scheduled); gap != 200*time.Millisecond {
 			t.Errorf("%s: rounds 2 and 3 %s apart, want the fast interval", name, gap)
 		}
-		if gap := rs[3].Scheduled.Sub(rs[2].Scheduled); gap != time.Second {
-			t.Errorf("%s: rounds 3 and 4 %s apart, want the interval", name, gap)
+		// Up: the fourth round at the service's own place in the interval
+		// (its offset from the start, on the grid), within an interval of
+		// the third; the fifth an interval on.
+		phase := onGrid(rs[0].Scheduled.Add(offset), epoch)
+		if gap := rs[3].Scheduled.Sub(rs[2].Scheduled); gap <= 0 || gap > time.Second || rs[3].Scheduled.Sub(phase)%time.Second != 0 {
+			t.Errorf("%s: round 4 %s after round 3 and %s after the phase %s; want within an interval, at the phase",
+				name, gap, rs[3].Scheduled.Sub(phase), phase.Sub(epoch))
+		}
+		if gap := rs[4].Scheduled.Sub(rs[3].Scheduled); gap != time.Second {
+			t.Errorf("%s: rounds 4 and 5 %s apart, want the interval", name, gap)
 		}
 	}
 }
@@ -528,5 +538,71 @@ func TestReloadKeepsProgressTowardFall(t *testing.T) {
 	w.settle() // the replacement's first round, passing
 	if st := w.service("dns"); st.Passes != 1 || st.State != status.Rising {
 		t.Errorf("after a change of checks and one passing round: %s, %d passes; want rising, 1 (started over)", st.State, st.Passes)
+	}
+}
+
+func TestRoundVerdict(t *testing.T) {
+	pass := CheckResult{Check: "dns"}
+	fail := CheckResult{Check: "tcp", Err: errors.New("connection refused")}
+	starved := CheckResult{Check: "script", Err: fmt.Errorf("check: %w", &checker.Starved{Running: 8})}
+	for _, tt := range []struct {
+		name          string
+		results       []CheckResult
+		pass, decided bool
+	}{
+		{"all pass", []CheckResult{pass, pass}, true, true},
+		{"one fails", []CheckResult{pass, fail}, false, true},
+		{"starved alone: no verdict", []CheckResult{starved}, false, false},
+		{"starved beside a pass: no verdict", []CheckResult{pass, starved}, false, false},
+		{"starved beside a failure: fails", []CheckResult{starved, fail}, false, true},
+		{"no checks passes", nil, true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if pass, decided := roundVerdict(tt.results); pass != tt.pass || decided != tt.decided {
+				t.Errorf("roundVerdict = (pass %v, decided %v), want (%v, %v)", pass, decided, tt.pass, tt.decided)
+			}
+		})
+	}
+}
+
+// Rounds whose checks starved hold the state: an up service is not
+// withdrawn however many there are, a down one does not rise, and each
+// run of them is logged once; a real failure after them withdraws.
+func TestStarvedRoundsHoldTheState(t *testing.T) {
+	w := newWorld(t, newFakeInterface("192.0.2.53/32"), map[string]bool{"dns": true, "web": false})
+	dns, web := service("dns", "192.0.2.53/32"), service("web", "192.0.2.80/32")
+	w.start(cfgOf(dns, web))
+	w.checks["dns"].starved.Store(true)
+	w.checks["web"].starved.Store(true)
+	counts := map[string]int{}
+	for counts["dns"] < 3*dns.Fall || counts["web"] < 3*web.Rise {
+		r := w.nextRound()
+		if !isStarved(r.Results[0].Err) {
+			continue // a round from before the switch
+		}
+		counts[r.Service]++
+		want := map[string]status.State{"dns": status.Up, "web": status.Down}[r.Service]
+		if r.From != want || r.To != want {
+			t.Fatalf("%s: a starved round moved it %s -> %s, want it held %s", r.Service, r.From, r.To, want)
+		}
+	}
+	if got := w.iface.has("192.0.2.53/32"); !got {
+		t.Error("dns withdrawn after starved rounds")
+	}
+	starvedLogs := 0
+	for _, e := range w.logs.AllEntries() {
+		if strings.Contains(e.Message, "round without a verdict") {
+			starvedLogs++
+		}
+	}
+	if starvedLogs != 2 {
+		t.Errorf("%d log lines for two runs of starved rounds, want one each", starvedLogs)
+	}
+	w.checks["dns"].starved.Store(false)
+	w.checks["dns"].healthy.Store(false)
+	for r := w.nextRound(); r.Service != "dns" || r.To != status.Down; r = w.nextRound() {
+	}
+	if w.iface.has("192.0.2.53/32") {
+		t.Error("dns still advertised after fall failing rounds")
 	}
 }
