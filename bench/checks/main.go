@@ -40,6 +40,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr/ifaddrtest"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/tcptest"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
 func main() {
@@ -281,7 +282,8 @@ func benchExec(n, pairs int, interval, duration time.Duration, cpuProfile string
 		}
 		d.print("daemon")
 		b.print("bare loop")
-		fmt.Printf("%-10s daemon's exec checks took p50 %s, p99 %s, max %s\n", "", d.latency.quantile(0.5), d.latency.quantile(0.99), d.latency.max.Round(time.Microsecond))
+		fmt.Printf("%-10s daemon's exec checks took p50 %s, p99 %s, max %s; %d services withdrawn from its start on\n", "",
+			d.latency.quantile(0.5), d.latency.quantile(0.99), d.latency.max.Round(time.Microsecond), d.withdrawn)
 		ratios = append(ratios, d.perCheck()/b.perCheck())
 		fmt.Printf("%-10s %.2f×\n", "ratio", ratios[len(ratios)-1])
 		daemonSum, bareSum = daemonSum.plus(d), bareSum.plus(b)
@@ -301,6 +303,7 @@ type execPhase struct {
 	checks, failed int
 	elapsed        time.Duration
 	latency        *histogram // the daemon's checks, from the round's start; nil for the bare loop
+	withdrawn      int        // the daemon's services that went down, from its start on
 }
 
 func (p execPhase) perCheck() float64 {
@@ -336,6 +339,9 @@ func daemonPhase(cfg *config.Config, duration time.Duration, reasons map[string]
 	sup := advertise.New(ifaddrtest.New(advertised...), "lo", advertise.Options{Log: log, NewChecker: checker.NewBuilder(checker.MaxExecInFlight()).New, OnRound: func(r advertise.Round) {
 		mu.Lock()
 		defer mu.Unlock()
+		if r.To == status.Down && r.From != status.Down {
+			p.withdrawn++
+		}
 		if !measuring {
 			return
 		}
