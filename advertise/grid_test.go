@@ -1,6 +1,8 @@
 package advertise
 
 import (
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -53,5 +55,45 @@ func TestGridEpoch(t *testing.T) {
 				t.Errorf("gridEpoch = %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// Services with an exec check sharing an interval are spaced evenly over
+// it, whatever their order in the file; the others keep their hashed place.
+func TestOffsets(t *testing.T) {
+	svc := func(name string, interval time.Duration, typ string) config.Service {
+		return config.Service{Name: name, Interval: interval, Checks: []config.Check{{Type: typ}}}
+	}
+	services := []config.Service{
+		svc("dns", time.Second, config.CheckDNS),
+		svc("a", time.Second, config.CheckExec), svc("b", time.Second, config.CheckExec),
+		svc("c", time.Second, config.CheckExec), svc("d", time.Second, config.CheckExec),
+		svc("slow", 10*time.Second, config.CheckExec),
+	}
+	got := offsets(services)
+	if got["dns"] != firstDelay("dns", time.Second) {
+		t.Errorf("dns at %s, want its hashed place %s", got["dns"], firstDelay("dns", time.Second))
+	}
+	if got["slow"] != firstDelay("slow", 10*time.Second) {
+		t.Errorf("the only exec service at 10 s is at %s, want its hashed place %s", got["slow"], firstDelay("slow", 10*time.Second))
+	}
+	var places []time.Duration
+	for _, name := range []string{"a", "b", "c", "d"} {
+		places = append(places, got[name])
+	}
+	slices.Sort(places)
+	for i := range places {
+		next := places[(i+1)%len(places)]
+		if i == len(places)-1 {
+			next += time.Second
+		}
+		if gap := next - places[i]; gap != 250*time.Millisecond {
+			t.Errorf("exec services at %v: a gap of %s, want 250ms between each", places, gap)
+			break
+		}
+	}
+	slices.Reverse(services)
+	if again := offsets(services); !maps.Equal(again, got) {
+		t.Errorf("reordered services got %v, want %v", again, got)
 	}
 }

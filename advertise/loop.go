@@ -1,6 +1,7 @@
 package advertise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +58,7 @@ type loopDeps struct {
 type serviceLoop struct {
 	loopDeps
 	cfg    config.Service
+	offset time.Duration // the service's place in its interval (offsets)
 	checks []namedChecker
 	log    logrus.FieldLogger // with the service's fields
 	now    chan chan Round    // run a round now and send it back
@@ -81,10 +84,11 @@ type serviceLoop struct {
 	lastRound  time.Time // Clock.Now of the last round
 }
 
-func newServiceLoop(cfg config.Service, advertised bool, deps loopDeps) (*serviceLoop, error) {
+func newServiceLoop(cfg config.Service, offset time.Duration, advertised bool, deps loopDeps) (*serviceLoop, error) {
 	l := &serviceLoop{
 		loopDeps:   deps,
 		cfg:        cfg,
+		offset:     offset,
 		log:        deps.log.WithFields(logrus.Fields{"service": cfg.Name, "prefixes": prefixList(cfg.Prefixes)}),
 		now:        make(chan chan Round),
 		done:       make(chan struct{}),
@@ -167,9 +171,40 @@ func (l *serviceLoop) setDrain(d *status.Drain, why string) (gen uint64) {
 // firstDelay spreads the services' rounds over their interval, stable per
 // name, so that many services do not all probe in the same millisecond.
 func firstDelay(name string, interval time.Duration) time.Duration {
+	return time.Duration(uint64(nameHash(name)) % uint64(interval))
+}
+
+func nameHash(name string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(name))
-	return time.Duration(uint64(h.Sum32()) % uint64(interval))
+	return h.Sum32()
+}
+
+// offsets gives each service its place in its interval. A service's own
+// hash places it (firstDelay), except services with an exec check: those
+// sharing an interval are spaced evenly, in the order of their hashes from
+// the first one's place, because hashed places fall close together by
+// chance and forks close together cost more. bench/checks -exec, 500
+// services at 10 s, median of 2 pairs against a bare loop spaced evenly:
+// hashed 1.63×, the children 3.9–4.4 ms per exec against 2.4–2.6; spaced
+// evenly 0.90×, 2.46 against 2.75.
+func offsets(services []config.Service) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	execByInterval := map[time.Duration][]string{}
+	for _, s := range services {
+		out[s.Name] = firstDelay(s.Name, s.Interval)
+		if slices.ContainsFunc(s.Checks, func(c config.Check) bool { return c.Type == config.CheckExec }) {
+			execByInterval[s.Interval] = append(execByInterval[s.Interval], s.Name)
+		}
+	}
+	for interval, names := range execByInterval {
+		slices.SortFunc(names, func(a, b string) int { return cmp.Or(cmp.Compare(nameHash(a), nameHash(b)), strings.Compare(a, b)) })
+		first := out[names[0]]
+		for rank, name := range names {
+			out[name] = (first + time.Duration(rank)*(interval/time.Duration(len(names)))) % interval
+		}
+	}
+	return out
 }
 
 func (l *serviceLoop) start(parent context.Context) {
@@ -219,7 +254,7 @@ func (l *serviceLoop) run(ctx context.Context) {
 	// rounds keep to the service's phase (onPhase): the offset's place in
 	// the interval, on the grid.
 	scheduled := l.clock.Now()
-	offset := firstDelay(l.cfg.Name, l.cfg.Interval)
+	offset := l.offset
 	phase := onGrid(scheduled.Add(offset), l.epoch)
 	var waiting []chan Round // asked for this round
 	for {

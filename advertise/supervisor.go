@@ -237,6 +237,7 @@ func (s *Supervisor) waitReady(loops map[string]*serviceLoop) {
 // against current; it changes nothing, so a failure leaves all as it was.
 func (s *Supervisor) buildLoops(cfg *config.Config, link ifaddr.Link, current map[string]*serviceLoop) (map[string]*serviceLoop, error) {
 	loops := map[string]*serviceLoop{}
+	places := offsets(cfg.Services)
 	for _, svc := range cfg.Services {
 		old := current[svc.Name]
 		if old != nil && reflect.DeepEqual(old.cfg, svc) {
@@ -244,7 +245,7 @@ func (s *Supervisor) buildLoops(cfg *config.Config, link ifaddr.Link, current ma
 		}
 		// A replaced service's state is taken over once its old loop has
 		// stopped (see Reload); until then this is a placeholder.
-		l, err := newServiceLoop(svc, anyPresent(link, svc.Prefixes), s.deps())
+		l, err := newServiceLoop(svc, places[svc.Name], anyPresent(link, svc.Prefixes), s.deps())
 		if err != nil {
 			return nil, err
 		}
