@@ -17,7 +17,7 @@ import (
 
 // startDNS serves a small zone on 127.0.0.1:0 over net ("udp" or "tcp") and
 // returns its address once it really serves.
-func startDNS(t *testing.T, network string) string {
+func startDNS(t testing.TB, network string) string {
 	t.Helper()
 	mux := dns.NewServeMux()
 	mux.HandleFunc("health.example.", func(w dns.ResponseWriter, r *dns.Msg) {
@@ -45,7 +45,7 @@ func startDNS(t *testing.T, network string) string {
 
 // serveDNS serves h on 127.0.0.1:0 over network until the test ends and
 // returns its address once it really serves.
-func serveDNS(t *testing.T, network string, h dns.Handler) string {
+func serveDNS(t testing.TB, network string, h dns.Handler) string {
 	t.Helper()
 	started := make(chan struct{})
 	srv := &dns.Server{Addr: "127.0.0.1:0", Net: network, Handler: h, NotifyStartedFunc: func() { close(started) }}
@@ -198,12 +198,12 @@ func TestDNSReusesItsSocketAcrossRounds(t *testing.T) {
 	if len(kept) != 1 {
 		t.Fatalf("%d sockets kept, want 1", len(kept))
 	}
-	conn := <-kept
-	kept <- conn
+	s := <-kept
+	kept <- s
 	if err := c.(io.Closer).Close(); err != nil || len(kept) != 0 {
 		t.Errorf("Close: %v, %d kept", err, len(kept))
 	}
-	if _, err := conn.Write([]byte{0}); err == nil {
+	if _, err := s.conn.Write([]byte{0}); err == nil {
 		t.Error("the kept socket still works after Close")
 	}
 }

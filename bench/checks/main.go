@@ -171,6 +171,7 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 	}
 	defer stopProfile()
 	startUser, startSys := cpuSplit()
+	startUsage, startGCs := usage(), gcCycles()
 	startCPU, start := cpuTime(), time.Now()
 	lastCPU, lastT, lastChecks, lastRounds, lastLate := startCPU, start, 0, 0, 0
 	for time.Since(start) < duration {
@@ -188,6 +189,7 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 		lastCPU, lastT, lastChecks, lastRounds, lastLate = cpu, now, c, r, lt
 	}
 	elapsed, cpu := time.Since(start), cpuTime()-startCPU
+	used, gcs := usage().minus(startUsage), gcCycles()-startGCs
 	mu.Lock()
 	measuring = false
 	total, failed, lat, lateTotal := checks, failures, lateness, late
@@ -200,6 +202,8 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 	fmt.Printf("CPU                        %.2f%% of one core (user %.2f%%, kernel %.2f%%); %.1f ms CPU per 1000 checks\n",
 		100*cpu.Seconds()/elapsed.Seconds(), 100*(user-startUser).Seconds()/elapsed.Seconds(),
 		100*(sys-startSys).Seconds()/elapsed.Seconds(), 1000*cpu.Seconds()/float64(total)*1000)
+	fmt.Printf("context switches, GC       %.2f per check; %d GC cycles (%.1f/s)\n",
+		float64(used.switches)/float64(max(total, 1)), gcs, float64(gcs)/elapsed.Seconds())
 	fmt.Printf("peak RSS                   %.1f MiB\n", peakRSSMiB())
 	fmt.Printf("lateness p50 / p99 / max   %s / %s / %s (%d rounds, %d later than %s)\n",
 		lat.quantile(0.50), lat.quantile(0.99), lat.max.Round(time.Microsecond), lat.n, lateTotal, lateAfter)
@@ -456,6 +460,12 @@ func usage() rusage {
 
 func (u rusage) minus(v rusage) rusage {
 	return rusage{self: u.self - v.self, children: u.children - v.children, switches: u.switches - v.switches}
+}
+
+func gcCycles() uint32 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.NumGC
 }
 
 func cpuTime() time.Duration {
