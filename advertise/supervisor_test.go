@@ -606,3 +606,44 @@ func TestStarvedRoundsHoldTheState(t *testing.T) {
 		t.Error("dns still advertised after fall failing rounds")
 	}
 }
+
+// deadlineCheck records the context its round gave it.
+type deadlineCheck struct{ got *context.Context }
+
+func (c deadlineCheck) Check(ctx context.Context) error {
+	*c.got = ctx
+	return nil
+}
+
+// Checks with the same timeout share one context, checks with another get
+// their own, each deadline is the round's start plus the check's timeout,
+// and every context is released when the round ends.
+func TestRunChecksDeadlines(t *testing.T) {
+	timeouts := []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 100 * time.Millisecond, time.Second}
+	ctxs := make([]context.Context, len(timeouts))
+	var checks []namedChecker
+	for i, timeout := range timeouts {
+		c := config.Check{Type: config.CheckTCP, Address: "127.0.0.1:1", Timeout: timeout}
+		checks = append(checks, namedChecker{cfg: c, name: c.String(), checker: deadlineCheck{&ctxs[i]}})
+	}
+	start := time.Now()
+	results := runChecks(context.Background(), realClock{}, checks)
+	for i, r := range results {
+		if r.Err != nil || r.Check != checks[i].name {
+			t.Errorf("result %d = %+v", i, r)
+		}
+		deadline, ok := ctxs[i].Deadline()
+		if want := start.Add(timeouts[i]); !ok || deadline.Before(want) || deadline.After(want.Add(50*time.Millisecond)) {
+			t.Errorf("check %d (timeout %s): deadline %s after the start, want %s", i, timeouts[i], deadline.Sub(start), timeouts[i])
+		}
+		if ctxs[i].Err() == nil {
+			t.Errorf("check %d: its context is still live after the round", i)
+		}
+	}
+	if ctxs[0] != ctxs[2] {
+		t.Error("two checks with one timeout got two contexts, want one")
+	}
+	if ctxs[0] == ctxs[1] || ctxs[1] == ctxs[3] {
+		t.Error("checks with different timeouts share a context")
+	}
+}
