@@ -2,6 +2,8 @@ package checker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,16 +19,23 @@ import (
 type dnsChecker struct {
 	server         string
 	transport      string
-	query          string
-	qtype          uint16
+	question       []byte // the query packed once; each round writes a copy with its own ID
 	rcode          int
 	answerContains string
 	// idle keeps, over UDP, the socket of the last exchange that got a
-	// response, for the next round: a socket per probe was the larger part
-	// of a DNS check's CPU (dial and close: 60 % of it, profiled in
-	// bench/checks). A round that ends any other way closes its socket, so
-	// a late or refused answer never reaches the next round. nil over TCP.
-	idle chan *dns.Conn
+	// response, for the next round, with its buffer: a socket per probe was
+	// the larger part of a DNS check's CPU (dial and close: 60 % of it,
+	// profiled in bench/checks). A round that ends any other way closes its
+	// socket, so a late or refused answer never reaches the next round. nil
+	// over TCP.
+	idle chan dnsSocket
+}
+
+// dnsSocket is a DNS check's socket with the buffer its rounds write the
+// query into and (over UDP) read the response into.
+type dnsSocket struct {
+	conn *dns.Conn
+	buf  []byte
 }
 
 func newDNS(_ *Builder, c config.Check) (Checker, error) {
@@ -38,19 +47,26 @@ func newDNS(_ *Builder, c config.Check) (Checker, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown rcode %q", c.Rcode)
 	}
-	d := dnsChecker{server: c.Server, transport: c.Transport, query: c.Query, qtype: qtype,
+	q := new(dns.Msg)
+	q.SetQuestion(c.Query, qtype)
+	q.RecursionDesired = true
+	question, err := q.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("packing the query for %q: %w", c.Query, err)
+	}
+	d := dnsChecker{server: c.Server, transport: c.Transport, question: question,
 		rcode: rcode, answerContains: c.AnswerContains}
 	if c.Transport == "udp" {
-		d.idle = make(chan *dns.Conn, 1)
+		d.idle = make(chan dnsSocket, 1)
 	}
 	return d, nil
 }
 
-// keep offers conn to the next round; false when there is no room (UDP
+// keep offers s to the next round; false when there is no room (UDP
 // only; one kept at most).
-func (d dnsChecker) keep(conn *dns.Conn) bool {
+func (d dnsChecker) keep(s dnsSocket) bool {
 	select {
-	case d.idle <- conn:
+	case d.idle <- s:
 		return true
 	default:
 		return false
@@ -61,32 +77,37 @@ func (d dnsChecker) keep(conn *dns.Conn) bool {
 // loop calls it when it ends.
 func (d dnsChecker) Close() error {
 	select {
-	case conn := <-d.idle:
-		return conn.Close()
+	case s := <-d.idle:
+		return s.conn.Close()
 	default:
 		return nil
 	}
 }
 
 func (d dnsChecker) Check(ctx context.Context) error {
-	var conn *dns.Conn
+	var s dnsSocket
 	select {
-	case conn = <-d.idle:
+	case s = <-d.idle:
 	default:
 		// The client's own dial timeout would cut a connect short at 2 s.
 		client := &dns.Client{Net: d.transport, Timeout: time.Hour}
-		var err error
-		if conn, err = client.DialContext(ctx, d.server); err != nil {
+		conn, err := client.DialContext(ctx, d.server)
+		if err != nil {
 			return err
 		}
+		s = dnsSocket{conn: conn, buf: make([]byte, dns.MinMsgSize)}
 	}
 	// The context is the only timeout: at its end the socket is closed
 	// under the write or the read. No socket deadlines are set, so a round
 	// costs no timer of the runtime's poller.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	r, err := d.exchange(conn)
-	if !stop() || err != nil || !d.keep(conn) {
-		conn.Close()
+	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
+	r, err := d.exchange(s)
+	var verdict error
+	if err == nil {
+		verdict = d.judge(r) // before the next round may reuse the buffer
+	}
+	if !stop() || err != nil || d.idle == nil || !d.keep(s) {
+		s.conn.Close()
 	}
 	if err != nil {
 		// Past the deadline the socket was closed under the read: no response.
@@ -98,6 +119,11 @@ func (d dnsChecker) Check(ctx context.Context) error {
 		}
 		return err
 	}
+	return verdict
+}
+
+// judge compares a response with what the check wants.
+func (d dnsChecker) judge(r *dns.Msg) error {
 	if r.Rcode != d.rcode {
 		return mismatch("rcode", "rcode %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[d.rcode])
 	}
@@ -120,25 +146,44 @@ func (d dnsChecker) Check(ctx context.Context) error {
 		d.answerContains, strings.Join(seen, ", "), truncated)
 }
 
-// exchange asks the question with a fresh random ID on conn and returns the
+// exchange asks the question with a fresh random ID on s and returns the
 // response with that ID. Over UDP, responses with another ID are skipped:
 // they answer an earlier round's question on a kept socket, or are forged.
-func (d dnsChecker) exchange(conn *dns.Conn) (*dns.Msg, error) {
-	q := new(dns.Msg)
-	q.SetQuestion(d.query, d.qtype) // a fresh random ID
-	q.RecursionDesired = true
-	if err := conn.WriteMsg(q); err != nil {
+func (d dnsChecker) exchange(s dnsSocket) (*dns.Msg, error) {
+	q := append(s.buf[:0], d.question...)
+	rand.Read(q[:2]) // never fails
+	id := binary.BigEndian.Uint16(q)
+	if _, err := s.conn.Write(q); err != nil {
 		return nil, err
 	}
 	for {
-		r, err := conn.ReadMsg()
+		r, err := d.read(s)
 		switch {
 		case err != nil:
 			return nil, err
-		case r.Id == q.Id:
+		case r.Id == id:
 			return r, nil
 		case d.transport != "udp":
 			return nil, dns.ErrId
 		}
 	}
+}
+
+// read reads one response: over UDP one datagram into s's buffer (a
+// response longer than dns.MinMsgSize fails to unpack, as with the
+// library's own read); over TCP the library reads as much as the length
+// prefix says.
+func (d dnsChecker) read(s dnsSocket) (*dns.Msg, error) {
+	if d.transport != "udp" {
+		return s.conn.ReadMsg()
+	}
+	n, err := s.conn.Conn.Read(s.buf[:cap(s.buf)]) // one datagram
+	if err != nil {
+		return nil, err
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(s.buf[:n]); err != nil {
+		return nil, fmt.Errorf("unpacking the response: %w", err)
+	}
+	return r, nil
 }
