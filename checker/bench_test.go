@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
+	"github.com/anycast-watchdog/anycast-watchdog/internal/tcptest"
 )
 
 // BenchmarkCheck runs the in-process checks bench/checks runs, one after
@@ -19,15 +20,7 @@ func BenchmarkCheck(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	go tcptest.AcceptAndClose(l)
 	dnsServer := startDNS(b, "udp")
 	for _, c := range []config.Check{
 		{Type: "dns", Server: dnsServer, Query: "health.example.", QType: "A", Rcode: "NOERROR", Transport: "udp", AnswerContains: "198.51.100.99"},
