@@ -62,8 +62,8 @@ func newDNS(_ *Builder, c config.Check) (Checker, error) {
 	return d, nil
 }
 
-// keep offers s to the next round; false when there is no room (UDP
-// only; one kept at most).
+// keep offers s to the next round; false when there is no room (one kept
+// at most) and always over TCP (idle is nil: a send on it never proceeds).
 func (d dnsChecker) keep(s dnsSocket) bool {
 	select {
 	case d.idle <- s:
@@ -106,7 +106,7 @@ func (d dnsChecker) Check(ctx context.Context) error {
 	if err == nil {
 		verdict = d.judge(r) // before the next round may reuse the buffer
 	}
-	if !stop() || err != nil || d.idle == nil || !d.keep(s) {
+	if !stop() || err != nil || !d.keep(s) {
 		s.conn.Close()
 	}
 	if err != nil {
