@@ -302,12 +302,12 @@ func (l *serviceLoop) run(ctx context.Context) {
 		l.mu.Lock()
 		period := l.hyst.Period(l.cfg.Interval, l.cfg.FastInterval)
 		l.mu.Unlock()
-		switch {
-		case period == l.cfg.Interval:
+		if period == l.cfg.Interval {
 			scheduled = onGrid(notBefore(onPhase(scheduled, phase, period), ended), l.epoch)
-		case offset > 0 && offset < period:
-			scheduled = onGrid(nextRound(scheduled, ended, offset), l.epoch)
-		default:
+		} else {
+			if offset > 0 && offset < period {
+				period = offset
+			}
 			scheduled = onGrid(nextRound(scheduled, ended, period), l.epoch)
 		}
 		offset = 0
@@ -372,14 +372,15 @@ func runChecks(ctx context.Context, clock Clock, checks []namedChecker) []CheckR
 	return results
 }
 
-// roundVerdict judges a round: it fails when a check that ran failed, and
-// passes when every check passed. A check that could not start in time
-// (*checker.Starved) proves nothing either way, so a round with one and no
-// failure has no verdict (decided false): withdrawing on it would take a
-// healthy service off the network for the daemon's own load (500 exec
-// services at their start: 75–198 of them withdrawn in bench/checks), and rising
-// on it would advertise on a part of the checks.
-func roundVerdict(results []CheckResult) (pass, decided bool) {
+// roundVerdict judges a round: failed are the checks that ran and failed,
+// and the round fails when there is one, passes when every check passed. A
+// check that could not start in time (*checker.Starved) proves nothing
+// either way, so a round with one and no failure has no verdict (decided
+// false): withdrawing on it would take a healthy service off the network
+// for the daemon's own load (500 exec services at their start: 75–198 of
+// them withdrawn in bench/checks), and rising on it would advertise on a
+// part of the checks.
+func roundVerdict(results []CheckResult) (failed []CheckResult, decided bool) {
 	starved := false
 	for _, r := range results {
 		switch {
@@ -387,10 +388,10 @@ func roundVerdict(results []CheckResult) (pass, decided bool) {
 		case isStarved(r.Err):
 			starved = true
 		default:
-			return false, true
+			failed = append(failed, r)
 		}
 	}
-	return !starved, !starved
+	return failed, len(failed) > 0 || !starved
 }
 
 func isStarved(err error) bool {
@@ -425,13 +426,7 @@ func buildCheckers(svc config.Service, newChecker func(config.Check) (checker.Ch
 // gen is the generation to wait for (0: no change). first is true for the
 // loop's first round.
 func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, first bool, gen uint64) {
-	var failed []CheckResult
-	for _, r := range results {
-		if r.Err != nil && !isStarved(r.Err) {
-			failed = append(failed, r)
-		}
-	}
-	pass, decided := roundVerdict(results)
+	failed, decided := roundVerdict(results)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.rounds++
@@ -468,7 +463,7 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 		l.log.WithField("rounds", l.undecided).Info("rounds have a verdict again after starved ones")
 		l.undecided = 0
 	}
-	from, to = l.hyst.Observe(pass)
+	from, to = l.hyst.Observe(len(failed) == 0)
 	passes, fails := l.hyst.Streak()
 	reason := ""
 	if from != to {

@@ -546,20 +546,28 @@ func TestRoundVerdict(t *testing.T) {
 	fail := CheckResult{Check: "tcp", Err: errors.New("connection refused")}
 	starved := CheckResult{Check: "script", Err: fmt.Errorf("check: %w", &checker.Starved{Running: 8})}
 	for _, tt := range []struct {
-		name          string
-		results       []CheckResult
-		pass, decided bool
+		name       string
+		results    []CheckResult
+		wantFailed int // how many of results, all of them fail
+		decided    bool
 	}{
-		{"all pass", []CheckResult{pass, pass}, true, true},
-		{"one fails", []CheckResult{pass, fail}, false, true},
-		{"starved alone: no verdict", []CheckResult{starved}, false, false},
-		{"starved beside a pass: no verdict", []CheckResult{pass, starved}, false, false},
-		{"starved beside a failure: fails", []CheckResult{starved, fail}, false, true},
-		{"no checks passes", nil, true, true},
+		{"all pass", []CheckResult{pass, pass}, 0, true},
+		{"one fails", []CheckResult{pass, fail}, 1, true},
+		{"starved alone: no verdict", []CheckResult{starved}, 0, false},
+		{"starved beside a pass: no verdict", []CheckResult{pass, starved}, 0, false},
+		{"starved beside a failure: fails", []CheckResult{starved, fail}, 1, true},
+		{"two fail", []CheckResult{fail, pass, fail}, 2, true},
+		{"no checks passes", nil, 0, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if pass, decided := roundVerdict(tt.results); pass != tt.pass || decided != tt.decided {
-				t.Errorf("roundVerdict = (pass %v, decided %v), want (%v, %v)", pass, decided, tt.pass, tt.decided)
+			failed, decided := roundVerdict(tt.results)
+			if len(failed) != tt.wantFailed || decided != tt.decided {
+				t.Fatalf("roundVerdict = (%d failed, decided %v), want (%d, %v)", len(failed), decided, tt.wantFailed, tt.decided)
+			}
+			for _, r := range failed {
+				if r.Err == nil || isStarved(r.Err) {
+					t.Errorf("%+v counted as failed", r)
+				}
 			}
 		})
 	}

@@ -188,8 +188,8 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 			rssMiB(), runtime.NumGoroutine(), lt-lastLate, max(0, expected-(r-lastRounds)))
 		lastCPU, lastT, lastChecks, lastRounds, lastLate = cpu, now, c, r, lt
 	}
-	elapsed, cpu := time.Since(start), cpuTime()-startCPU
-	used, gcs := usage().minus(startUsage), gcCycles()-startGCs
+	elapsed, used, gcs := time.Since(start), usage().minus(startUsage), gcCycles()-startGCs
+	cpu := used.self
 	mu.Lock()
 	measuring = false
 	total, failed, lat, lateTotal := checks, failures, lateness, late
@@ -315,8 +315,7 @@ func (p execPhase) perCheck() float64 {
 }
 
 func (p execPhase) plus(q execPhase) execPhase {
-	return execPhase{usage: rusage{self: p.usage.self + q.usage.self, children: p.usage.children + q.usage.children,
-		switches: p.usage.switches + q.usage.switches}, checks: p.checks + q.checks, failed: p.failed + q.failed, elapsed: p.elapsed + q.elapsed}
+	return execPhase{usage: p.usage.plus(q.usage), checks: p.checks + q.checks, failed: p.failed + q.failed, elapsed: p.elapsed + q.elapsed}
 }
 
 func (p execPhase) print(name string) {
@@ -460,6 +459,10 @@ func usage() rusage {
 
 func (u rusage) minus(v rusage) rusage {
 	return rusage{self: u.self - v.self, children: u.children - v.children, switches: u.switches - v.switches}
+}
+
+func (u rusage) plus(v rusage) rusage {
+	return rusage{self: u.self + v.self, children: u.children + v.children, switches: u.switches + v.switches}
 }
 
 func gcCycles() uint32 {
