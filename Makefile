@@ -52,7 +52,8 @@ deps-lab:
 deps-test:
 	@./packaging/install-missing $(TEST_PACKAGES)
 
-## bench-checks: 200 services x 5 checks for 60 s; prints checks/s, CPU, RSS, lateness.
+## bench-checks: 200 services x 5 checks for 60 s; prints checks/s, CPU, RSS, lateness,
+## and the CPU per check of the same checks run alone beside the daemon's.
 bench-checks:
 	$(GO) run ./bench/checks
 

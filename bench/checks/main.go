@@ -3,7 +3,10 @@
 // servers, run by the real supervisor with an in-memory interface. The
 // servers run in a child process so that the CPU and RSS printed are the
 // watchdog's alone. Every 10 s it prints checks/s, CPU, RSS, goroutines and
-// late and missed rounds, so that growth over a long run shows.
+// late and missed rounds, so that growth over a long run shows. Before the
+// supervisor starts and after it stops it runs the same checks alone, back
+// to back on one goroutine, and prints their CPU per check beside the
+// daemon's: what the checks cost by themselves on this machine.
 //
 // With -exec each service has one exec check of /bin/true instead, and
 // phases of the daemon alternate with phases of a bare loop that forks and
@@ -20,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -126,6 +130,12 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 	if err != nil {
 		return err
 	}
+	// The same checks alone, before the supervisor starts and after it
+	// stops: the host's noise moves over minutes, so both are printed.
+	aloneBefore, err := checksAlone(cfg.Services[0].Checks)
+	if err != nil {
+		return err
+	}
 	var advertised []netip.Prefix // all healthy and advertised
 	for _, s := range cfg.Services {
 		advertised = append(advertised, s.Prefixes[0])
@@ -189,25 +199,90 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 		lastCPU, lastT, lastChecks, lastRounds, lastLate = cpu, now, c, r, lt
 	}
 	elapsed, used, gcs := time.Since(start), usage().minus(startUsage), gcCycles()-startGCs
+	user, sys := cpuSplit()
 	cpu := used.self
 	mu.Lock()
 	measuring = false
 	total, failed, lat, lateTotal := checks, failures, lateness, late
 	mu.Unlock()
 	sup.Stop(context.Background(), config.OnExitKeep)
+	aloneAfter, err := checksAlone(cfg.Services[0].Checks)
+	if err != nil {
+		return err
+	}
 
 	fmt.Println()
 	fmt.Printf("checks/s                   %.0f (%d checks, %d failed)\n", float64(total)/elapsed.Seconds(), total, failed)
-	user, sys := cpuSplit()
 	fmt.Printf("CPU                        %.2f%% of one core (user %.2f%%, kernel %.2f%%); %.1f ms CPU per 1000 checks\n",
 		100*cpu.Seconds()/elapsed.Seconds(), 100*(user-startUser).Seconds()/elapsed.Seconds(),
 		100*(sys-startSys).Seconds()/elapsed.Seconds(), 1000*cpu.Seconds()/float64(total)*1000)
+	perCheck, alone := cpu/time.Duration(max(total, 1)), (aloneBefore.mix+aloneAfter.mix)/2
+	fmt.Printf("the same checks alone      before: %s; after: %s\n", aloneBefore, aloneAfter)
+	fmt.Printf("daemon / alone             %.2f× (%s per check against %s)\n", float64(perCheck)/float64(alone),
+		perCheck.Round(100*time.Nanosecond), alone.Round(100*time.Nanosecond))
 	fmt.Printf("context switches, GC       %.2f per check; %d GC cycles (%.1f/s)\n",
 		float64(used.switches)/float64(max(total, 1)), gcs, float64(gcs)/elapsed.Seconds())
 	fmt.Printf("peak RSS                   %.1f MiB\n", peakRSSMiB())
 	fmt.Printf("lateness p50 / p99 / max   %s / %s / %s (%d rounds, %d later than %s)\n",
 		lat.quantile(0.50), lat.quantile(0.99), lat.max.Round(time.Microsecond), lat.n, lateTotal, lateAfter)
 	return nil
+}
+
+// aloneCost is the CPU per check of checks run alone (checksAlone).
+type aloneCost struct {
+	byType map[string]time.Duration // by check type
+	mix    time.Duration            // per check of the service's mix of types
+}
+
+func (a aloneCost) String() string {
+	var parts []string
+	for _, t := range slices.Sorted(maps.Keys(a.byType)) {
+		parts = append(parts, fmt.Sprintf("%s %s", t, a.byType[t].Round(100*time.Nanosecond)))
+	}
+	return fmt.Sprintf("%s, %s per check of the mix", strings.Join(parts, ", "), a.mix.Round(100*time.Nanosecond))
+}
+
+// aloneRuns is how many checks of each type checksAlone runs: about 1.5 s
+// of DNS and TCP checks on the project's CI machine.
+const aloneRuns = 10000
+
+// checksAlone runs each of a service's checks aloneRuns times back to back
+// on one goroutine, through the same checkers as the daemon's but without
+// the supervisor, and returns the CPU per check of each type and of the
+// service's mix: what the checks cost by themselves, the yardstick for
+// the daemon's CPU per check. A failed check is an error: the servers
+// must answer for the figure to mean anything.
+func checksAlone(checks []config.Check) (aloneCost, error) {
+	a := aloneCost{byType: map[string]time.Duration{}}
+	for _, c := range checks {
+		if _, done := a.byType[c.Type]; done {
+			continue
+		}
+		ck, err := checker.New(c)
+		if err != nil {
+			return a, err
+		}
+		before := cpuTime()
+		for i := range aloneRuns {
+			ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+			err := ck.Check(ctx)
+			cancel()
+			if err != nil {
+				return a, fmt.Errorf("%s check alone: %w", c.Type, err)
+			}
+			if i%100 == 99 {
+				time.Sleep(time.Millisecond) // a pause for the TCP server's accept queue
+			}
+		}
+		a.byType[c.Type] = (cpuTime() - before) / aloneRuns
+		if closer, ok := ck.(io.Closer); ok {
+			closer.Close()
+		}
+	}
+	for _, c := range checks {
+		a.mix += a.byType[c.Type] / time.Duration(len(checks))
+	}
+	return a, nil
 }
 
 // hostPrefix gives service i its own /32 from the documentation ranges.
