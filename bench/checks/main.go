@@ -180,16 +180,14 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 		return err
 	}
 	defer stopProfile()
-	startUser, startSys := cpuSplit()
-	startUsage, startGCs := usage(), gcCycles()
-	startCPU, start := cpuTime(), time.Now()
-	lastCPU, lastT, lastChecks, lastRounds, lastLate := startCPU, start, 0, 0, 0
+	startUsage, startGCs, start := usage(), gcCycles(), time.Now()
+	lastCPU, lastT, lastChecks, lastRounds, lastLate := startUsage.self(), start, 0, 0, 0
 	for time.Since(start) < duration {
 		time.Sleep(min(10*time.Second, duration-time.Since(start)))
 		mu.Lock()
 		c, r, lt := checks, rounds, late
 		mu.Unlock()
-		now, cpu := time.Now(), cpuTime()
+		now, cpu := time.Now(), usage().self()
 		window := now.Sub(lastT)
 		// Missed: rounds the schedule called for in the window that did not run.
 		expected := int(float64(n) * window.Seconds() / interval.Seconds())
@@ -199,8 +197,7 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 		lastCPU, lastT, lastChecks, lastRounds, lastLate = cpu, now, c, r, lt
 	}
 	elapsed, used, gcs := time.Since(start), usage().minus(startUsage), gcCycles()-startGCs
-	user, sys := cpuSplit()
-	cpu := used.self
+	cpu := used.self()
 	mu.Lock()
 	measuring = false
 	total, failed, lat, lateTotal := checks, failures, lateness, late
@@ -214,8 +211,8 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 	fmt.Println()
 	fmt.Printf("checks/s                   %.0f (%d checks, %d failed)\n", float64(total)/elapsed.Seconds(), total, failed)
 	fmt.Printf("CPU                        %.2f%% of one core (user %.2f%%, kernel %.2f%%); %.1f ms CPU per 1000 checks\n",
-		100*cpu.Seconds()/elapsed.Seconds(), 100*(user-startUser).Seconds()/elapsed.Seconds(),
-		100*(sys-startSys).Seconds()/elapsed.Seconds(), 1000*cpu.Seconds()/float64(total)*1000)
+		100*cpu.Seconds()/elapsed.Seconds(), 100*used.user.Seconds()/elapsed.Seconds(),
+		100*used.sys.Seconds()/elapsed.Seconds(), 1000*cpu.Seconds()/float64(total)*1000)
 	perCheck, alone := cpu/time.Duration(max(total, 1)), (aloneBefore.mix+aloneAfter.mix)/2
 	fmt.Printf("the same checks alone      before: %s; after: %s\n", aloneBefore, aloneAfter)
 	fmt.Printf("daemon / alone             %.2f× (%s per check against %s)\n", float64(perCheck)/float64(alone),
@@ -258,31 +255,41 @@ func checksAlone(checks []config.Check) (aloneCost, error) {
 		if _, done := a.byType[c.Type]; done {
 			continue
 		}
-		ck, err := checker.New(c)
+		cost, err := checkAlone(c)
 		if err != nil {
-			return a, err
+			return a, fmt.Errorf("%s check alone: %w", c.Type, err)
 		}
-		before := cpuTime()
-		for i := range aloneRuns {
-			ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
-			err := ck.Check(ctx)
-			cancel()
-			if err != nil {
-				return a, fmt.Errorf("%s check alone: %w", c.Type, err)
-			}
-			if i%100 == 99 {
-				time.Sleep(time.Millisecond) // a pause for the TCP server's accept queue
-			}
-		}
-		a.byType[c.Type] = (cpuTime() - before) / aloneRuns
-		if closer, ok := ck.(io.Closer); ok {
-			closer.Close()
-		}
+		a.byType[c.Type] = cost
 	}
 	for _, c := range checks {
 		a.mix += a.byType[c.Type] / time.Duration(len(checks))
 	}
 	return a, nil
+}
+
+// checkAlone runs c aloneRuns times back to back and returns its CPU per
+// check; it closes what the check keeps between rounds on every way out.
+func checkAlone(c config.Check) (time.Duration, error) {
+	ck, err := checker.New(c)
+	if err != nil {
+		return 0, err
+	}
+	if closer, ok := ck.(io.Closer); ok {
+		defer closer.Close()
+	}
+	before := usage().self()
+	for i := range aloneRuns {
+		ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+		err := ck.Check(ctx)
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		if i%100 == 99 {
+			time.Sleep(time.Millisecond) // a pause for the TCP server's accept queue
+		}
+	}
+	return (usage().self() - before) / aloneRuns, nil
 }
 
 // hostPrefix gives service i its own /32 from the documentation ranges.
@@ -386,7 +393,7 @@ type execPhase struct {
 }
 
 func (p execPhase) perCheck() float64 {
-	return (p.usage.self + p.usage.children).Seconds() * 1000 / float64(max(p.checks, 1))
+	return (p.usage.self() + p.usage.children).Seconds() * 1000 / float64(max(p.checks, 1))
 }
 
 func (p execPhase) plus(q execPhase) execPhase {
@@ -395,9 +402,9 @@ func (p execPhase) plus(q execPhase) execPhase {
 
 func (p execPhase) print(name string) {
 	per := func(d time.Duration) float64 { return d.Seconds() * 1000 / float64(max(p.checks, 1)) }
-	fmt.Printf("%-10s %8d %8d %14.3f %14.3f %14.3f %12.1f   (%.1f%% of a core)\n", name, p.checks, p.failed, per(p.usage.self),
+	fmt.Printf("%-10s %8d %8d %14.3f %14.3f %14.3f %12.1f   (%.1f%% of a core)\n", name, p.checks, p.failed, per(p.usage.self()),
 		per(p.usage.children), p.perCheck(), float64(p.usage.switches)/float64(max(p.checks, 1)),
-		100*(p.usage.self+p.usage.children).Seconds()/p.elapsed.Seconds())
+		100*(p.usage.self()+p.usage.children).Seconds()/p.elapsed.Seconds())
 }
 
 // daemonPhase runs cfg through the real supervisor, with the daemon's own
@@ -517,44 +524,37 @@ func startAndSettle(sup *advertise.Supervisor, cfg *config.Config) error {
 	return nil
 }
 
-// rusage is the CPU of this process and of its waited-for children, and
-// this process's context switches.
+// rusage is the CPU of this process (user and kernel) and of its
+// waited-for children, and this process's context switches: the one
+// reading of getrusage every figure of the benchmark comes from.
 type rusage struct {
-	self, children time.Duration
-	switches       int64
+	user, sys, children time.Duration
+	switches            int64
 }
 
 func usage() rusage {
 	var s, c syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &s)
 	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &c)
-	return rusage{self: time.Duration(s.Utime.Nano() + s.Stime.Nano()), children: time.Duration(c.Utime.Nano() + c.Stime.Nano()),
-		switches: s.Nvcsw + s.Nivcsw}
+	return rusage{user: time.Duration(s.Utime.Nano()), sys: time.Duration(s.Stime.Nano()),
+		children: time.Duration(c.Utime.Nano() + c.Stime.Nano()), switches: s.Nvcsw + s.Nivcsw}
 }
 
+// self is this process's CPU, user and kernel.
+func (u rusage) self() time.Duration { return u.user + u.sys }
+
 func (u rusage) minus(v rusage) rusage {
-	return rusage{self: u.self - v.self, children: u.children - v.children, switches: u.switches - v.switches}
+	return rusage{user: u.user - v.user, sys: u.sys - v.sys, children: u.children - v.children, switches: u.switches - v.switches}
 }
 
 func (u rusage) plus(v rusage) rusage {
-	return rusage{self: u.self + v.self, children: u.children + v.children, switches: u.switches + v.switches}
+	return rusage{user: u.user + v.user, sys: u.sys + v.sys, children: u.children + v.children, switches: u.switches + v.switches}
 }
 
 func gcCycles() uint32 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.NumGC
-}
-
-func cpuTime() time.Duration {
-	user, sys := cpuSplit()
-	return user + sys
-}
-
-func cpuSplit() (user, sys time.Duration) {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
 func peakRSSMiB() float64 {
