@@ -128,16 +128,9 @@ func writeChecks(w io.Writer, services []serviceChecks) (failed bool, err error)
 
 // fleet counts the routers advertising a prefix, by class.
 func fleet(p status.Prefix) string {
-	if p.FleetError != "" {
+	normal, lastResort, known := p.AdvertiserCounts()
+	if !known {
 		return "unknown"
-	}
-	var normal, lastResort int
-	for _, a := range p.Advertisers {
-		if a.Class == status.ClassLastResort {
-			lastResort++
-		} else {
-			normal++
-		}
 	}
 	return fmt.Sprintf("%d/%d", normal, lastResort)
 }

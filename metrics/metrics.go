@@ -138,7 +138,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, state := range status.States() {
 			gauge(descState, b2f(s.State == state), s.Name, string(state))
 		}
-		gauge(descDrained, b2f(s.Drain != nil), s.Name)
+		gauge(descDrained, b2f(s.State.Drained()), s.Name)
 		if s.Drain != nil && !s.Drain.Until.IsZero() {
 			gauge(descDrainExpiry, float64(s.Drain.Until.Unix()), s.Name)
 		}
@@ -153,14 +153,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 				gauge(descBGPPeers, float64(b.PeersAdvertised), s.Name, p.Prefix, "advertised")
 				gauge(descBGPPeers, float64(b.PeersEstablished), s.Name, p.Prefix, "established")
 			}
-			if p.FleetError == "" {
-				count := map[string]int{status.ClassNormal: 0, status.ClassLastResort: 0}
-				for _, a := range p.Advertisers {
-					count[a.Class]++
-				}
-				for class, n := range count {
-					gauge(descAdvertisers, float64(n), s.Name, p.Prefix, class)
-				}
+			if normal, lastResort, known := p.AdvertiserCounts(); known {
+				gauge(descAdvertisers, float64(normal), s.Name, p.Prefix, status.ClassNormal)
+				gauge(descAdvertisers, float64(lastResort), s.Name, p.Prefix, status.ClassLastResort)
 			}
 		}
 	}

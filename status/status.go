@@ -34,6 +34,10 @@ func States() []State { return []State{Up, Falling, Rising, LastResort, Down, Dr
 
 func (s State) String() string { return string(s) }
 
+// Drained reports whether the state is an operator's drain: Draining or
+// Drained, whatever the checks say.
+func (s State) Drained() bool { return s == Draining || s == Drained }
+
 // Advertised is what the FRR read-back says of one prefix.
 type Advertised string
 
@@ -176,6 +180,22 @@ type BGP struct {
 	PeersEstablished int  `json:"peers_established"` // of the family's BGP sessions
 }
 
+// AdvertiserCounts counts the routers advertising the prefix by class;
+// known is false when there is no fleet view (FleetError says why).
+func (p Prefix) AdvertiserCounts() (normal, lastResort int, known bool) {
+	if p.FleetError != "" {
+		return 0, 0, false
+	}
+	for _, a := range p.Advertisers {
+		if a.Class == ClassLastResort {
+			lastResort++
+		} else {
+			normal++
+		}
+	}
+	return normal, lastResort, true
+}
+
 // Advertiser is one router advertising a prefix.
 type Advertiser struct {
 	RouterID string `json:"router_id"`
@@ -215,10 +235,10 @@ func Summary(services []Service) string {
 	var why []string
 	for _, s := range services {
 		counts[s.State]++
-		switch s.State {
-		case Up:
-		case Drained:
-			why = append(why, s.Name+": drained")
+		switch {
+		case s.State == Up:
+		case s.State.Drained():
+			why = append(why, s.Name+": "+s.State.String())
 		default:
 			why = append(why, s.Name+": "+shortReason(s))
 		}

@@ -103,6 +103,66 @@ func TestSummary(t *testing.T) {
 	}
 }
 
+// Every state a service can be in reads right in systemd's STATUS= line;
+// a state added to States() without a row here fails.
+func TestSummaryEveryState(t *testing.T) {
+	timeout := Check{Check: "dns 127.0.0.1:53 health.example./A udp", Reason: "timeout", Error: "context deadline exceeded"}
+	ok := Check{Check: "tcp 127.0.0.1:53", OK: true}
+	drain := &Drain{Reason: "kernel upgrade"}
+	want := map[State]struct {
+		service Service
+		summary string
+	}{
+		Up:         {Service{State: Up, Checks: []Check{ok}}, "1 service: 1 up"},
+		Falling:    {Service{State: Falling, Checks: []Check{timeout}}, "1 service: 1 falling (dns: timeout)"},
+		Rising:     {Service{State: Rising, Passes: 1, Checks: []Check{ok}}, "1 service: 1 rising (dns: rising, 1 passes)"},
+		LastResort: {Service{State: LastResort, Checks: []Check{timeout}}, "1 service: 1 last_resort (dns: timeout)"},
+		Down:       {Service{State: Down, Checks: []Check{timeout}}, "1 service: 1 down (dns: timeout)"},
+		Draining:   {Service{State: Draining, Drain: drain, Checks: []Check{ok}}, "1 service: 1 draining (dns: draining)"},
+		Drained:    {Service{State: Drained, Drain: drain, Checks: []Check{timeout}}, "1 service: 1 drained (dns: drained)"},
+	}
+	for _, st := range States() {
+		t.Run(st.String(), func(t *testing.T) {
+			w, ok := want[st]
+			if !ok {
+				t.Fatalf("no expected summary for state %s", st)
+			}
+			w.service.Name = "dns"
+			if got := Summary([]Service{w.service}); got != w.summary {
+				t.Errorf("Summary = %q, want %q", got, w.summary)
+			}
+		})
+	}
+}
+
+func TestStateDrained(t *testing.T) {
+	for _, st := range States() {
+		if got, want := st.Drained(), st == Draining || st == Drained; got != want {
+			t.Errorf("%s.Drained() = %v, want %v", st, got, want)
+		}
+	}
+}
+
+func TestAdvertiserCounts(t *testing.T) {
+	for _, tt := range []struct {
+		name               string
+		prefix             Prefix
+		normal, lastResort int
+		known              bool
+	}{
+		{"no fleet view", Prefix{FleetError: "ospfd is not running", Advertisers: []Advertiser{{Class: ClassNormal}}}, 0, 0, false},
+		{"nobody", Prefix{}, 0, 0, true},
+		{"both classes", Prefix{Advertisers: []Advertiser{{Class: ClassNormal}, {Class: ClassLastResort}, {Class: ClassNormal, Self: true}}}, 2, 1, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n, lr, known := tt.prefix.AdvertiserCounts()
+			if n != tt.normal || lr != tt.lastResort || known != tt.known {
+				t.Errorf("AdvertiserCounts = %d, %d, %v; want %d, %d, %v", n, lr, known, tt.normal, tt.lastResort, tt.known)
+			}
+		})
+	}
+}
+
 func TestDrainExpired(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
