@@ -18,18 +18,18 @@ import (
 type fleetStore struct {
 	mu               sync.Mutex
 	lastResortMetric int
-	views            map[bool]fleetView // by family (v6?)
-	off              bool               // the read-back is off: there will be no view
+	views            map[frr.Family]fleetView
+	off              bool // the read-back is off: there will be no view
 }
 
 type fleetView struct {
-	db  frr.LSDB
+	db  frr.Fleet
 	at  time.Time // when the read began
 	err error     // the read failed: db is from no read
 }
 
 func newFleetStore(lastResortMetric int) *fleetStore {
-	return &fleetStore{lastResortMetric: lastResortMetric, views: map[bool]fleetView{}}
+	return &fleetStore{lastResortMetric: lastResortMetric, views: map[frr.Family]fleetView{}}
 }
 
 func (f *fleetStore) setMetric(m int) {
@@ -39,17 +39,17 @@ func (f *fleetStore) setMetric(m int) {
 }
 
 // update records a read that began at at.
-func (f *fleetStore) update(v6 bool, db frr.LSDB, at time.Time, err error) {
+func (f *fleetStore) update(fam frr.Family, db frr.Fleet, at time.Time, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.views[v6], f.off = fleetView{db: db, at: at, err: err}, false
+	f.views[fam], f.off = fleetView{db: db, at: at, err: err}, false
 }
 
 // forget drops every view: the read-back was turned off.
 func (f *fleetStore) forget() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.views, f.off = map[bool]fleetView{}, true
+	f.views, f.off = map[frr.Family]fleetView{}, true
 }
 
 // attemptedAt says when the last read of p's family began, whether it
@@ -57,7 +57,7 @@ func (f *fleetStore) forget() {
 func (f *fleetStore) attemptedAt(p netip.Prefix) time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.views[p.Addr().Is6()].at
+	return f.views[frr.FamilyOf(p)].at
 }
 
 // sight counts the other routers advertising p, from a read that began at
@@ -65,7 +65,7 @@ func (f *fleetStore) attemptedAt(p netip.Prefix) time.Time {
 func (f *fleetStore) sight(p netip.Prefix, since time.Time) fleetSight {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	v, ok := f.views[p.Addr().Is6()]
+	v, ok := f.views[frr.FamilyOf(p)]
 	if !ok || v.err != nil || v.at.Before(since.Add(fleetSettle)) {
 		return fleetSight{}
 	}
@@ -104,7 +104,7 @@ func (f *fleetStore) normalElsewhere(p netip.Prefix) (n int, unknown string) {
 func (f *fleetStore) advertisers(p netip.Prefix) ([]status.Advertiser, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	v, ok := f.views[p.Addr().Is6()]
+	v, ok := f.views[frr.FamilyOf(p)]
 	switch {
 	case f.off:
 		return nil, "read-back is off (frr.verify: false)"

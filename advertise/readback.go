@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
 	"github.com/anycast-watchdog/anycast-watchdog/status"
@@ -22,10 +21,10 @@ type ReadBack interface {
 	// the verifier reads only the daemons that do, or that it has read
 	// before.
 	Running(daemon string) bool
-	LSDB(ctx context.Context, v6 bool) (frr.LSDB, error)
+	LSDB(ctx context.Context, fam frr.Family) (frr.Fleet, error)
 	// BGP reads both families' prefixes in one call; the result has an
 	// entry per family with prefixes.
-	BGP(ctx context.Context, prefixes []netip.Prefix) (map[bool]frr.BGP, error)
+	BGP(ctx context.Context, prefixes []netip.Prefix) (map[frr.Family]frr.BGP, error)
 }
 
 // bgpRead is one family's part of a read of bgpd.
@@ -37,14 +36,14 @@ type bgpRead struct {
 
 // readBGP reads bgpd for every managed prefix at once when it runs or was
 // read before, and splits the answer by family.
-func readBGP(ctx context.Context, rb ReadBack, prefixes []netip.Prefix, seen map[string]bool) map[bool]bgpRead {
-	out := map[bool]bgpRead{}
+func readBGP(ctx context.Context, rb ReadBack, prefixes []netip.Prefix, seen map[string]bool) map[frr.Family]bgpRead {
+	out := map[frr.Family]bgpRead{}
 	if !rb.Running(bgpd) && !seen[bgpd] {
 		return out
 	}
 	tables, err := rb.BGP(ctx, prefixes)
 	for _, p := range prefixes {
-		out[p.Addr().Is6()] = bgpRead{asked: true, table: tables[p.Addr().Is6()], err: err}
+		out[frr.FamilyOf(p)] = bgpRead{asked: true, table: tables[frr.FamilyOf(p)], err: err}
 	}
 	return out
 }
@@ -60,9 +59,9 @@ var errNoFleetThroughBGP = errors.New("bgpd has no established iBGP session, so 
 // familyRead is one read of every routing daemon serving one address
 // family: the IGP's database, bgpd's table, or both.
 type familyRead struct {
-	ospf  *frr.LSDB // nil: not read, or failed
-	bgp   *frr.BGP  // nil: not read, failed, or no `router bgp`
-	read  []string  // the daemons asked, in order
+	ospf  *frr.Fleet // nil: not read, or failed
+	bgp   *frr.BGP   // nil: not read, failed, or no `router bgp`
+	read  []string   // the daemons asked, in order
 	errs  map[string]error
 	first error // the first failure, or that no daemon serves the family
 }
@@ -70,12 +69,12 @@ type familyRead struct {
 // readFamily asks the family's IGP daemon, when it runs or was read before
 // (seen), and takes bgpd's part of the read from bgp. A daemon that never
 // ran is not an error, unless no daemon serves the family at all.
-func readFamily(ctx context.Context, rb ReadBack, v6 bool, bgp bgpRead, seen map[string]bool) familyRead {
+func readFamily(ctx context.Context, rb ReadBack, fam frr.Family, bgp bgpRead, seen map[string]bool) familyRead {
 	r := familyRead{errs: map[string]error{}}
-	igp := frr.Daemon(v6)
+	igp := fam.IGPDaemon()
 	if rb.Running(igp) || seen[igp] {
 		r.read = append(r.read, igp)
-		db, err := rb.LSDB(ctx, v6)
+		db, err := rb.LSDB(ctx, fam)
 		if r.errs[igp] = err; err == nil {
 			r.ospf = &db
 		}
@@ -93,8 +92,8 @@ func readFamily(ctx context.Context, rb ReadBack, v6 bool, bgp bgpRead, seen map
 		}
 	}
 	if r.ospf == nil && r.bgp == nil {
-		r.first = &frr.Error{Kind: frr.NotConfigured, Daemon: eitherDaemon(v6),
-			Err: fmt.Errorf("neither runs here with an instance (`router %s`, `router bgp`): nothing advertises %s", strings.TrimSuffix(igp, "d"), family(v6))}
+		r.first = &frr.Error{Kind: frr.NotConfigured, Daemon: eitherDaemon(fam),
+			Err: fmt.Errorf("neither runs here with an instance (`%s`, `router bgp`): nothing advertises %s", fam.IGPRouter(), fam)}
 	}
 	return r
 }
@@ -102,24 +101,24 @@ func readFamily(ctx context.Context, rb ReadBack, v6 bool, bgp bgpRead, seen map
 // fleet is the family's view for the fleet store: every router the IGP
 // sees advertising each prefix, with bgpd's paths from other nodes added,
 // or why there is no view.
-func (r familyRead) fleet() (frr.LSDB, error) {
+func (r familyRead) fleet() (frr.Fleet, error) {
 	if r.first != nil {
-		return frr.LSDB{}, r.first
+		return frr.Fleet{}, r.first
 	}
-	var db frr.LSDB
+	var db frr.Fleet
 	if r.ospf != nil {
 		db = *r.ospf
 	} else {
-		db = frr.LSDB{RouterID: r.bgp.RouterID, Prefixes: map[netip.Prefix][]frr.Advertiser{}}
+		db = frr.Fleet{RouterID: r.bgp.RouterID, Prefixes: map[netip.Prefix][]frr.Advertiser{}}
 		if r.bgp.FleetPeers == 0 {
-			return frr.LSDB{}, errNoFleetThroughBGP
+			return frr.Fleet{}, errNoFleetThroughBGP
 		}
 	}
 	if r.bgp == nil {
 		return db, nil
 	}
 	// Add bgpd's view to a copy: the IGP's database is not ours to change.
-	merged := frr.LSDB{RouterID: db.RouterID, Prefixes: map[netip.Prefix][]frr.Advertiser{}}
+	merged := frr.Fleet{RouterID: db.RouterID, Prefixes: map[netip.Prefix][]frr.Advertiser{}}
 	for p, advs := range db.Prefixes {
 		merged.Prefixes[p] = slices.Clone(advs)
 	}
@@ -192,11 +191,4 @@ func bgpMismatchReason(p netip.Prefix, present bool, bp frr.BGPPrefix, b frr.BGP
 
 // eitherDaemon names the family's two daemons together, for the failure
 // that neither serves it: "ospfd/bgpd", "ospf6d/bgpd".
-func eitherDaemon(v6 bool) string { return frr.Daemon(v6) + "/" + bgpd }
-
-func family(v6 bool) string {
-	if v6 {
-		return "IPv6"
-	}
-	return "IPv4"
-}
+func eitherDaemon(fam frr.Family) string { return fam.IGPDaemon() + "/" + bgpd }

@@ -14,8 +14,8 @@ import (
 
 // rbStub answers from canned reads; which daemons run is its keys.
 type rbStub struct {
-	lsdb map[bool]frr.LSDB
-	bgp  map[bool]frr.BGP
+	lsdb map[frr.Family]frr.Fleet
+	bgp  map[frr.Family]frr.BGP
 	err  map[string]error
 }
 
@@ -26,11 +26,11 @@ func (r rbStub) Running(d string) bool {
 	return r.lsdb != nil || r.err[d] != nil
 }
 
-func (r rbStub) LSDB(_ context.Context, v6 bool) (frr.LSDB, error) {
-	return r.lsdb[v6], r.err[frr.Daemon(v6)]
+func (r rbStub) LSDB(_ context.Context, fam frr.Family) (frr.Fleet, error) {
+	return r.lsdb[fam], r.err[fam.IGPDaemon()]
 }
 
-func (r rbStub) BGP(context.Context, []netip.Prefix) (map[bool]frr.BGP, error) {
+func (r rbStub) BGP(context.Context, []netip.Prefix) (map[frr.Family]frr.BGP, error) {
 	return r.bgp, r.err[bgpd]
 }
 
@@ -38,8 +38,8 @@ func (r rbStub) BGP(context.Context, []netip.Prefix) (map[bool]frr.BGP, error) {
 // the fleet view is, and the verdict on a prefix that is on the interface.
 func TestReadFamily(t *testing.T) {
 	p := netip.MustParsePrefix("192.0.2.53/32")
-	ospf := frr.LSDB{RouterID: selfID, Prefixes: map[netip.Prefix][]frr.Advertiser{p: {{RouterID: selfID}, {RouterID: "203.0.113.2", Metric: 65535}}}}
-	ospfWithout := frr.LSDB{RouterID: selfID, Prefixes: map[netip.Prefix][]frr.Advertiser{}}
+	ospf := frr.Fleet{RouterID: selfID, Prefixes: map[netip.Prefix][]frr.Advertiser{p: {{RouterID: selfID}, {RouterID: "203.0.113.2", Metric: 65535}}}}
+	ospfWithout := frr.Fleet{RouterID: selfID, Prefixes: map[netip.Prefix][]frr.Advertiser{}}
 	bgp := func(originated bool, sent, established, fleetPeers int, fleet ...frr.Advertiser) frr.BGP {
 		return frr.BGP{Configured: true, RouterID: selfID, Peers: 2, Established: established, FleetPeers: fleetPeers,
 			Prefixes: map[netip.Prefix]frr.BGPPrefix{p: {Originated: originated, AdvertisedTo: sent, Fleet: fleet}}}
@@ -57,35 +57,35 @@ func TestReadFamily(t *testing.T) {
 		reason    string
 		bgpStatus *status.BGP
 	}{
-		{name: "ospfd only", rb: rbStub{lsdb: map[bool]frr.LSDB{false: ospf}}, read: []string{"ospfd"},
+		{name: "ospfd only", rb: rbStub{lsdb: map[frr.Family]frr.Fleet{frr.IPv4: ospf}}, read: []string{"ospfd"},
 			fleet: ospf.Prefixes[p], agrees: true},
-		{name: "ospfd not covering it", rb: rbStub{lsdb: map[bool]frr.LSDB{false: ospfWithout}}, read: []string{"ospfd"},
+		{name: "ospfd not covering it", rb: rbStub{lsdb: map[frr.Family]frr.Fleet{frr.IPv4: ospfWithout}}, read: []string{"ospfd"},
 			fleet: nil, reason: "ospfd does not advertise it"},
-		{name: "bgpd only, with a fleet session", rb: rbStub{bgp: map[bool]frr.BGP{false: bgp(true, 2, 2, 1, other)}}, read: []string{bgpd},
+		{name: "bgpd only, with a fleet session", rb: rbStub{bgp: map[frr.Family]frr.BGP{frr.IPv4: bgp(true, 2, 2, 1, other)}}, read: []string{bgpd},
 			fleet: []frr.Advertiser{{RouterID: selfID}, other}, agrees: true,
 			bgpStatus: &status.BGP{Originated: true, PeersAdvertised: 2, PeersEstablished: 2}},
-		{name: "bgpd only, no fleet session", rb: rbStub{bgp: map[bool]frr.BGP{false: bgp(true, 1, 1, 0)}}, read: []string{bgpd},
+		{name: "bgpd only, no fleet session", rb: rbStub{bgp: map[frr.Family]frr.BGP{frr.IPv4: bgp(true, 1, 1, 0)}}, read: []string{bgpd},
 			fleetErr: "cannot see the other anycast nodes", agrees: true,
 			bgpStatus: &status.BGP{Originated: true, PeersAdvertised: 1, PeersEstablished: 1}},
-		{name: "bgpd sends it to nobody", rb: rbStub{bgp: map[bool]frr.BGP{false: bgp(true, 0, 0, 0)}}, read: []string{bgpd},
+		{name: "bgpd sends it to nobody", rb: rbStub{bgp: map[frr.Family]frr.BGP{frr.IPv4: bgp(true, 0, 0, 0)}}, read: []string{bgpd},
 			fleetErr: "cannot see", reason: "sends it to no BGP peer (0 of 2 sessions established)",
 			bgpStatus: &status.BGP{Originated: true}},
-		{name: "bgpd does not originate it", rb: rbStub{bgp: map[bool]frr.BGP{false: bgp(false, 0, 2, 1)}}, read: []string{bgpd},
+		{name: "bgpd does not originate it", rb: rbStub{bgp: map[frr.Family]frr.BGP{frr.IPv4: bgp(false, 0, 2, 1)}}, read: []string{bgpd},
 			fleet: nil, reason: "bgpd does not originate it", bgpStatus: &status.BGP{PeersEstablished: 2}},
-		{name: "both: the IGP's view with bgpd's nodes added", rb: rbStub{lsdb: map[bool]frr.LSDB{false: ospf}, bgp: map[bool]frr.BGP{false: bgp(true, 2, 2, 0, other)}},
+		{name: "both: the IGP's view with bgpd's nodes added", rb: rbStub{lsdb: map[frr.Family]frr.Fleet{frr.IPv4: ospf}, bgp: map[frr.Family]frr.BGP{frr.IPv4: bgp(true, 2, 2, 0, other)}},
 			read: []string{"ospfd", bgpd}, fleet: append(ospf.Prefixes[p], other), agrees: true,
 			bgpStatus: &status.BGP{Originated: true, PeersAdvertised: 2, PeersEstablished: 2}},
-		{name: "bgpd without router bgp is not read back", rb: rbStub{lsdb: map[bool]frr.LSDB{false: ospf}, bgp: map[bool]frr.BGP{false: {}}},
+		{name: "bgpd without router bgp is not read back", rb: rbStub{lsdb: map[frr.Family]frr.Fleet{frr.IPv4: ospf}, bgp: map[frr.Family]frr.BGP{frr.IPv4: {}}},
 			read: []string{"ospfd", bgpd}, fleet: ospf.Prefixes[p], agrees: true},
 		{name: "nothing runs", rb: rbStub{}, fleetErr: "ospfd/bgpd: neither runs here with an instance (`router ospf`, `router bgp`): nothing advertises IPv4"},
-		{name: "bgpd without router bgp alone", rb: rbStub{bgp: map[bool]frr.BGP{false: {}}}, read: []string{bgpd}, fleetErr: "neither runs here"},
+		{name: "bgpd without router bgp alone", rb: rbStub{bgp: map[frr.Family]frr.BGP{frr.IPv4: {}}}, read: []string{bgpd}, fleetErr: "neither runs here"},
 		{name: "bgpd read before is not running now", rb: rbStub{err: map[string]error{bgpd: down}}, seen: map[string]bool{bgpd: true},
 			read: []string{bgpd}, fleetErr: "bgpd is not running"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bgp := readBGP(context.Background(), tt.rb, []netip.Prefix{p}, tt.seen)[false]
-			r := readFamily(context.Background(), tt.rb, false, bgp, tt.seen)
+			bgp := readBGP(context.Background(), tt.rb, []netip.Prefix{p}, tt.seen)[frr.IPv4]
+			r := readFamily(context.Background(), tt.rb, frr.IPv4, bgp, tt.seen)
 			if !reflect.DeepEqual(r.read, tt.read) {
 				t.Errorf("read %v, want %v", r.read, tt.read)
 			}

@@ -124,9 +124,9 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 		v.mu.Unlock()
 	}()
 	managed := v.addrs.snapshot()
-	families := map[bool]bool{}
+	families := map[frr.Family]bool{}
 	for p := range managed {
-		families[p.Addr().Is6()] = true
+		families[frr.FamilyOf(p)] = true
 	}
 	v.mu.Lock()
 	seen := maps.Clone(v.seen)
@@ -134,15 +134,15 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 	all := slices.SortedFunc(maps.Keys(managed), netip.Prefix.Compare)
 	at := v.clock.Now()
 	bgp := readBGP(ctx, rb, all, seen) // one call for both families
-	reads := map[bool]familyRead{}
-	for v6 := range families {
-		r := readFamily(ctx, rb, v6, bgp[v6], seen)
+	reads := map[frr.Family]familyRead{}
+	for fam := range families {
+		r := readFamily(ctx, rb, fam, bgp[fam], seen)
 		if ctx.Err() != nil {
 			return false
 		}
 		db, err := r.fleet()
-		v.fleet.update(v6, db, at, err)
-		reads[v6] = r
+		v.fleet.update(fam, db, at, err)
+		reads[fam] = r
 	}
 	// Each daemon's outcome, once: bgpd answered for both families in one
 	// call, and counts one read.
@@ -165,10 +165,10 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 	for _, d := range slices.Sorted(maps.Keys(outcome)) {
 		v.noteHealth(d, outcome[d])
 	}
-	for v6, r := range reads {
+	for fam, r := range reads {
 		// No daemon serving the family is kept under the family's pair of
 		// names until one does.
-		none := eitherDaemon(v6)
+		none := eitherDaemon(fam)
 		var fe *frr.Error
 		if errors.As(r.first, &fe) && fe.Kind == frr.NotConfigured {
 			v.noteHealth(none, r.first)
@@ -185,7 +185,7 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 			v.state[p] = st
 		}
 		log := v.log.WithFields(logrus.Fields{"service": snap.service, "prefix": p.String()})
-		r := reads[p.Addr().Is6()]
+		r := reads[frr.FamilyOf(p)]
 		if r.first != nil {
 			st.advertised, st.reason, st.bgp = status.AdvertisedUnknown, r.first.Error(), nil
 			continue

@@ -38,19 +38,19 @@ type fakeFRR struct {
 
 const selfID = "203.0.113.1"
 
-func (f *fakeFRR) LSDB(ctx context.Context, v6 bool) (frr.LSDB, error) {
+func (f *fakeFRR) LSDB(ctx context.Context, fam frr.Family) (frr.Fleet, error) {
 	f.mu.Lock()
 	f.calls++
 	err, hang := f.err, f.hang
 	f.mu.Unlock()
 	if hang {
 		<-ctx.Done() // vtysh against a frozen ospfd: only the deadline ends it
-		return frr.LSDB{}, &frr.Error{Kind: frr.Timeout, Daemon: "ospfd", Err: ctx.Err()}
+		return frr.Fleet{}, &frr.Error{Kind: frr.Timeout, Daemon: "ospfd", Err: ctx.Err()}
 	}
 	if err != nil {
-		return frr.LSDB{}, err
+		return frr.Fleet{}, err
 	}
-	db := frr.LSDB{RouterID: selfID, Prefixes: map[netip.Prefix][]frr.Advertiser{}}
+	db := frr.Fleet{RouterID: selfID, Prefixes: map[netip.Prefix][]frr.Advertiser{}}
 	for metric, iface := range map[int]*fakeInterface{0: f.iface, 65535: f.lastResort} {
 		if iface == nil {
 			continue
@@ -60,14 +60,14 @@ func (f *fakeFRR) LSDB(ctx context.Context, v6 bool) (frr.LSDB, error) {
 			f.mu.Lock()
 			skip := f.skip[p]
 			f.mu.Unlock()
-			if p.Addr().Is6() == v6 && !skip {
+			if frr.FamilyOf(p) == fam && !skip {
 				db.Prefixes[p] = append(db.Prefixes[p], frr.Advertiser{RouterID: selfID, Metric: metric})
 			}
 		}
 	}
 	f.mu.Lock()
 	for p, advs := range f.others {
-		if p.Addr().Is6() == v6 {
+		if frr.FamilyOf(p) == fam {
 			db.Prefixes[p] = append(db.Prefixes[p], advs...)
 		}
 	}
@@ -81,28 +81,28 @@ func (f *fakeFRR) Running(daemon string) bool {
 	return (daemon == "bgpd") == f.bgp
 }
 
-func (f *fakeFRR) BGP(ctx context.Context, prefixes []netip.Prefix) (map[bool]frr.BGP, error) {
+func (f *fakeFRR) BGP(ctx context.Context, prefixes []netip.Prefix) (map[frr.Family]frr.BGP, error) {
 	f.mu.Lock()
 	f.bgpCalls++
 	f.mu.Unlock()
-	out := map[bool]frr.BGP{}
+	out := map[frr.Family]frr.BGP{}
 	for _, p := range prefixes {
-		v6 := p.Addr().Is6()
-		if _, done := out[v6]; done {
+		fam := frr.FamilyOf(p)
+		if _, done := out[fam]; done {
 			continue
 		}
-		b, err := f.bgpFamily(ctx, v6, prefixes)
+		b, err := f.bgpFamily(ctx, fam, prefixes)
 		if err != nil {
 			return nil, err
 		}
-		out[v6] = b
+		out[fam] = b
 	}
 	return out, nil
 }
 
 // bgpFamily is the family's table: the same facts as the LSDB.
-func (f *fakeFRR) bgpFamily(ctx context.Context, v6 bool, prefixes []netip.Prefix) (frr.BGP, error) {
-	db, err := f.LSDB(ctx, v6)
+func (f *fakeFRR) bgpFamily(ctx context.Context, fam frr.Family, prefixes []netip.Prefix) (frr.BGP, error) {
+	db, err := f.LSDB(ctx, fam)
 	if err != nil {
 		var fe *frr.Error
 		if errors.As(err, &fe) {
@@ -115,7 +115,7 @@ func (f *fakeFRR) bgpFamily(ctx context.Context, v6 bool, prefixes []netip.Prefi
 	b := frr.BGP{Configured: true, RouterID: selfID, AS: 64512, Peers: f.peers, Established: f.peers, FleetPeers: f.fleetPeers,
 		Prefixes: map[netip.Prefix]frr.BGPPrefix{}}
 	for _, p := range prefixes {
-		if p.Addr().Is6() != v6 {
+		if frr.FamilyOf(p) != fam {
 			continue
 		}
 		var bp frr.BGPPrefix

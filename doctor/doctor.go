@@ -134,11 +134,11 @@ var rules = []func(Facts) []Finding{
 	bgpOrigination,
 }
 
-// family selects the v4 or v6 half of the managed prefixes.
-func (f Facts) family(v6 bool) []netip.Prefix {
+// family selects the managed prefixes of one family.
+func (f Facts) family(fam frr.Family) []netip.Prefix {
 	var out []netip.Prefix
 	for _, p := range f.Managed {
-		if p.Addr().Is6() == v6 {
+		if frr.FamilyOf(p) == fam {
 			out = append(out, p)
 		}
 	}

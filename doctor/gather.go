@@ -14,7 +14,7 @@ import (
 // FRR is what Gather reads from the routing daemons (frr.Client).
 type FRR interface {
 	RunningConfig(ctx context.Context, daemon string) (frr.RunningConfig, error)
-	Instance(ctx context.Context, v6 bool) (frr.Instance, error)
+	Instance(ctx context.Context, fam frr.Family) (frr.Instance, error)
 }
 
 // Gather reads what the rules need: the configuration's interfaces and
@@ -59,13 +59,17 @@ func Gather(ctx context.Context, cfg *config.Config, run command.Runner, fr FRR)
 			continue
 		}
 		d := Daemon{Running: true, Config: rc}
-		router := map[string]string{"ospfd": "router ospf", "ospf6d": "router ospf6"}[name]
-		if _, ok := rc.Block(router); ok {
-			in, err := fr.Instance(ctx, name == "ospf6d")
-			if err != nil {
-				d.Error = err.Error()
+		for _, fam := range frr.Families() {
+			if fam.IGPDaemon() != name {
+				continue
 			}
-			d.RouterID, d.Aggregates = in.RouterID, in.Aggregates
+			if _, ok := rc.Block(fam.IGPRouter()); ok {
+				in, err := fr.Instance(ctx, fam)
+				if err != nil {
+					d.Error = err.Error()
+				}
+				d.RouterID, d.Aggregates = in.RouterID, in.Aggregates
+			}
 		}
 		f.Daemons[name] = d
 	}

@@ -12,13 +12,16 @@ import (
 
 // ospfFamily is one OSPF daemon as the rules see it.
 type ospfFamily struct {
+	fam            frr.Family
 	daemon, router string // "ospfd", "router ospf"
 	stmt           string // its router-id statement
-	v6             bool
 }
 
 // ospfFamilies are ospfd and ospf6d, in the order findings are listed.
-var ospfFamilies = []ospfFamily{{"ospfd", "router ospf", "ospf router-id", false}, {"ospf6d", "router ospf6", "ospf6 router-id", true}}
+var ospfFamilies = []ospfFamily{
+	{frr.IPv4, frr.IPv4.IGPDaemon(), frr.IPv4.IGPRouter(), "ospf router-id"},
+	{frr.IPv6, frr.IPv6.IGPDaemon(), frr.IPv6.IGPRouter(), "ospf6 router-id"},
+}
 
 // minArrivalMeasured is what the lab measured with the default min-arrival.
 const minArrivalMeasured = "a restore right after a withdrawal reached the neighbouring router after 6.6–8.1 s instead of 14–22 ms"
@@ -41,12 +44,12 @@ func vtyshUsable(f Facts) []Finding {
 				Message: "runs but could not be read; its rules were skipped", Evidence: d.Error})
 		}
 	}
-	for _, v6 := range []bool{false, true} {
-		ps := f.family(v6)
+	for _, fam := range frr.Families() {
+		ps := f.family(fam)
 		if len(ps) == 0 {
 			continue
 		}
-		igp := frr.Daemon(v6)
+		igp := fam.IGPDaemon()
 		if f.Daemons[igp].Running || f.Daemons["bgpd"].Running {
 			continue
 		}
@@ -61,10 +64,10 @@ func vtyshUsable(f Facts) []Finding {
 // advertised, so its withdrawal withdraws nothing either.
 func notCovered(f Facts) []Finding {
 	var out []Finding
-	if d, ok := f.daemon("ospfd"); ok && len(f.family(false)) > 0 {
+	if d, ok := f.daemon("ospfd"); ok && len(f.family(frr.IPv4)) > 0 {
 		router, hasRouter := d.Config.Block("router ospf")
 		iface, _ := d.Config.Interface(f.Interface)
-		for _, p := range f.family(false) {
+		for _, p := range f.family(frr.IPv4) {
 			if !hasRouter {
 				out = append(out, Finding{Severity: Error, Check: "ospf-not-configured", Object: p.String(),
 					Message: "ospfd runs without `router ospf`: nothing is advertised", Evidence: "no router ospf in ospfd's running-config",
@@ -80,9 +83,9 @@ func notCovered(f Facts) []Finding {
 				Fix:      "router ospf\n network " + p.String() + " area " + firstArea(router)})
 		}
 	}
-	if d, ok := f.daemon("ospf6d"); ok && len(f.family(true)) > 0 {
+	if d, ok := f.daemon("ospf6d"); ok && len(f.family(frr.IPv6)) > 0 {
 		router, hasRouter := d.Config.Block("router ospf6")
-		for _, p := range f.family(true) {
+		for _, p := range f.family(frr.IPv6) {
 			if !hasRouter {
 				out = append(out, Finding{Severity: Error, Check: "ospf6-not-configured", Object: p.String(),
 					Message: "ospf6d runs without `router ospf6`: nothing is advertised", Evidence: "no router ospf6 in ospf6d's running-config",
@@ -120,7 +123,7 @@ func summarised(f Facts) []Finding {
 			if err != nil {
 				continue
 			}
-			for _, p := range f.family(c.v6) {
+			for _, p := range f.family(c.fam) {
 				if r.Bits() < p.Bits() && r.Contains(p.Addr()) {
 					out = append(out, Finding{Severity: Error, Check: "summary-range", Object: p.String(),
 						Message:  "inside a summary configured here: routers beyond the area border see only " + r.String() + ", which stays while any node of the range is up, so a withdrawal there changes nothing and traffic goes to the border, not to the nearest node",
@@ -130,7 +133,7 @@ func summarised(f Facts) []Finding {
 			}
 		}
 		for _, a := range d.Aggregates {
-			for _, p := range f.family(c.v6) {
+			for _, p := range f.family(c.fam) {
 				if a.Prefix.Bits() >= p.Bits() || !a.Prefix.Contains(p.Addr()) || a.Prefix.Bits() == 0 {
 					continue
 				}
@@ -185,7 +188,7 @@ func notPassive(f Facts) []Finding {
 
 func passiveFindings(f Facts, dev, check, what string) []Finding {
 	var out []Finding
-	if d, ok := f.daemon("ospfd"); ok && len(f.family(false)) > 0 {
+	if d, ok := f.daemon("ospfd"); ok && len(f.family(frr.IPv4)) > 0 {
 		router, _ := d.Config.Block("router ospf")
 		iface, _ := d.Config.Interface(dev)
 		if !iface.Has("ip ospf passive") && !router.Has("passive-interface default") && !router.Has("passive-interface "+dev) {
@@ -195,7 +198,7 @@ func passiveFindings(f Facts, dev, check, what string) []Finding {
 				Fix:      "interface " + dev + "\n ip ospf passive"})
 		}
 	}
-	if d, ok := f.daemon("ospf6d"); ok && len(f.family(true)) > 0 && ospf6Area(d.Config, dev) != "" {
+	if d, ok := f.daemon("ospf6d"); ok && len(f.family(frr.IPv6)) > 0 && ospf6Area(d.Config, dev) != "" {
 		iface, _ := d.Config.Interface(dev)
 		if !iface.Has("ipv6 ospf6 passive") {
 			out = append(out, Finding{Severity: Warning, Check: check, Object: dev,
@@ -215,7 +218,7 @@ func minArrival(f Facts) []Finding {
 	for _, c := range ospfFamilies {
 		d, ok := f.daemon(c.daemon)
 		router, has := d.Config.Block(c.router)
-		if !ok || !has || len(f.family(c.v6)) == 0 {
+		if !ok || !has || len(f.family(c.fam)) == 0 {
 			continue
 		}
 		set := router.Statements("timers lsa min-arrival")
@@ -246,11 +249,11 @@ func lastResort(f Facts) []Finding {
 			Message:  "the last-resort interface does not exist: the daemon creates it as a dummy at start, and if it cannot (no dummy module), failing open is off on this node",
 			Evidence: "ip -j addr show: no " + dev, Fix: "modprobe dummy; echo dummy > /etc/modules-load.d/anycast-watchdog.conf"})
 	}
-	if d, ok := f.daemon("ospfd"); ok && len(f.family(false)) > 0 {
+	if d, ok := f.daemon("ospfd"); ok && len(f.family(frr.IPv4)) > 0 {
 		router, _ := d.Config.Block("router ospf")
 		iface, _ := d.Config.Interface(dev)
 		inArea := iface.Has("ip ospf area") || router.Has("redistribute connected")
-		for _, p := range f.family(false) {
+		for _, p := range f.family(frr.IPv4) {
 			_, covered := networkCovering(router, p)
 			inArea = inArea || covered
 		}
@@ -263,7 +266,7 @@ func lastResort(f Facts) []Finding {
 			out = append(out, costFinding(f, dev, iface.Statements("ip ospf cost"), "ip ospf cost", "ospfd")...)
 		}
 	}
-	if d, ok := f.daemon("ospf6d"); ok && len(f.family(true)) > 0 {
+	if d, ok := f.daemon("ospf6d"); ok && len(f.family(frr.IPv6)) > 0 {
 		iface, _ := d.Config.Interface(dev)
 		if ospf6Area(d.Config, dev) == "" {
 			out = append(out, Finding{Severity: Error, Check: "last-resort-not-in-area", Object: dev,
@@ -366,10 +369,7 @@ func bgpNetwork(f Facts) []Finding {
 			if err != nil || !managedPrefix(f.Managed, p) {
 				continue
 			}
-			af := "ipv4"
-			if p.Addr().Is6() {
-				af = "ipv6"
-			}
+			af := frr.FamilyOf(p).AFI()
 			out = append(out, Finding{Severity: Error, Check: "bgp-network-statement", Object: p.String(),
 				Message:  "announced by a BGP network statement: removing the address does not withdraw it while the IGP still reaches another anycast node (measured, FRR 8.4); BGP must originate it from the connected route instead",
 				Evidence: b.Header + ": " + strings.Join(st, " "),
@@ -486,14 +486,14 @@ func bgpOrigination(f Facts) []Finding {
 	}
 	var out []Finding
 	for _, b := range d.Config.BlocksWithPrefix("router bgp") {
-		for _, v6 := range []bool{false, true} {
-			ps := f.family(v6)
-			if len(ps) == 0 || f.Daemons[frr.Daemon(v6)].Running {
+		for _, fam := range frr.Families() {
+			ps := f.family(fam)
+			if len(ps) == 0 || f.Daemons[fam.IGPDaemon()].Running {
 				continue // none, or the IGP originates them
 			}
-			afi, match := "ipv4", "match ip address prefix-list"
-			if v6 {
-				afi, match = "ipv6", "match ipv6 address prefix-list"
+			afi, match := fam.AFI(), "match ip address prefix-list"
+			if fam == frr.IPv6 {
+				match = "match ipv6 address prefix-list"
 			}
 			header := "address-family " + afi + " unicast"
 			redist := addressFamily(b, header).Statements("redistribute connected")

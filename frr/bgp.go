@@ -83,14 +83,14 @@ type bgpPrefix struct {
 
 // byFamily splits prefixes into IPv4 then IPv6, each in the order given;
 // a family without prefixes is left out.
-func byFamily(prefixes []netip.Prefix) (families []bool, of map[bool][]netip.Prefix) {
-	of = map[bool][]netip.Prefix{}
+func byFamily(prefixes []netip.Prefix) (families []Family, of map[Family][]netip.Prefix) {
+	of = map[Family][]netip.Prefix{}
 	for _, p := range prefixes {
-		of[p.Addr().Is6()] = append(of[p.Addr().Is6()], p)
+		of[FamilyOf(p)] = append(of[FamilyOf(p)], p)
 	}
-	for _, v6 := range []bool{false, true} {
-		if len(of[v6]) > 0 {
-			families = append(families, v6)
+	for _, fam := range Families() {
+		if len(of[fam]) > 0 {
+			families = append(families, fam)
 		}
 	}
 	return families, of
@@ -101,14 +101,10 @@ func byFamily(prefixes []netip.Prefix) (families []bool, of map[bool][]netip.Pre
 func bgpShows(prefixes []netip.Prefix) []string {
 	families, of := byFamily(prefixes)
 	var shows []string
-	for _, v6 := range families {
-		afi := "ipv4"
-		if v6 {
-			afi = "ipv6"
-		}
-		shows = append(shows, "show bgp "+afi+" unicast summary json")
-		for _, p := range of[v6] {
-			shows = append(shows, "show bgp "+afi+" unicast "+p.String()+" json")
+	for _, fam := range families {
+		shows = append(shows, "show bgp "+fam.AFI()+" unicast summary json")
+		for _, p := range of[fam] {
+			shows = append(shows, "show bgp "+fam.AFI()+" unicast "+p.String()+" json")
 		}
 	}
 	return shows
@@ -118,21 +114,21 @@ func bgpShows(prefixes []netip.Prefix) []string {
 // call costs tens to hundreds of milliseconds on a busy host; the fleet
 // lab measured 65–460 ms). The result has an entry per family that has
 // prefixes.
-func (c *Client) BGP(ctx context.Context, prefixes []netip.Prefix) (map[bool]BGP, error) {
-	return showParsed(ctx, c, "bgpd", bgpShows(prefixes), func(data []byte) (map[bool]BGP, error) {
+func (c *Client) BGP(ctx context.Context, prefixes []netip.Prefix) (map[Family]BGP, error) {
+	return showParsed(ctx, c, "bgpd", bgpShows(prefixes), func(data []byte) (map[Family]BGP, error) {
 		return ParseBGP(data, prefixes)
 	})
 }
 
 // ParseBGP parses bgpd's answers to bgpShows(prefixes): per family, the
 // summary, then one document per prefix, in order.
-func ParseBGP(data []byte, prefixes []netip.Prefix) (map[bool]BGP, error) {
+func ParseBGP(data []byte, prefixes []netip.Prefix) (map[Family]BGP, error) {
 	families, of := byFamily(prefixes)
 	sums := make([]bgpSummary, len(families))
 	docs := make([][]bgpPrefix, len(families))
 	var vs []any
-	for i, v6 := range families {
-		docs[i] = make([]bgpPrefix, len(of[v6]))
+	for i, fam := range families {
+		docs[i] = make([]bgpPrefix, len(of[fam]))
 		vs = append(vs, &sums[i])
 		for j := range docs[i] {
 			vs = append(vs, &docs[i][j])
@@ -141,13 +137,13 @@ func ParseBGP(data []byte, prefixes []netip.Prefix) (map[bool]BGP, error) {
 	if err := decodeAll(data, vs...); err != nil {
 		return nil, fmt.Errorf("parse bgp table: %w", err)
 	}
-	out := map[bool]BGP{}
-	for i, v6 := range families {
-		b, err := bgpFamily(sums[i], docs[i], of[v6])
+	out := map[Family]BGP{}
+	for i, fam := range families {
+		b, err := bgpFamily(sums[i], docs[i], of[fam])
 		if err != nil {
 			return nil, err
 		}
-		out[v6] = b
+		out[fam] = b
 	}
 	return out, nil
 }

@@ -50,7 +50,7 @@ func TestParseBGP(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, ok := all[tt.prefix.Addr().Is6()]
+			got, ok := all[FamilyOf(tt.prefix)]
 			if !ok || len(all) != 1 {
 				t.Fatalf("families %v, want only the prefix's", all)
 			}
@@ -112,8 +112,8 @@ func TestParseBGPBothFamilies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || !got[false].Prefixes[v4].Originated || len(got[false].Prefixes[v4].Fleet) != 1 || got[false].Prefixes[v4].Fleet[0].LastResort ||
-		!got[true].Prefixes[v6].Fleet[0].LastResort {
+	if len(got) != 2 || !got[IPv4].Prefixes[v4].Originated || len(got[IPv4].Prefixes[v4].Fleet) != 1 || got[IPv4].Prefixes[v4].Fleet[0].LastResort ||
+		!got[IPv6].Prefixes[v6].Fleet[0].LastResort {
 		t.Errorf("got %+v", got)
 	}
 }

@@ -109,12 +109,12 @@ func (c *Client) RunningConfig(ctx context.Context, daemon string) (RunningConfi
 	return ParseRunningConfig(string(out)), nil
 }
 
-// Instance reads ospfd's (v6: ospf6d's) router ID and, for ospfd, the
-// summary and external LSAs.
-func (c *Client) Instance(ctx context.Context, v6 bool) (Instance, error) {
-	daemon, show, parse := Daemon(v6), showAggregates, ParseOSPFInstance
-	if v6 {
+// Instance reads the family's OSPF router ID and, for ospfd, the summary
+// and external LSAs.
+func (c *Client) Instance(ctx context.Context, fam Family) (Instance, error) {
+	show, parse := showAggregates, ParseOSPFInstance
+	if fam == IPv6 {
 		show, parse = []string{"show ipv6 ospf6 json"}, ParseOSPF6Instance
 	}
-	return showParsed(ctx, c, daemon, show, parse)
+	return showParsed(ctx, c, fam.IGPDaemon(), show, parse)
 }

@@ -49,21 +49,14 @@ func New(run command.Runner, vtysh, pathspace string, timeout time.Duration) *Cl
 	return &Client{run: run, vtysh: vtysh, pathspace: pathspace, timeout: timeout, runDir: runDir}
 }
 
-// Daemon names the routing daemon that advertises one address family.
-func Daemon(v6 bool) string {
-	if v6 {
-		return "ospf6d"
-	}
-	return "ospfd"
-}
-
-// LSDB reads ospfd's (v6: ospf6d's) link-state database, in one vtysh call.
-func (c *Client) LSDB(ctx context.Context, v6 bool) (LSDB, error) {
-	daemon, show, parse := Daemon(v6), showOSPF, ParseRouterLSDB
-	if v6 {
+// LSDB reads the fleet from the family's OSPF link-state database
+// (ospfd's or ospf6d's), in one vtysh call.
+func (c *Client) LSDB(ctx context.Context, fam Family) (Fleet, error) {
+	show, parse := showOSPF, ParseRouterLSDB
+	if fam == IPv6 {
 		show, parse = showOSPF6, ParseOSPF6LSDB
 	}
-	return showParsed(ctx, c, daemon, show, parse)
+	return showParsed(ctx, c, fam.IGPDaemon(), show, parse)
 }
 
 // showParsed runs shows against daemon and parses the output; output that

@@ -51,7 +51,7 @@ func TestParseLSDB(t *testing.T) {
 	v4, v6 := netip.MustParsePrefix("192.0.2.53/32"), netip.MustParsePrefix("2001:db8::53/128")
 	tests := []struct {
 		file       string
-		parse      func([]byte) (LSDB, error)
+		parse      func([]byte) (Fleet, error)
 		prefix     netip.Prefix
 		self       string
 		want       []Advertiser
@@ -182,7 +182,7 @@ func TestLSDBThroughVtysh(t *testing.T) {
 	t.Run("present, with the harmless pathspace warning", func(t *testing.T) {
 		vtysh, run := fakeVtysh(t, "present")
 		// Generous: starting the race-built test binary is slow on a busy machine.
-		got, err := New(run, vtysh, "lab", 10*time.Second).LSDB(ctx, false)
+		got, err := New(run, vtysh, "lab", 10*time.Second).LSDB(ctx, IPv4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func TestLSDBThroughVtysh(t *testing.T) {
 	})
 	t.Run("ospfd stopped", func(t *testing.T) {
 		vtysh, run := fakeVtysh(t, "stopped")
-		_, err := New(run, vtysh, "lab-that-does-not-exist", 10*time.Second).LSDB(ctx, false)
+		_, err := New(run, vtysh, "lab-that-does-not-exist", 10*time.Second).LSDB(ctx, IPv4)
 		var fe *Error
 		if !errors.As(err, &fe) || fe.Kind != NotRunning || err.Error() != "ospfd is not running" {
 			t.Errorf("error %v", err)
@@ -201,7 +201,7 @@ func TestLSDBThroughVtysh(t *testing.T) {
 	t.Run("ospf6d frozen: the deadline fires", func(t *testing.T) {
 		vtysh, run := fakeVtysh(t, "frozen")
 		start := time.Now()
-		_, err := New(run, vtysh, "lab", 200*time.Millisecond).LSDB(ctx, true)
+		_, err := New(run, vtysh, "lab", 200*time.Millisecond).LSDB(ctx, IPv6)
 		var fe *Error
 		if !errors.As(err, &fe) || fe.Kind != Timeout || err.Error() != "ospf6d did not answer in time (hung or overloaded)" {
 			t.Errorf("error %v", err)
@@ -211,7 +211,7 @@ func TestLSDBThroughVtysh(t *testing.T) {
 		}
 	})
 	t.Run("vtysh missing", func(t *testing.T) {
-		_, err := New(command.Run, "/nonexistent/vtysh", "", 10*time.Second).LSDB(ctx, false)
+		_, err := New(command.Run, "/nonexistent/vtysh", "", 10*time.Second).LSDB(ctx, IPv4)
 		var fe *Error
 		if !errors.As(err, &fe) || fe.Kind != VtyshMissing {
 			t.Errorf("error %v", err)
@@ -220,18 +220,18 @@ func TestLSDBThroughVtysh(t *testing.T) {
 	t.Run("argument vector", func(t *testing.T) {
 		for _, tt := range []struct {
 			pathspace string
-			v6        bool
+			fam       Family
 			want      string
 		}{
-			{"", false, "-d|ospfd|-c|show ip ospf database router json"},
-			{"node1", true, "-N|node1|-d|ospf6d|-c|show ipv6 ospf6 json|-c|show ipv6 ospf6 database intra-prefix detail json"},
+			{"", IPv4, "-d|ospfd|-c|show ip ospf database router json"},
+			{"node1", IPv6, "-N|node1|-d|ospf6d|-c|show ipv6 ospf6 json|-c|show ipv6 ospf6 database intra-prefix detail json"},
 		} {
 			var argv []string
 			run := func(_ context.Context, a ...string) ([]byte, error) {
 				argv = a
 				return read(t, "ospf6-lsdb-mixed.json"), nil
 			}
-			New(run, "vtysh", tt.pathspace, time.Second).LSDB(ctx, tt.v6)
+			New(run, "vtysh", tt.pathspace, time.Second).LSDB(ctx, tt.fam)
 			if got := strings.Join(argv[1:], "|"); got != tt.want || argv[0] != "vtysh" {
 				t.Errorf("argv %q, want vtysh %s", argv, tt.want)
 			}

@@ -7,7 +7,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/internal/testseed"
 )
 
-func fuzzParser(f *testing.F, parse func([]byte) (LSDB, error)) {
+func fuzzParser(f *testing.F, parse func([]byte) (Fleet, error)) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		db, err := parse(data)
 		if err != nil {
@@ -43,7 +43,7 @@ func FuzzParseBGP(f *testing.F) {
 		if err != nil {
 			return
 		}
-		b := all[false]
+		b := all[IPv4]
 		if (b.Configured && len(b.Prefixes) != 1) || b.Established > b.Peers || b.FleetPeers > b.Established {
 			t.Errorf("parsed %+v from %q", b, data)
 		}

@@ -24,16 +24,17 @@ type Advertiser struct {
 	LastResort bool // set by BGP only; OSPF's last resort is its metric
 }
 
-// LSDB is what one router's link-state database says of the area's
-// prefixes: IPv4 stub links of router-LSAs, or IPv6 prefixes of
-// intra-area-prefix LSAs, each with every router that advertises it.
-type LSDB struct {
+// Fleet is who advertises each prefix as one router sees it: from its
+// link-state database (IPv4 stub links of router-LSAs, or IPv6 prefixes of
+// intra-area-prefix LSAs), to which the verifier adds bgpd's iBGP paths;
+// each prefix with every router that advertises it.
+type Fleet struct {
 	RouterID string // this router
 	Prefixes map[netip.Prefix][]Advertiser
 }
 
 // Originated lists the prefixes this router itself advertises.
-func (d LSDB) Originated() []netip.Prefix {
+func (d Fleet) Originated() []netip.Prefix {
 	var out []netip.Prefix
 	for p, advs := range d.Prefixes {
 		if slices.ContainsFunc(advs, func(a Advertiser) bool { return a.RouterID == d.RouterID }) {
@@ -45,7 +46,7 @@ func (d LSDB) Originated() []netip.Prefix {
 
 // add records that router advertises p at metric; a router seen twice (in
 // two areas) counts once, at its lowest metric.
-func (d *LSDB) add(p netip.Prefix, router string, metric int) {
+func (d *Fleet) add(p netip.Prefix, router string, metric int) {
 	advs := d.Prefixes[p]
 	if i := slices.IndexFunc(advs, func(a Advertiser) bool { return a.RouterID == router }); i >= 0 {
 		advs[i].Metric = min(advs[i].Metric, metric)
@@ -75,15 +76,15 @@ type routerLSDB struct {
 // ParseRouterLSDB parses ospfd's router-LSAs: a /32 on an interface that
 // OSPF covers is a stub link of its router's LSA, at the interface's cost
 // (0 on lo).
-func ParseRouterLSDB(data []byte) (LSDB, error) {
+func ParseRouterLSDB(data []byte) (Fleet, error) {
 	var doc routerLSDB
 	if err := decodeAll(data, &doc); err != nil {
-		return LSDB{}, fmt.Errorf("parse router LSAs: %w", err)
+		return Fleet{}, fmt.Errorf("parse router LSAs: %w", err)
 	}
 	if doc.RouterID == "" {
-		return LSDB{}, errors.New("parse router LSAs: no routerId: not the output of show ip ospf database router json")
+		return Fleet{}, errors.New("parse router LSAs: no routerId: not the output of show ip ospf database router json")
 	}
-	d := LSDB{RouterID: doc.RouterID, Prefixes: map[netip.Prefix][]Advertiser{}}
+	d := Fleet{RouterID: doc.RouterID, Prefixes: map[netip.Prefix][]Advertiser{}}
 	for _, lsas := range doc.States.Areas {
 		for _, lsa := range lsas {
 			if lsa.LSAAge >= maxAge {
@@ -95,7 +96,7 @@ func ParseRouterLSDB(data []byte) (LSDB, error) {
 				}
 				p, err := stubPrefix(l.NetworkAddress, l.NetworkMask)
 				if err != nil {
-					return LSDB{}, fmt.Errorf("parse router LSAs: %w", err)
+					return Fleet{}, fmt.Errorf("parse router LSAs: %w", err)
 				}
 				d.add(p, lsa.AdvertisingRouter, l.Metric)
 			}
@@ -144,16 +145,16 @@ type intraPrefixLSDB struct {
 // to back: `show ipv6 ospf6 json` (this router's ID) and `show ipv6 ospf6
 // database intra-prefix detail json` (every router's prefixes, each at its
 // interface's cost).
-func ParseOSPF6LSDB(data []byte) (LSDB, error) {
+func ParseOSPF6LSDB(data []byte) (Fleet, error) {
 	var self ospf6Instance
 	var db intraPrefixLSDB
 	if err := decodeAll(data, &self, &db); err != nil {
-		return LSDB{}, fmt.Errorf("parse intra-prefix LSAs: %w", err)
+		return Fleet{}, fmt.Errorf("parse intra-prefix LSAs: %w", err)
 	}
 	if self.RouterID == "" {
-		return LSDB{}, errors.New("parse intra-prefix LSAs: no routerId: not the output of show ipv6 ospf6 json")
+		return Fleet{}, errors.New("parse intra-prefix LSAs: no routerId: not the output of show ipv6 ospf6 json")
 	}
-	d := LSDB{RouterID: self.RouterID, Prefixes: map[netip.Prefix][]Advertiser{}}
+	d := Fleet{RouterID: self.RouterID, Prefixes: map[netip.Prefix][]Advertiser{}}
 	for _, area := range db.Areas {
 		for _, lsa := range area.LSAs {
 			if lsa.Age >= maxAge || lsa.Type != "Intra-Prefix" {
@@ -162,7 +163,7 @@ func ParseOSPF6LSDB(data []byte) (LSDB, error) {
 			for _, p := range lsa.Prefixes {
 				pfx, err := netip.ParsePrefix(p.Prefix)
 				if err != nil {
-					return LSDB{}, fmt.Errorf("parse intra-prefix LSAs: prefix %q: %w", p.Prefix, err)
+					return Fleet{}, fmt.Errorf("parse intra-prefix LSAs: prefix %q: %w", p.Prefix, err)
 				}
 				d.add(pfx, lsa.AdvertisingRouter, p.Metric)
 			}

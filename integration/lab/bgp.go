@@ -217,8 +217,8 @@ func (a *AnycastLab) WaitEstablished(timeout time.Duration) error {
 	want := len(a.Nodes)
 	var last string
 	if _, ok := WaitFor(timeout, func() bool {
-		for _, v6 := range []bool{false, true} {
-			afi := map[bool]string{false: "ipv4", true: "ipv6"}[v6]
+		for _, fam := range frr.Families() {
+			afi := fam.AFI()
 			out, err := a.Router.FRR.Vtysh("show bgp " + afi + " unicast summary json")
 			if err != nil {
 				last = err.Error()
