@@ -28,15 +28,30 @@ func socketPath(socket, configPath string, stderr io.Writer) string {
 	return cfg.ControlSocket
 }
 
+// clientOptions are the client commands' flags.
+type clientOptions struct {
+	socket, reason     *string
+	asJSON, all, force *bool
+	forDur             *time.Duration
+}
+
+// clientFlags declares the flags of the commands to the running daemon.
+func clientFlags(fs *flag.FlagSet) clientOptions {
+	return clientOptions{
+		socket: fs.String("socket", "", "control socket (default: control_socket of the configuration)"),
+		asJSON: fs.Bool("json", false, "status: print the status document as JSON"),
+		all:    fs.Bool("all", false, "drain/undrain: every service"),
+		reason: fs.String("reason", "", "drain: why (logged and shown in status)"),
+		forDur: fs.Duration("for", 0, "drain: end the drain by itself after this long (e.g. 30m)"),
+		force:  fs.Bool("force", false, "drain: even when no other router advertises a prefix at normal metric"),
+	}
+}
+
 // clientCommand runs status, drain, undrain, check or reload against the
 // running daemon.
 func clientCommand(cmd string, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
-	socket := fs.String("socket", "", "control socket (default: control_socket of the configuration)")
-	asJSON := fs.Bool("json", false, "status: print the status document as JSON")
-	all := fs.Bool("all", false, "drain/undrain: every service")
-	reason := fs.String("reason", "", "drain: why (logged and shown in status)")
-	forDur := fs.Duration("for", 0, "drain: end the drain by itself after this long (e.g. 30m)")
-	force := fs.Bool("force", false, "drain: even when no other router advertises a prefix at normal metric")
+	opts := clientFlags(fs)
+	socket, asJSON, all, reason, forDur, force := opts.socket, opts.asJSON, opts.all, opts.reason, opts.forDur, opts.force
 	services, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usage)
@@ -46,7 +61,7 @@ func clientCommand(cmd string, fs *flag.FlagSet, args []string, stdout, stderr i
 		fmt.Fprintln(stderr, "Run 'anycast-watchdog --help' for usage.")
 		return 2
 	}
-	configPath := fs.Lookup("config").Value.String()
+	configPath := configFlag(fs)
 	req := control.Request{Command: cmd, Services: services, All: *all, Reason: *reason, Force: *force}
 	if flagSet(fs, "for") {
 		if *forDur <= 0 {

@@ -20,11 +20,16 @@ func audit(ctx context.Context, cfg *config.Config, run command.Runner) doctor.R
 	return doctor.Audit(doctor.Gather(ctx, cfg, run, fr))
 }
 
+// doctorFlags declares doctor's flags: --json.
+func doctorFlags(fs *flag.FlagSet) (asJSON *bool) {
+	return fs.Bool("json", false, "doctor: print the report as JSON")
+}
+
 // doctorCommand is `anycast-watchdog doctor [--config PATH] [--json]`:
 // exit 0 without an error finding, 1 with one or more, 2 on usage errors
 // (and a configuration that cannot be loaded).
-func doctorCommand(fs *flag.FlagSet, configPath *string, args []string, run command.Runner, stdout, stderr io.Writer) int {
-	asJSON := fs.Bool("json", false, "doctor: print the report as JSON")
+func doctorCommand(fs *flag.FlagSet, args []string, run command.Runner, stdout, stderr io.Writer) int {
+	asJSON := doctorFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError(err, stdout, stderr)
 	}
@@ -32,7 +37,7 @@ func doctorCommand(fs *flag.FlagSet, configPath *string, args []string, run comm
 		fmt.Fprintf(stderr, "anycast-watchdog doctor: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	cfg, err := config.Load(*configPath)
+	cfg, err := config.Load(configFlag(fs))
 	if err != nil {
 		fmt.Fprintf(stderr, "anycast-watchdog doctor: %v\n", err)
 		return 2

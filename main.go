@@ -1,7 +1,7 @@
 // Command anycast-watchdog withdraws a host's anycast addresses from its
 // loopback while the service behind them fails its health checks, so that
 // the local ospfd stops advertising them, and puts them back when it
-// recovers. See anycast-watchdog(8) and README.md.
+// recovers. See anycast-watchdog(8) and docs/.
 package main
 
 import (
@@ -66,44 +66,85 @@ func main() {
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
+	name := "run"
 	if len(args) > 0 && !isFlag(args[0]) {
-		cmd, args = args[0], args[1:]
+		name, args = args[0], args[1:]
 	}
-	fs := flag.NewFlagSet("anycast-watchdog "+cmd, flag.ContinueOnError)
+	fs := flag.NewFlagSet("anycast-watchdog "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {} // printed below: to stdout when asked for, else a hint
-	configPath := fs.String("config", config.DefaultPath, "configuration file")
-	switch cmd {
-	case control.CmdStatus, control.CmdDrain, control.CmdUndrain, control.CmdCheck, control.CmdReload:
-		return clientCommand(cmd, fs, args, stdout, stderr)
-	case "doctor":
-		return doctorCommand(fs, configPath, args, command.Run, stdout, stderr)
-	}
-	if err := fs.Parse(args); err != nil {
-		return usageError(err, stdout, stderr)
-	}
-	switch cmd {
-	case "run":
-		if fs.NArg() > 0 {
-			fmt.Fprintf(stderr, "anycast-watchdog run: unexpected arguments %q\n", fs.Args())
-			return 2
+	fs.Usage = func() {} // printed by usageError: to stdout when asked for, else a hint
+	fs.String("config", config.DefaultPath, "configuration file")
+	for _, c := range subcommands() {
+		if c.name == name {
+			return c.run(fs, args, stdout, stderr)
 		}
-		return run(*configPath, stderr)
-	case "check-config":
-		return checkConfig(*configPath, stdout, stderr)
-	case "probe":
-		return probe(*configPath, fs.Args(), stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "anycast-watchdog", versionString())
-		return 0
-	case "help":
-		fmt.Fprint(stdout, usage)
-		return 0
 	}
-	fmt.Fprintf(stderr, "anycast-watchdog: unknown command %q\n\n%s", cmd, usage)
+	fmt.Fprintf(stderr, "anycast-watchdog: unknown command %q\n\n%s", name, usage)
 	return 2
 }
+
+// subcommand is one command of the binary. Its run declares the flags it
+// takes besides --config on fs (through flags, which the reference test
+// also reads), parses args and does the work; it returns the exit status.
+type subcommand struct {
+	name  string
+	flags func(fs *flag.FlagSet) // nil: --config only
+	run   func(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int
+}
+
+// subcommands is every command the binary takes; anycast-watchdog(8)
+// documents each with its flags (TestManPageCoversCommands).
+func subcommands() []subcommand {
+	client := func(name string) subcommand {
+		return subcommand{name: name, flags: func(fs *flag.FlagSet) { clientFlags(fs) },
+			run: func(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
+				return clientCommand(name, fs, args, stdout, stderr)
+			}}
+	}
+	return []subcommand{
+		{name: "run", run: func(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
+			if err := fs.Parse(args); err != nil {
+				return usageError(err, stdout, stderr)
+			}
+			if fs.NArg() > 0 {
+				fmt.Fprintf(stderr, "anycast-watchdog run: unexpected arguments %q\n", fs.Args())
+				return 2
+			}
+			return run(configFlag(fs), stderr)
+		}},
+		{name: "check-config", run: func(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
+			if err := fs.Parse(args); err != nil {
+				return usageError(err, stdout, stderr)
+			}
+			return checkConfig(configFlag(fs), stdout, stderr)
+		}},
+		{name: "probe", run: func(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
+			if err := fs.Parse(args); err != nil {
+				return usageError(err, stdout, stderr)
+			}
+			return probe(configFlag(fs), fs.Args(), stdout, stderr)
+		}},
+		{name: "doctor", flags: func(fs *flag.FlagSet) { doctorFlags(fs) },
+			run: func(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
+				return doctorCommand(fs, args, command.Run, stdout, stderr)
+			}},
+		{name: "version", run: func(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
+			if err := fs.Parse(args); err != nil {
+				return usageError(err, stdout, stderr)
+			}
+			fmt.Fprintln(stdout, "anycast-watchdog", versionString())
+			return 0
+		}},
+		{name: "help", run: func(_ *flag.FlagSet, _ []string, stdout, _ io.Writer) int {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}},
+		client(control.CmdStatus), client(control.CmdDrain), client(control.CmdUndrain), client(control.CmdCheck), client(control.CmdReload),
+	}
+}
+
+// configFlag is the --config every command takes.
+func configFlag(fs *flag.FlagSet) string { return fs.Lookup("config").Value.String() }
 
 // usageError answers a flag parsing error: the usage on --help (exit 0),
 // else a hint (exit 2).

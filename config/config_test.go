@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -271,5 +272,20 @@ func TestExecProgramWritableByOthersIsAWarning(t *testing.T) {
 	}
 	if c, err := Load("testdata/valid-full.yaml"); err != nil || len(c.Warnings) != 0 {
 		t.Errorf("a root-owned program in /bin: %v, warnings %q", err, c.Warnings)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	keys := Keys()
+	for _, want := range []string{"interface", "frr.fleet_interval", "services", "services[].fail_open",
+		"services[].checks[].type", "services[].checks[].answer_contains", "services[].checks[].user"} {
+		if !slices.Contains(keys, want) {
+			t.Errorf("Keys() lacks %q: %v", want, keys)
+		}
+	}
+	for _, k := range keys {
+		if strings.Contains(k, "credential") || strings.Contains(k, "path") && !strings.Contains(k, "pathspace") {
+			t.Errorf("Keys() lists %q, which no file may set", k)
+		}
 	}
 }

@@ -151,12 +151,7 @@ func (w *walker) walkStruct(n *yaml.Node, v reflect.Value, path string) {
 		w.fail(n, path, "want a mapping of keys, got %s", describe(n))
 		return
 	}
-	fields := map[string]int{}
-	for i := 0; i < v.NumField(); i++ {
-		if tag := v.Type().Field(i).Tag.Get("yaml"); tag != "" && tag != "-" {
-			fields[tag] = i
-		}
-	}
+	fields := yamlFields(v.Type())
 	// A check's type decides which of its keys apply; read it first.
 	checkType := ""
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -194,6 +189,42 @@ func (w *walker) walkStruct(n *yaml.Node, v reflect.Value, path string) {
 		w.r.lines[p] = val.Line
 		w.walk(val, v.Field(idx), p)
 	}
+}
+
+// yamlFields maps each key a struct takes to its field's index: the
+// fields with a yaml tag.
+func yamlFields(t reflect.Type) map[string]int {
+	fields := map[string]int{}
+	for i := 0; i < t.NumField(); i++ {
+		if tag := t.Field(i).Tag.Get("yaml"); tag != "" && tag != "-" {
+			fields[tag] = i
+		}
+	}
+	return fields
+}
+
+// Keys lists every key the decoder accepts, as paths in the order of the
+// structs' fields: "interface", "frr.timeout", "services[].name",
+// "services[].checks[].server". anycast-watchdog.yaml(5) documents each.
+func Keys() []string { return keysOf(reflect.TypeOf(Config{}), "") }
+
+func keysOf(t reflect.Type, path string) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		tag := t.Field(i).Tag.Get("yaml")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		p, ft := joinPath(path, tag), t.Field(i).Type
+		out = append(out, p)
+		switch {
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && ft.Elem() != prefixType:
+			out = append(out, keysOf(ft.Elem(), p+"[]")...)
+		case ft.Kind() == reflect.Struct && ft != prefixType:
+			out = append(out, keysOf(ft, p)...)
+		}
+	}
+	return out
 }
 
 func joinPath(path, key string) string {

@@ -2,8 +2,8 @@ package config
 
 import "time"
 
-// Every default lives here, and README.md's configuration reference mirrors
-// this file. A key that is absent from the YAML takes the value below; a key
+// Every default lives here, and anycast-watchdog.yaml(5) documents each
+// (TestManPageCoversConfig holds it to every key). A key that is absent from the YAML takes the value below; a key
 // that is present is validated as written, so `rise: 0` is an error rather
 // than a silent 3.
 
