@@ -71,7 +71,7 @@ bench-load:
 ## detection, propagation, total, floor, total-floor and lost queries at QPS.
 ## TRIAL=drain drains and undrains instead and counts the queries lost;
 ## LAST_RESORT=false runs the lab without last-resort interfaces (remove first);
-## PROTOCOL=bgp runs it on BGP (an eBGP upstream, README's BGP recipe).
+## PROTOCOL=bgp runs it on BGP (an eBGP upstream, docs/bgp.md's recipe).
 TRIALS ?= 20
 TRIAL ?= break
 QPS ?= 100

@@ -370,7 +370,7 @@ func TestHungIPBlocksNoStatus(t *testing.T) {
 
 // After a start the second round comes within one interval (or one fast
 // interval while rising), never an interval plus the service's offset, so
-// that README's worst-case times hold from the first round on; from then
+// that the worst-case times of docs/behaviour.md hold from the first round on; from then
 // on rounds keep one interval apart.
 func TestSecondRoundAfterStartComesWithinAnInterval(t *testing.T) {
 	for _, tt := range []struct {

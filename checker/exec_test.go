@@ -204,8 +204,8 @@ func TestExecChecksAreBoundedAndStarvedIsItsOwnReason(t *testing.T) {
 }
 
 // Exec checks run at the daemon's own CPU priority: niced, they timed out
-// on a host busy at nice 0, withdrawing a healthy service (README,
-// Performance).
+// on a host busy at nice 0, withdrawing a healthy service (docs/performance.md,
+// "Exec checks").
 func TestExecChecksRunAtTheDaemonsPriority(t *testing.T) {
 	c, _ := New(config.Check{Type: config.CheckExec, Command: []string{"/bin/sh", "-c",
 		`sleep 0.05; n=$(cut -d' ' -f19 /proc/self/stat); test "$n" = 0 || { echo "nice $n"; exit 1; }`}})

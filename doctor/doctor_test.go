@@ -17,11 +17,11 @@ import (
 )
 
 // The testdata files were captured from FRR 8.4.4 and iproute2 on a node
-// set up as README's recipe says, plus a few mistakes (a BGP network
+// set up as docs/frr.md's recipe says, plus a few mistakes (a BGP network
 // statement without import-check, a stray 192.0.2.54 on lo), beside a
 // router that summarises 192.0.2.0/24 into area 0 and redistributes a
 // static 192.0.2.0/23 (testdata/capture.sh re-creates them, as root; with AW=path-to-binary it also
-// runs doctor there, as README shows).
+// runs doctor there, as docs/frr.md shows).
 
 func read(t *testing.T, name string) string {
 	t.Helper()
@@ -222,7 +222,7 @@ func TestReportGolden(t *testing.T) {
 	}
 }
 
-// bgpRecipe is a BGP-only node with README's BGP recipe (captured by
+// bgpRecipe is a BGP-only node with docs/bgp.md's recipe (captured by
 // frr/testdata/capture-bgp.sh), its running-config passed through edit.
 func bgpRecipe(t *testing.T, edit func(string) string) Facts {
 	f := recipe(t, nil)

@@ -476,7 +476,7 @@ func joinPrefixes(ps []netip.Prefix) string {
 
 // bgpOrigination: where bgpd alone serves a family, removing the address
 // withdraws the prefix only if bgpd originates it from the connected
-// route (README, "BGP anycast"): `redistribute connected` in the family's
+// route (docs/bgp.md, "The recipe"): `redistribute connected` in the family's
 // address-family, through a route-map that exists, keeps other connected
 // routes out and tells the last-resort interface apart.
 func bgpOrigination(f Facts) []Finding {

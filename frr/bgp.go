@@ -31,7 +31,7 @@ type BGPPrefix struct {
 	Originated bool // a valid path sourced here (redistributed or a network statement)
 	Best       bool // that path is the best
 	// LastResort: the local path carries the graceful-shutdown community
-	// (RFC 8326) that README's route-map sets on the last-resort interface.
+	// (RFC 8326) that docs/bgp.md's route-map sets on the last-resort interface.
 	LastResort bool
 	// AdvertisedTo counts the established peers it is in the
 	// adjacency-RIB-out of (FRR's advertisedTo, the same source as

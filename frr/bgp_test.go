@@ -12,7 +12,7 @@ import (
 
 // The fixtures were captured from FRR 8.4.4 by testdata/capture-bgp.sh:
 // nodes 203.0.113.1 (A, read here) and 203.0.113.2 (B) in AS 64512, iBGP
-// with each other and eBGP to one upstream, with README's recipe; the
+// with each other and eBGP to one upstream, with docs/frr.md's recipe; the
 // prefix on lo of both ("both-primary"), B's on its last-resort interface
 // ("other-last-resort"), both there ("both-last-resort"), A's removed
 // ("self-absent"), both removed ("not-in-table"), A's upstream session shut

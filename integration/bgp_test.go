@@ -15,7 +15,7 @@ import (
 
 // TestBGP runs the OSPF tests' story on BGP, on one lab: an upstream
 // router in AS 64500 peering eBGP (IPv4 and IPv6) with two anycast nodes
-// in AS 64512 that peer iBGP with each other, every node with README's BGP
+// in AS 64512 that peer iBGP with each other, every node with docs/bgp.md's
 // recipe. The watchdog finds bgpd by itself (no ospfd runs).
 func TestBGP(t *testing.T) {
 	a := buildAnycastLab(t, lab.AnycastOptions{BGP: true})
@@ -133,7 +133,7 @@ func TestBGP(t *testing.T) {
 		load.Stop()
 		end := time.Now()
 		sent, lost := load.Sent(start, end), load.Lost(start, end)
-		// Where bgpd originates, a move deletes before it adds (README,
+		// Where bgpd originates, a move deletes before it adds (docs/bgp.md,
 		// "Moves delete first where bgpd originates"): a query arriving in
 		// that sub-millisecond window is lost, 1 in about 10,000 at 300/s
 		// in the benchmark. One is allowed here; more is a failure.

@@ -17,7 +17,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/integration/lab"
 )
 
-// doctorCase is README's recipe with exactly one mistake, made in a fresh
+// doctorCase is docs/frr.md's recipe with exactly one mistake, made in a fresh
 // namespace with a real FRR.
 type doctorCase struct {
 	name string
@@ -34,7 +34,7 @@ type doctorCase struct {
 	want []string
 }
 
-// bgpOnly replaces OSPF by README's BGP recipe, passed through edit.
+// bgpOnly replaces OSPF by docs/bgp.md's recipe, passed through edit.
 func bgpOnly(edit func(string) string) func(map[string]string) {
 	return func(files map[string]string) {
 		delete(files, "ospfd.conf")

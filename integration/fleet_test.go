@@ -30,7 +30,7 @@ const (
 	// default, since 16 nodes' vtysh reads share two cores.
 	fleetInterval = 5 * time.Second
 	fleetMetrics  = "9795"
-	// The single-node floors: the worst case README states for one node
+	// The single-node floors: the worst case docs/behaviour.md states for one node
 	// (interval + (fall-1)·fast_interval + one check timeout to withdraw,
 	// interval + (rise-1)·fast_interval to restore). A fleet pattern must
 	// converge within these plus 100 ms at every router.
@@ -122,7 +122,7 @@ func names(nodes []*lab.Node) string {
 // wait waits until both routers route the /32 and the /128 via exactly
 // want, and returns how long after start. An extra IPv6 next hop that the
 // router's own OSPFv3 database shows withdrawn (or at last resort) is FRR 8.4's stale next hop
-// (README, "Known problem"): logged and accepted, timed by the /32.
+// (docs/frr.md, "Known problem"): logged and accepted, timed by the /32.
 // within is a correctness bound (a route that never follows); how fast it
 // followed is a figure the caller logs, not a pass/fail line.
 func (f *fleet) wait(t *testing.T, start time.Time, want []string, within time.Duration, what string) time.Duration {
@@ -160,7 +160,7 @@ func (f *fleet) staleOnly(t *testing.T, want []string) bool {
 				if r.InOSPF6(n, lab.AnycastV6) {
 					return false
 				}
-				t.Logf("%s keeps a stale next hop %s for %s: node %d withdrew it or holds it at last resort (README, Known problem)", r.Name, n.RouterDev, lab.AnycastV6, n.Index)
+				t.Logf("%s keeps a stale next hop %s for %s: node %d withdrew it or holds it at last resort (docs/frr.md, Known problem)", r.Name, n.RouterDev, lab.AnycastV6, n.Index)
 			}
 		}
 	}
@@ -313,7 +313,7 @@ func (f *fleet) logTimeline(t *testing.T, start time.Time) {
 // which a router had fewer than min next hops, and logs such IPv6 changes
 // with how long they lasted: FRR 8.4's ospf6d at the routers was seen to
 // drop an ECMP route for a few milliseconds while many nodes withdrew at
-// once, with other nodes' LSAs unchanged (README, "Known problem").
+// once, with other nodes' LSAs unchanged (docs/frr.md, "Known problem").
 func (f *fleet) checkGaps(t *testing.T, since time.Time, min int, what string) {
 	t.Helper()
 	changes := f.routes.Changes(since)
@@ -332,7 +332,7 @@ func (f *fleet) checkGaps(t *testing.T, since time.Time, min int, what string) {
 		if c.Prefix.Addr().Is4() {
 			t.Errorf("%s: %s", what, line)
 		} else {
-			t.Logf("IPv6 at a router, %s: %s (FRR ospf6d, README Known problem)", what, line)
+			t.Logf("IPv6 at a router, %s: %s (FRR ospf6d, docs/frr.md, Known problem)", what, line)
 		}
 	}
 }
@@ -563,7 +563,7 @@ func (f *fleet) flapping(t *testing.T) {
 			if c.Prefix.Addr().Is4() {
 				t.Error(line)
 			} else {
-				t.Logf("IPv6 at a router: %s (FRR ospf6d, README Known problem)", line)
+				t.Logf("IPv6 at a router: %s (FRR ospf6d, docs/frr.md, Known problem)", line)
 			}
 			break
 		}

@@ -80,7 +80,7 @@ func routesVia(t *testing.T, a *lab.AnycastLab, p netip.Prefix, want []string) b
 	t.Helper()
 	ok, stale := a.RoutesVia(p, want)
 	if len(stale) > 0 {
-		t.Logf("router keeps a stale OSPFv3 next hop for %s via %v, whose node no longer advertises it (FRR ospf6d; README, 'Known problem: a stale OSPFv3 next hop')", p, stale)
+		t.Logf("router keeps a stale OSPFv3 next hop for %s via %v, whose node no longer advertises it (FRR ospf6d; docs/frr.md, 'Known problem: a stale OSPFv3 next hop')", p, stale)
 	}
 	return ok
 }

@@ -184,7 +184,7 @@ services:
 	}
 
 	// 2c. user: on an exec check. The packaged unit cannot switch users, so
-	// the daemon refuses the key on reload; with the drop-in that README
+	// the daemon refuses the key on reload; with the drop-in that docs/operations.md
 	// gives, the check runs as nobody with no capability.
 	os.WriteFile(configPath, []byte(config+`  - name: asnobody
     prefixes: [192.0.2.55/32]
@@ -216,7 +216,7 @@ SystemCallFilter=@setuid
 	}); !ok {
 		t.Fatalf("the check run as nobody never passed under the drop-in: %+v\n%s", st, journal())
 	}
-	t.Log("user: refused by the packaged unit; with the README's drop-in an exec check ran as nobody with CapEff 0")
+	t.Log("user: refused by the packaged unit; with docs/operations.md's drop-in an exec check ran as nobody with CapEff 0")
 
 	// Every change from here on must keep the address: watch it.
 	stop := make(chan struct{})

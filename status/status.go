@@ -3,8 +3,8 @@
 // table and the Prometheus metrics are rendered from, and the names of a
 // service's states. advertise fills it from its live state, package main
 // adds the configuration's part, control carries it over the socket. The
-// JSON form is an interface: fields are only ever added (README.md documents
-// it; testdata/status.json is its golden file).
+// JSON form is an interface: fields are only ever added (docs/operations.md
+// documents it; testdata/status.json is its golden file).
 package status
 
 import (

@@ -41,8 +41,8 @@ func main() {
 	lastResort := flag.Bool("last-resort", true, "give every node a last-resort interface (off: withdrawals and drains remove at once)")
 	trial := flag.String("trial", "break", "break: the service breaks and recovers; drain: node 1 is drained and undrained")
 	qps := flag.Int("qps", 100, "DNS queries per second from the router to the anycast address")
-	spfHold := flag.Int("spf-hold", 10, "every router's initial SPF hold in ms (`timers throttle spf 0 HOLD 1000`; README's recipe: 10)")
-	protocol := flag.String("protocol", "ospf", "ospf: the OSPF lab; bgp: the BGP lab (an eBGP upstream, README's BGP recipe; implies -last-resort)")
+	spfHold := flag.Int("spf-hold", 10, "every router's initial SPF hold in ms (`timers throttle spf 0 HOLD 1000`; docs/frr.md's recipe: 10)")
+	protocol := flag.String("protocol", "ospf", "ospf: the OSPF lab; bgp: the BGP lab (an eBGP upstream, docs/bgp.md's recipe; implies -last-resort)")
 	flag.Parse()
 	if *protocol != "ospf" && *protocol != "bgp" {
 		fmt.Fprintln(os.Stderr, "failover: -protocol is ospf or bgp")
@@ -224,7 +224,7 @@ func run(binary, trial string, trials, qps int, o lab.AnycastOptions) error {
 
 	routing := fmt.Sprintf("OSPF, router min-arrival 0: %v, SPF hold %d ms", o.MinArrival0, o.SPFHold)
 	if o.BGP {
-		routing = "BGP, eBGP upstream, timers 1 3, README's recipe"
+		routing = "BGP, eBGP upstream, timers 1 3, docs/frr.md's recipe"
 	}
 	fmt.Printf("config: interval %s, fast_interval %s, rise %d, fall %d; %s; last-resort interface: %v; %d trials at %d queries/s\n",
 		o.Interval, o.FastInterval, o.Rise, o.Fall, routing, o.LastResort || o.BGP, trials, qps)

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Captures vtysh output of FRR 8.4 for doctor's unit tests: a node with the
-# README recipe and a router that summarises and redistributes.
+# docs/frr.md recipe and a router that summarises and redistributes.
 set -u
 N=awcapn; R=awcapr; OUT=${1:?usage: capture.sh OUTDIR (as root)}
 mkdir -p $OUT

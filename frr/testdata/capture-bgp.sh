@@ -2,7 +2,7 @@
 # Captures bgpd's JSON (FRR 8.4) for the frr package's unit tests, and the
 # recipe's running-config for doctor's (running-config-bgpd-recipe.txt): two
 # anycast nodes in AS 64512 (iBGP with each other, the fleet view) peering
-# eBGP with one upstream in AS 64500, with README's recipe; then node A's
+# eBGP with one upstream in AS 64500, with docs/frr.md's recipe; then node A's
 # answers with the prefix on lo, on the last-resort interface, off, and
 # with its upstream session shut down.
 set -u

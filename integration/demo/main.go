@@ -128,7 +128,7 @@ func demo(binary string, w words) error {
 			return ok4 && ok6
 		})
 		if ok && len(stale) > 0 {
-			say("the router keeps 2001:db8::53 via %s although its OSPFv3 database shows that node withdrew it: a known FRR ospf6d problem, see README", names(a, stale))
+			say("the router keeps 2001:db8::53 via %s although its OSPFv3 database shows that node withdrew it: a known FRR ospf6d problem, see docs/frr.md", names(a, stale))
 		}
 		if ctx.Err() != nil {
 			return 0, fmt.Errorf("interrupted")
@@ -216,7 +216,7 @@ func demo(binary string, w words) error {
 	return nil
 }
 
-// propagation is what README measured from the address change to the
+// propagation is what docs/performance.md measured from the address change to the
 // router's table.
 var propagation = map[string]string{"OSPF": "OSPF ~20 ms", "BGP": "BGP ~130 ms"}
 

@@ -46,7 +46,7 @@ type AnycastOptions struct {
 	// BGP runs the lab on BGP instead of OSPF: the router is an upstream
 	// in AS 64500 peering eBGP with every node (IPv4 and IPv6 sessions),
 	// the nodes share AS 64512 and peer iBGP with each other, each with
-	// README's BGP recipe. One router only; it implies LastResort.
+	// docs/bgp.md's recipe. One router only; it implies LastResort.
 	BGP bool
 }
 
@@ -317,7 +317,7 @@ func routerID(i int) string { return fmt.Sprintf("203.0.113.%d", i) }
 // want. An extra IPv6 next hop also counts as gone when the router's own
 // OSPFv3 database shows its node withdrew p; such next hops are returned as
 // stale. FRR 8.4.4's ospf6d sometimes keeps one for a minute and more
-// (README, "Known problem: a stale OSPFv3 next hop"): the node did withdraw.
+// (docs/frr.md, "Known problem: a stale OSPFv3 next hop"): the node did withdraw.
 func (a *AnycastLab) RoutesVia(p netip.Prefix, want []string) (ok bool, stale []string) {
 	got := a.Router.NextHops(p)
 	if slices.Equal(got, want) {

@@ -31,9 +31,9 @@ type bgpPeer struct {
 	Upstream bool // a node's upstream: last resort prepended
 }
 
-// nodeBGPTemplate is README's BGP recipe for a node, with the lab's
+// nodeBGPTemplate is docs/bgp.md's recipe for a node, with the lab's
 // sessions: eBGP to the upstream, iBGP to every other node for the fleet
-// view. Keep it the same as README's.
+// view. Keep it the same as docs/bgp.md's.
 var nodeBGPTemplate = template.Must(template.New("bgpd").Parse(`hostname {{.Host}}
 ip prefix-list ANYCAST-V4 seq 5 permit 192.0.2.0/24 ge 32
 ipv6 prefix-list ANYCAST-V6 seq 5 permit 2001:db8::/48 ge 128
@@ -112,7 +112,7 @@ type bgpConfig struct {
 	Peers                      []bgpPeer
 }
 
-// NodeBGPFiles renders README's BGP recipe for a node (router ID, AS
+// NodeBGPFiles renders docs/bgp.md's recipe for a node (router ID, AS
 // 64512, the last-resort interface) with one upstream session to
 // 198.51.100.0, for a test that needs the recipe's bgpd.conf alone.
 func NodeBGPFiles(host, routerID string) (map[string]string, error) {

@@ -36,7 +36,7 @@ type OSPFConfig struct {
 	// after a withdrawal is accepted at once.
 	MinArrival0 bool
 	// LastResort names the last-resort interface, put in both areas as
-	// README's recipe says: passive, cost 65535.
+	// docs/frr.md's recipe says: passive, cost 65535.
 	LastResort string
 	// SPFHold is the initial SPF hold time in ms (`timers throttle spf 0
 	// HOLD 1000`); 0 means the recipe's 10.
