@@ -3,18 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"golang.org/x/net/netutil"
 
 	"github.com/anycast-watchdog/anycast-watchdog/advertise"
 	"github.com/anycast-watchdog/anycast-watchdog/checker"
@@ -56,10 +51,6 @@ type daemon struct {
 	auditGen     uint64
 	auditsLogged map[string]bool
 }
-
-// maxDrainReason bounds a drain's reason: it is kept in memory and in
-// drains.json, and logged.
-const maxDrainReason = 1024
 
 // notifier tells the service manager how the daemon is doing;
 // *notify.Notifier is the real one.
@@ -236,185 +227,9 @@ func (d *daemon) Status() status.Document {
 	return st
 }
 
-// startAudit runs doctor's audit of cfg on its own goroutine: it reads FRR
-// and ip, which may take seconds, and no check or address change waits for
-// it. Each finding not logged before is logged once; the counts go to
-// status and metrics. An audit that ends after a newer one started is
-// dropped.
-func (d *daemon) startAudit(ctx context.Context, cfg *config.Config) {
-	if d.audit == nil {
-		return
-	}
-	d.mu.Lock()
-	d.auditGen++
-	gen := d.auditGen
-	d.mu.Unlock()
-	go func() {
-		r := d.audit(ctx, cfg)
-		if ctx.Err() != nil {
-			return
-		}
-		counts := r.Doctor
-		counts.At = time.Now()
-		d.mu.Lock()
-		if gen != d.auditGen {
-			d.mu.Unlock()
-			return
-		}
-		d.doctor = &counts
-		var fresh []doctor.Finding
-		for _, f := range r.Findings {
-			if key := f.Check + " " + f.Object; !d.auditsLogged[key] {
-				d.auditsLogged[key] = true
-				fresh = append(fresh, f)
-			}
-		}
-		d.mu.Unlock()
-		for _, f := range fresh {
-			entry := d.log.WithFields(logrus.Fields{"check": f.Check, "object": f.Object, "evidence": f.Evidence, "fix": f.Fix})
-			switch f.Severity {
-			case doctor.Error:
-				entry.Error("doctor: " + f.Message)
-			case doctor.Warning:
-				entry.Warn("doctor: " + f.Message)
-			default:
-				entry.Info("doctor: " + f.Message)
-			}
-		}
-		d.log.WithField("findings", counts.Summary()).Info("doctor: audit of this host's FRR done; run anycast-watchdog doctor for details")
-	}()
-}
-
 // Reloads counts the reloads that succeeded and failed, for metrics.
 func (d *daemon) Reloads() (succeeded, failed uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.reloadsOK, d.reloadsBad
-}
-
-// Handle carries out one control request from peer.
-func (d *daemon) Handle(ctx context.Context, req control.Request, peer control.Peer) control.Response {
-	switch req.Command {
-	case control.CmdStatus:
-		st := d.Status()
-		return control.Response{OK: true, Status: &st}
-	case control.CmdDrain, control.CmdUndrain:
-		return d.drain(ctx, req, peer)
-	case control.CmdCheck:
-		if len(req.Services) != 1 {
-			return control.Response{Error: "check takes exactly one service"}
-		}
-		round, err := d.sup.CheckNow(ctx, req.Services[0])
-		if err != nil {
-			return control.Response{Error: err.Error()}
-		}
-		d.log.WithFields(logrus.Fields{"service": req.Services[0], "by": peer.String()}).Info("checks run on request")
-		return control.Response{OK: true, Checks: advertise.CheckStatuses(round.Results)}
-	case control.CmdReload:
-		d.log.WithField("by", peer.String()).Info("reload requested")
-		if err := d.requestReload(ctx); err != nil {
-			d.log.WithError(err).Error("reload failed; the running configuration stays")
-			return control.Response{Error: "reload failed; the running configuration stays: " + err.Error()}
-		}
-		return control.Response{OK: true, Message: "configuration reloaded"}
-	}
-	return control.Response{Error: fmt.Sprintf("unknown command %q", req.Command)}
-}
-
-// requestReload has serve reload and returns its outcome.
-func (d *daemon) requestReload(ctx context.Context) error {
-	reply := make(chan error, 1)
-	select {
-	case d.reloads <- reply:
-	case <-ctx.Done():
-		return fmt.Errorf("reload not started: %w", ctx.Err())
-	}
-	select {
-	case err := <-reply:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("reload under way, outcome unknown: %w", ctx.Err())
-	}
-}
-
-func (d *daemon) drain(ctx context.Context, req control.Request, peer control.Peer) control.Response {
-	if req.All == (len(req.Services) > 0) {
-		return control.Response{Error: "name services or ask for all, not both or neither"}
-	}
-	var names []string
-	if !req.All {
-		names = req.Services
-	}
-	if req.Command == control.CmdUndrain {
-		done, err := d.sup.Undrain(ctx, names, peer.String())
-		if err != nil {
-			return control.Response{Error: err.Error()}
-		}
-		var parts []string
-		if len(done) > 0 {
-			parts = append(parts, "undrained; each must rise again: "+strings.Join(done, ", "))
-		}
-		if notDrained := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return slices.Contains(done, n) }); len(notDrained) > 0 {
-			parts = append(parts, "not drained: "+strings.Join(notDrained, ", "))
-		}
-		if len(parts) == 0 {
-			parts = append(parts, "nothing was drained")
-		}
-		return control.Response{OK: true, Services: done, Message: strings.Join(parts, "; ")}
-	}
-	if len(req.Reason) > maxDrainReason {
-		return control.Response{Error: fmt.Sprintf("the drain reason is %d bytes; at most %d", len(req.Reason), maxDrainReason)}
-	}
-	var until time.Time
-	if req.For != "" {
-		dur, err := time.ParseDuration(req.For)
-		if err != nil || dur <= 0 {
-			return control.Response{Error: fmt.Sprintf("--for %q is not a positive duration such as 30m or 2h", req.For)}
-		}
-		until = time.Now().Add(dur)
-	}
-	reason := req.Reason
-	if reason == "" {
-		reason = "no reason given"
-	}
-	done, err := d.sup.Drain(ctx, names, reason, peer.String(), until, req.Force)
-	if err != nil {
-		return control.Response{Error: err.Error()}
-	}
-	msg := "drained (withdrawn; checks keep running): " + strings.Join(done, ", ")
-	if req.Force {
-		msg += "; forced"
-	}
-	if !until.IsZero() {
-		msg += "; until " + until.Format(time.RFC3339)
-	}
-	return control.Response{OK: true, Services: done, Message: msg}
-}
-
-// metricsLimits bound what scrapers can make the daemon hold: a client
-// that never reads its answer, or keeps idle connections open, is cut off.
-type metricsLimits struct {
-	connections int           // served at once; more wait in the backlog
-	write       time.Duration // to write one answer
-	idle        time.Duration // a keep-alive connection with no request
-}
-
-// serveMetrics serves /metrics on l until ctx ends. The daemon guards its
-// services without it, so a failure is logged, not fatal.
-func serveMetrics(ctx context.Context, l net.Listener, m *metrics.Metrics, log logrus.FieldLogger) {
-	serveMetricsWith(ctx, l, m, log, metricsLimits{connections: 16, write: 30 * time.Second, idle: 30 * time.Second})
-}
-
-func serveMetricsWith(ctx context.Context, l net.Listener, m *metrics.Metrics, log logrus.FieldLogger, limits metricsLimits) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.Handler())
-	l = netutil.LimitListener(l, limits.connections)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: limits.write, IdleTimeout: limits.idle}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.WithError(err).Error("metrics server stopped")
-		}
-	}()
-	go func() { <-ctx.Done(); srv.Close() }()
 }

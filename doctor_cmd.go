@@ -8,17 +8,8 @@ import (
 	"io"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
-	"github.com/anycast-watchdog/anycast-watchdog/doctor"
-	"github.com/anycast-watchdog/anycast-watchdog/frr"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
 )
-
-// audit gathers this host's facts with the real ip and vtysh and audits
-// them; the daemon and the doctor command share it.
-func audit(ctx context.Context, cfg *config.Config, run command.Runner) doctor.Report {
-	fr := frr.New(run, cfg.FRR.Vtysh, cfg.FRR.Pathspace, cfg.FRR.Timeout)
-	return doctor.Audit(doctor.Gather(ctx, cfg, run, fr))
-}
 
 // doctorFlags declares doctor's flags: --json.
 func doctorFlags(fs *flag.FlagSet) (asJSON *bool) {
