@@ -60,17 +60,16 @@ type addressManager struct {
 	// sets it after each read.
 	deleteFirst atomic.Bool
 
-	mu       sync.Mutex
-	prefixes map[netip.Prefix]*prefixState
-	// Every wish and reconciliation request takes the next generation;
-	// applied is the last one the worker carried out. progress is closed
-	// and replaced whenever applied moves.
-	wished, applied uint64
-	progress        chan struct{}
-	reconcileAsked  bool
+	// gens numbers the wishes: each wish and reconciliation request takes
+	// the next generation under mu, and the worker finishes them.
+	gens *barrier
+
+	mu             sync.Mutex
+	prefixes       map[netip.Prefix]*prefixState
+	reconcileAsked bool
 
 	// The worker's own: read and written only by run.
-	showErr  map[string]string // per interface, last failure to read it, logged once
+	showErr  lastErrors // per interface, the last failure to read it
 	linkDown bool
 }
 
@@ -109,8 +108,8 @@ func (st *prefixState) placed(target Location) bool {
 
 func newAddressManager(primary AddressControl, primaryDev string, fleet *fleetStore, clock Clock, log logrus.FieldLogger, onChange func()) *addressManager {
 	return &addressManager{primary: primary, primaryDev: primaryDev, fleet: fleet, clock: clock, log: log, onChange: onChange,
-		work: newWakeup(), done: make(chan struct{}), showErr: map[string]string{},
-		prefixes: map[netip.Prefix]*prefixState{}, progress: make(chan struct{})}
+		work: newWakeup(), done: make(chan struct{}), showErr: lastErrors{},
+		prefixes: map[netip.Prefix]*prefixState{}, gens: newBarrier()}
 }
 
 // useLastResort sets the last-resort interface; nil turns failing open off.
@@ -212,35 +211,25 @@ func (m *addressManager) reconsider() uint64 {
 
 // next takes a generation and wakes the worker. Call with mu held.
 func (m *addressManager) next() uint64 {
-	m.wished++
+	gen := m.gens.take()
 	m.work.notify()
-	return m.wished
+	return gen
 }
 
 // wait returns once the worker has carried out generation gen, or ctx ends,
 // or the worker has stopped.
 func (m *addressManager) wait(ctx context.Context, gen uint64) {
-	m.waitUntil(ctx, func() bool { return m.applied >= gen })
+	m.gens.wait(ctx, gen, m.done)
 }
 
 // waitUntil returns once cond, evaluated under mu after each step of the
 // worker, holds, or ctx ends, or the worker has stopped.
 func (m *addressManager) waitUntil(ctx context.Context, cond func() bool) {
-	for {
+	m.gens.waitFor(ctx, m.done, func() bool {
 		m.mu.Lock()
-		done, progress := cond(), m.progress
-		m.mu.Unlock()
-		if done {
-			return
-		}
-		select {
-		case <-progress:
-		case <-ctx.Done():
-			return
-		case <-m.done:
-			return
-		}
-	}
+		defer m.mu.Unlock()
+		return cond()
+	})
 }
 
 // run is the worker: it decides and carries out where every prefix goes,
@@ -260,7 +249,7 @@ func (m *addressManager) run(ctx context.Context) {
 		case <-timer.C():
 		}
 		m.mu.Lock()
-		gen, reconcile := m.wished, m.reconcileAsked
+		gen, reconcile := m.gens.last(), m.reconcileAsked
 		m.reconcileAsked = false
 		m.mu.Unlock()
 
@@ -269,11 +258,7 @@ func (m *addressManager) run(ctx context.Context) {
 		}
 		m.step()
 
-		m.mu.Lock()
-		m.applied = gen
-		close(m.progress)
-		m.progress = make(chan struct{})
-		m.mu.Unlock()
+		m.gens.finish(gen)
 	}
 }
 
@@ -584,18 +569,13 @@ func (m *addressManager) reconcile() {
 
 // noteRead logs a change in whether an interface can be read, once.
 func (m *addressManager) noteRead(dev string, err error) {
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	switch prev := m.showErr[dev]; {
-	case msg == prev:
-	case msg != "":
+	switch {
+	case !m.showErr.note(dev, err):
+	case err != nil:
 		m.log.WithError(err).WithField("interface", dev).Error("cannot read the interface; only failed changes are retried")
 	default:
 		m.log.WithField("interface", dev).Info("reading the interface works again")
 	}
-	m.showErr[dev] = msg
 }
 
 // withdrawAll drains every managed prefix, for on_exit: withdraw.

@@ -382,7 +382,7 @@ func (w *world) settle() {
 		want := len(w.sup.loops) + 3 - w.hung
 		w.sup.mu.Unlock()
 		w.sup.addrs.mu.Lock()
-		idle := w.sup.addrs.applied == w.sup.addrs.wished
+		idle := w.sup.addrs.gens.done(w.sup.addrs.gens.last())
 		w.sup.addrs.mu.Unlock()
 		// A verifier that is woken but has not looked yet is not idle.
 		verifierIdle := len(w.sup.verify.kick) == 0 || w.hung > 0

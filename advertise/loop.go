@@ -207,8 +207,10 @@ func offsets(services []config.Service) map[string]time.Duration {
 	return out
 }
 
-func (l *serviceLoop) start(parent context.Context) {
-	ctx, cancel := context.WithCancel(parent)
+// start runs the loop on its own goroutine until stop: a loop outlives the
+// request that started it (a reload), so its context is its own.
+func (l *serviceLoop) start() {
+	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	l.mu.Lock()
 	l.started = l.clock.Now()

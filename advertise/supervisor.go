@@ -6,8 +6,6 @@ import (
 	"maps"
 	"net/netip"
 	"reflect"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,14 +58,15 @@ type Supervisor struct {
 	loops    map[string]*serviceLoop
 	drains   map[string]status.Drain
 	loadedAt time.Time
-	ctx      context.Context
-	cancel   context.CancelFunc
-	done     chan struct{} // the reconciler ended
-	ready    chan struct{}
+	// cancel ends the reconciler, the verifier and waitReady (the loops
+	// are stopped one by one).
+	cancel context.CancelFunc
+	done   chan struct{} // the reconciler ended
+	ready  chan struct{}
 	// stopAddrs ends the address manager's worker, last of all.
 	stopAddrs context.CancelFunc
-	// lastSaveErr is the last failure to save the drains, logged once.
-	lastSaveErr string
+	// saveErrs holds the last failure to save the drains, logged once.
+	saveErrs lastErrors
 	// reconcileEvery is read by the reconciler without mu, so that Stop
 	// can hold mu while it waits for the reconciler to end.
 	reconcileEvery atomic.Int64
@@ -88,14 +87,15 @@ func New(ctl AddressControl, dev string, opts Options) *Supervisor {
 	fleet := newFleetStore(0)
 	addrs := newAddressManager(ctl, dev, fleet, opts.Clock, opts.Log, changed.notify)
 	return &Supervisor{
-		opts:   opts,
-		epoch:  opts.Clock.Now(),
-		addrs:  addrs,
-		fleet:  fleet,
-		verify: newVerifier(addrs, fleet, changed, opts.Clock, opts.Log),
-		loops:  map[string]*serviceLoop{},
-		done:   make(chan struct{}),
-		ready:  make(chan struct{}),
+		opts:     opts,
+		epoch:    opts.Clock.Now(),
+		addrs:    addrs,
+		fleet:    fleet,
+		verify:   newVerifier(addrs, fleet, changed, opts.Clock, opts.Log),
+		loops:    map[string]*serviceLoop{},
+		saveErrs: lastErrors{},
+		done:     make(chan struct{}),
+		ready:    make(chan struct{}),
 	}
 }
 
@@ -133,38 +133,22 @@ func (s *Supervisor) Start(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	// A drain of a service no longer configured would block undrain --all
-	// and come back with a service of the same name: drop it, as a reload
-	// does.
-	var stale []string
-	for name := range drains {
-		if _, ok := cfg.Service(name); !ok {
-			stale = append(stale, name)
-			delete(drains, name)
-		}
-	}
-	if len(stale) > 0 {
-		slices.Sort(stale)
-		s.opts.Log.WithField("services", strings.Join(stale, ",")).Warn("dropping drains of services no longer in the configuration")
-		if err := newDrainFile(cfg.StateDir).save(drains); err != nil {
-			s.opts.Log.WithError(err).Error("cannot save drains")
-		}
-	}
+	s.dropRemovedDrains(drains, cfg)
 	workerCtx, stopAddrs := context.WithCancel(context.Background())
 	go s.addrs.run(workerCtx)
+	runCtx, cancel := context.WithCancel(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.stopAddrs = stopAddrs
+	s.stopAddrs, s.cancel = stopAddrs, cancel
 	s.drains = drains
-	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.setConfig(cfg)
 	for name, l := range loops {
 		s.adopt(name, l, link)
 	}
 	s.verify.setReadBack(s.readBack(cfg), cfg.FRR.FleetInterval)
-	go s.reconcileLoop()
-	go s.verify.run(s.ctx)
-	go s.waitReady(loops)
+	go s.reconcileLoop(runCtx)
+	go s.verify.run(runCtx)
+	go s.waitReady(runCtx, loops)
 	return nil
 }
 
@@ -222,14 +206,14 @@ func (s *Supervisor) LastResort() *status.LastResortHealth {
 // interface has been reconciled with the verdicts.
 func (s *Supervisor) Ready() <-chan struct{} { return s.ready }
 
-func (s *Supervisor) waitReady(loops map[string]*serviceLoop) {
+func (s *Supervisor) waitReady(ctx context.Context, loops map[string]*serviceLoop) {
 	for _, l := range loops {
 		select {
 		case <-l.firstRound:
 		case <-l.done:
 		}
 	}
-	s.addrs.wait(s.ctx, s.addrs.reconcileSoon())
+	s.addrs.wait(ctx, s.addrs.reconcileSoon())
 	close(s.ready)
 }
 
@@ -266,7 +250,7 @@ func (s *Supervisor) adopt(name string, l *serviceLoop, link links) {
 	s.opts.Log.WithFields(logrus.Fields{"service": name, "prefixes": prefixList(l.cfg.Prefixes),
 		"state": l.hyst.State().String(), "reason": l.reason}).Info("service started")
 	s.loops[name] = l
-	l.start(s.ctx)
+	l.start()
 }
 
 // Reload switches to cfg: services whose configuration is unchanged keep
@@ -324,16 +308,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 			}
 		}
 	}
-	dropped := false
-	for name := range s.drains {
-		if _, ok := cfg.Service(name); !ok {
-			delete(s.drains, name)
-			dropped = true
-		}
-	}
-	if dropped {
-		s.saveDrains(cfg.StateDir)
-	}
+	s.dropRemovedDrains(s.drains, cfg)
 	for name, l := range loops {
 		s.adopt(name, l, link)
 	}
@@ -415,196 +390,6 @@ func (s *Supervisor) CheckNow(ctx context.Context, name string) (Round, error) {
 	return l.checkNow(ctx)
 }
 
-// Drain takes the named services (all of them when names is empty) out of
-// rotation, whatever their checks say, until Undrain or until (when not
-// zero): their prefixes go to last resort at once and are removed after
-// drain_grace. It refuses, changing nothing, when another router is not
-// seen advertising one of their prefixes at normal metric, unless force.
-// The drain is saved first: if it cannot be saved, nothing changes. It
-// returns once the first move is carried out (or ctx ends).
-func (s *Supervisor) Drain(ctx context.Context, names []string, reason, by string, until time.Time, force bool) ([]string, error) {
-	if !force {
-		// Decide on a view of the fleet from after the request, not one
-		// that may predate the other nodes' advertisements.
-		s.mu.Lock()
-		timeout := s.cfg.FRR.Timeout
-		s.mu.Unlock()
-		readCtx, cancel := context.WithTimeout(ctx, 2*timeout)
-		s.verify.readAgain(readCtx)
-		cancel()
-	}
-	s.mu.Lock()
-	targets, err := s.targets(names)
-	if err != nil {
-		s.mu.Unlock()
-		return nil, err
-	}
-	if !force {
-		if err := s.drainWouldStrand(targets); err != nil {
-			s.mu.Unlock()
-			return nil, err
-		}
-	}
-	next := maps.Clone(s.drains)
-	now := s.opts.Clock.Now()
-	for _, name := range targets {
-		next[name] = status.Drain{Reason: reason, By: by, Since: now, Until: until}
-	}
-	if err := newDrainFile(s.cfg.StateDir).save(next); err != nil {
-		s.mu.Unlock()
-		return nil, err
-	}
-	s.drains = next
-	var gen uint64
-	for _, name := range targets {
-		d := next[name]
-		gen = max(gen, s.loops[name].setDrain(&d, ""))
-		entry := s.opts.Log.WithFields(logrus.Fields{"service": name, "reason": reason, "by": by})
-		if !until.IsZero() {
-			entry = entry.WithField("until", until.Format(time.RFC3339))
-		}
-		entry.Warn("service drained: withdrawn whatever its checks say")
-	}
-	s.mu.Unlock()
-	s.addrs.wait(ctx, gen)
-	return targets, nil
-}
-
-// drainWouldStrand names a prefix of the services that no other router is
-// seen advertising at normal metric. Call with mu held.
-func (s *Supervisor) drainWouldStrand(names []string) error {
-	for _, name := range names {
-		for _, p := range s.loops[name].cfg.Prefixes {
-			n, why := s.fleet.normalElsewhere(p)
-			if n > 0 {
-				continue
-			}
-			if why == "" {
-				why = "no other router advertises it at normal metric"
-			}
-			return fmt.Errorf("drain of %s refused: %s: %s, so draining it could take it off the network; --force drains anyway",
-				name, p, why)
-		}
-	}
-	return nil
-}
-
-// Undrain puts the named services (all drained ones when names is empty)
-// back under their checks; each must rise again before it is advertised.
-// It returns those that were drained: a named service that was not is
-// left alone, and an unknown name is an error that changes nothing.
-func (s *Supervisor) Undrain(ctx context.Context, names []string, by string) ([]string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(names) == 0 {
-		for name := range s.drains {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-	} else if _, err := s.targets(names); err != nil {
-		return nil, err
-	}
-	var drained []string
-	for _, name := range names {
-		if _, ok := s.drains[name]; ok {
-			drained = append(drained, name)
-		}
-	}
-	if len(drained) == 0 {
-		return nil, nil
-	}
-	return drained, s.undrain(drained, "undrained by "+by, by)
-}
-
-// undrain removes drains, saved first. An undrained service starts down,
-// so no address changes here. Call with mu held.
-func (s *Supervisor) undrain(names []string, why, by string) error {
-	next := maps.Clone(s.drains)
-	for _, name := range names {
-		delete(next, name)
-	}
-	if err := newDrainFile(s.cfg.StateDir).save(next); err != nil {
-		return err
-	}
-	s.lastSaveErr = ""
-	s.endDrains(names, why, by)
-	return nil
-}
-
-// endDrains puts the drained ones of names back under their checks. Call
-// with mu held.
-func (s *Supervisor) endDrains(names []string, why, by string) {
-	for _, name := range names {
-		if _, was := s.drains[name]; !was {
-			continue
-		}
-		delete(s.drains, name)
-		if l, ok := s.loops[name]; ok {
-			l.setDrain(nil, why)
-		}
-		s.opts.Log.WithFields(logrus.Fields{"service": name, "by": by}).Info("service undrained: " + why + "; it must rise again")
-	}
-}
-
-// expireDrains ends timed drains that have run out.
-func (s *Supervisor) expireDrains() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var expired []string
-	now := s.opts.Clock.Now()
-	for name, d := range s.drains {
-		if d.Expired(now) {
-			expired = append(expired, name)
-		}
-	}
-	if len(expired) == 0 {
-		return
-	}
-	slices.Sort(expired)
-	if err := s.undrain(expired, "drain expired", "expiry"); err != nil {
-		// The end of a drain is a fact of time: it takes effect although
-		// the file cannot say so. The entry left in the file has expired
-		// too, so a restart drops it as well.
-		s.saveErrOnce(err, "cannot save drains; the expired drains end anyway")
-		s.endDrains(expired, "drain expired", "expiry")
-	}
-}
-
-// saveErrOnce logs a failure to save the drains once per distinct error.
-// Call with mu held.
-func (s *Supervisor) saveErrOnce(err error, msg string) {
-	if err.Error() != s.lastSaveErr {
-		s.opts.Log.WithError(err).Error(msg)
-		s.lastSaveErr = err.Error()
-	}
-}
-
-// saveDrains saves after a removal that cannot be refused. Call with mu held.
-func (s *Supervisor) saveDrains(stateDir string) {
-	if err := newDrainFile(stateDir).save(s.drains); err != nil {
-		s.opts.Log.WithError(err).Error("cannot save drains")
-	}
-}
-
-// targets resolves service names (all when empty), all known or an error.
-func (s *Supervisor) targets(names []string) ([]string, error) {
-	if len(names) == 0 {
-		for _, svc := range s.cfg.Services {
-			names = append(names, svc.Name)
-		}
-	}
-	var unknown []string
-	for _, n := range names {
-		if _, ok := s.loops[n]; !ok {
-			unknown = append(unknown, n)
-		}
-	}
-	if len(unknown) > 0 {
-		return nil, fmt.Errorf("no such service: %s", strings.Join(unknown, ", "))
-	}
-	return names, nil
-}
-
 // Config returns the running configuration and when it was loaded.
 func (s *Supervisor) Config() (*config.Config, time.Time) {
 	s.mu.Lock()
@@ -642,13 +427,13 @@ func (s *Supervisor) setConfig(cfg *config.Config) {
 }
 
 // reconcileLoop ends timed drains and has the interface reconciled with the
-// wishes, at the shortest service interval.
-func (s *Supervisor) reconcileLoop() {
+// wishes, at the shortest service interval, until ctx ends.
+func (s *Supervisor) reconcileLoop(ctx context.Context) {
 	defer close(s.done)
 	for {
 		timer := s.opts.Clock.NewTimer(time.Duration(s.reconcileEvery.Load()))
 		select {
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			timer.Stop()
 			return
 		case <-timer.C():

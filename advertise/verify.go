@@ -52,16 +52,16 @@ type verifier struct {
 	// window and every are confirmWindow and reverifyEvery; tests shorten them.
 	window, every time.Duration
 
+	// reads numbers the reads as they start, and finishes each when it
+	// has completed.
+	reads *barrier
+
 	mu         sync.Mutex
 	rb         ReadBack      // nil: verification is off
 	fleetEvery time.Duration // frr.fleet_interval
-	// Reads are numbered as they start; readDone is closed and replaced
-	// after each, when completed takes its number.
-	started, completed uint64
-	readDone           chan struct{}
-	state              map[netip.Prefix]*verifyState
-	health             map[string]string            // per daemon read, last read-back error; "" when fine
-	errors             map[string]map[string]uint64 // per daemon, failed read-backs by frr.Kind
+	state      map[netip.Prefix]*verifyState
+	health     lastErrors                   // per daemon read, last read-back error; "" when fine
+	errors     map[string]map[string]uint64 // per daemon, failed read-backs by frr.Kind
 	// seen lists the daemons read successfully since the read-back was
 	// set: one of them no longer running is an error, not a daemon that
 	// is not configured.
@@ -70,9 +70,9 @@ type verifier struct {
 
 func newVerifier(addrs *addressManager, fleet *fleetStore, kick wakeup, clock Clock, log logrus.FieldLogger) *verifier {
 	return &verifier{addrs: addrs, fleet: fleet, clock: clock, log: log, kick: kick, done: make(chan struct{}), fleetEvery: reverifyEvery,
-		readDone: make(chan struct{}),
-		window:   confirmWindow, every: reverifyEvery,
-		state: map[netip.Prefix]*verifyState{}, health: map[string]string{},
+		reads:  newBarrier(),
+		window: confirmWindow, every: reverifyEvery,
+		state: map[netip.Prefix]*verifyState{}, health: lastErrors{},
 		errors: map[string]map[string]uint64{}, seen: map[string]bool{}}
 }
 
@@ -112,17 +112,8 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 	if rb == nil {
 		return false
 	}
-	v.mu.Lock()
-	v.started++
-	this := v.started
-	v.mu.Unlock()
-	defer func() {
-		v.mu.Lock()
-		v.completed = this
-		close(v.readDone)
-		v.readDone = make(chan struct{})
-		v.mu.Unlock()
-	}()
+	this := v.reads.take()
+	defer v.reads.finish(this)
 	managed := v.addrs.snapshot()
 	families := map[frr.Family]bool{}
 	for p := range managed {
@@ -227,9 +218,7 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 // noteHealth logs a change in a daemon's read-back health and notes a
 // daemon read successfully as seen. Call with mu held.
 func (v *verifier) noteHealth(daemon string, err error) {
-	msg := ""
 	if err != nil {
-		msg = err.Error()
 		kind := string(frr.Failed)
 		var fe *frr.Error
 		if errors.As(err, &fe) {
@@ -242,15 +231,14 @@ func (v *verifier) noteHealth(daemon string, err error) {
 	} else {
 		v.seen[daemon] = true
 	}
-	switch prev := v.health[daemon]; {
-	case msg == prev:
-	case msg != "":
+	switch {
+	case !v.health.note(daemon, err):
+	case err != nil:
 		v.log.WithField("daemon", daemon).WithError(err).
 			Warn("cannot read back what FRR advertises; checks and address control go on")
 	default:
 		v.log.WithField("daemon", daemon).Info("FRR read-back works again")
 	}
-	v.health[daemon] = msg
 }
 
 func mismatchReason(p netip.Prefix, present bool) string {
@@ -270,25 +258,14 @@ func mismatchReason(p netip.Prefix, present bool) string {
 // started after the call has completed, or ctx ends, or verification is
 // off.
 func (v *verifier) readAgain(ctx context.Context) {
-	v.mu.Lock()
-	want := v.started + 1
-	v.mu.Unlock()
+	want := v.reads.last() + 1
 	v.kick.notify()
-	for {
+	v.reads.waitFor(ctx, v.done, func() bool {
 		v.mu.Lock()
-		done, next := v.rb == nil || v.completed >= want, v.readDone
+		off := v.rb == nil
 		v.mu.Unlock()
-		if done {
-			return
-		}
-		select {
-		case <-next:
-		case <-ctx.Done():
-			return
-		case <-v.done:
-			return
-		}
-	}
+		return off || v.reads.done(want)
+	})
 }
 
 // untilSettled is how long until a prefix that moved has settled
@@ -320,7 +297,7 @@ func (v *verifier) setReadBack(rb ReadBack, fleetEvery time.Duration) {
 	v.mu.Lock()
 	v.rb, v.fleetEvery = rb, fleetEvery
 	if rb == nil {
-		v.state, v.health, v.seen = map[netip.Prefix]*verifyState{}, map[string]string{}, map[string]bool{}
+		v.state, v.health, v.seen = map[netip.Prefix]*verifyState{}, lastErrors{}, map[string]bool{}
 		v.fleet.forget()
 	}
 	v.mu.Unlock()
