@@ -10,18 +10,28 @@
 // # Parts
 //
 //   - Supervisor (supervisor.go): owns the others; Start, Reload, Stop,
-//     Drain/Undrain (persisted by drainFile, drain.go), Status.
-//   - serviceLoop (loop.go): one per service; schedule → checks →
-//     Hysteresis (hysteresis.go) → wanted state.
+//     CheckNow; what it reports (report.go: Status, Progress, FRRHealth);
+//     drains, persisted in state_dir (drains.go); the reconciler
+//     (reconcile.go).
+//   - serviceLoop (loop.go): one per service, its state and its drain.
+//     Its jobs: scheduling the rounds (schedule.go: the loop, the 25 ms
+//     grid, the service's phase), its place in the interval (placement.go),
+//     running a round (round.go: checks, a round's verdict), and observing
+//     it (observe.go: Hysteresis (hysteresis.go) → the intent, the log
+//     line, status).
 //   - addressManager (addresses.go): the only writer of the interfaces. It
 //     holds every prefix's intent and place; its worker decides (decide,
-//     decide.go: a pure function) and runs every ip command and every
-//     reconciliation, one at a time.
+//     decide.go: a pure function) and applies (apply.go) every ip command,
+//     and reconciles the interfaces with its decisions (reconcile.go), one
+//     at a time.
 //   - verifier (verify.go, readback.go): reads every routing daemon that
 //     runs (the link-state databases, bgpd's table), checks that what is on
 //     the interfaces is advertised, and fills the fleetStore (fleet.go)
 //     that decisions, drains and status read; it tells the address manager
 //     whether bgpd originates, which sets the order of its moves.
+//   - barrier (barrier.go): the generations the address manager's wishes
+//     and the verifier's reads are waited for by; lastErrors, the one way a
+//     failure is logged when it begins and when it ends.
 //
 // What status shows is package status's model, derived from this live
 // state when asked (serviceLoop.snapshot, addressManager.status,
@@ -42,14 +52,19 @@
 //     every frr.fleet_interval, and to retry;
 //   - waitReady, once, until every service has had its first verdict.
 //
+// A service loop owns its context and runs until stopped; the reconciler,
+// the verifier and waitReady run under the context Start derives from its
+// caller's, ended by Stop.
+//
 // # Locks
 //
 // Lock order: Supervisor.mu, then serviceLoop.mu, then addressManager.mu,
 // then fleetStore.mu (each may also be taken alone); verifier.mu is taken
-// alone. No lock is ever held across a command (ip,
-// vtysh) or while waiting for another goroutine: a wish is recorded under
-// the locks and waited for (addressManager.wait) after they are released,
-// so a hung ip or vtysh delays no status request and no other service.
+// alone; a barrier's lock is a leaf, taken under any of them. No lock is
+// ever held across a command (ip, vtysh) or while waiting for another
+// goroutine: a wish is recorded under the locks and waited for
+// (addressManager.wait) after they are released, so a hung ip or vtysh
+// delays no status request and no other service.
 // Reloads are kept apart by their caller (the daemon reloads from one
 // goroutine), not by a lock.
 //

@@ -84,36 +84,3 @@ func (h *Hysteresis) Period(interval, fast time.Duration) time.Duration {
 	}
 	return interval
 }
-
-// nextRound returns when the round after one scheduled at scheduled and
-// ended at ended starts: a period after its scheduled start, keeping the
-// grid, but never before it ended, so rounds never overlap and an overrun
-// causes no burst of catch-up rounds.
-func nextRound(scheduled, ended time.Time, period time.Duration) time.Time {
-	return notBefore(scheduled.Add(period), ended)
-}
-
-// notBefore is next, or ended if next is earlier.
-func notBefore(next, ended time.Time) time.Time {
-	if next.Before(ended) {
-		return ended
-	}
-	return next
-}
-
-// onPhase returns the first time after scheduled that lies a whole number
-// of intervals from phase: a service at rest keeps its own place in the
-// interval. It is never more than an interval after scheduled, so the
-// worst-case times hold, and after rounds at the fast interval it brings the
-// service back to its place: services that failed together (a start's burst
-// of first rounds that starved one another) do not stay bunched. Without
-// it, 500 services with an exec check each at 10 s stayed bunched for as
-// long as bench/checks ran, and starved one another's checks every interval.
-func onPhase(scheduled, phase time.Time, interval time.Duration) time.Time {
-	d := scheduled.Sub(phase)
-	k := d / interval
-	if d < 0 && d%interval != 0 {
-		k-- // floor, not truncation
-	}
-	return phase.Add((k + 1) * interval)
-}

@@ -192,16 +192,6 @@ func (s *Supervisor) readLinks(ctx context.Context) (links, error) {
 	return links{primary, lastResort}, nil
 }
 
-// LastResort is the last-resort interface's health; nil when failing open
-// is off.
-func (s *Supervisor) LastResort() *status.LastResortHealth {
-	if s.lastResort == nil {
-		return nil
-	}
-	h := *s.lastResort
-	return &h
-}
-
 // Ready is closed once every service has had its first round and the
 // interface has been reconciled with the verdicts.
 func (s *Supervisor) Ready() <-chan struct{} { return s.ready }
@@ -357,27 +347,6 @@ func (s *Supervisor) Stop(ctx context.Context, onExit string) {
 	<-s.addrs.done
 }
 
-// Progress returns an error when a service loop is wedged: it has not
-// completed a round in its expected window. systemd's watchdog is pinged
-// only while this is nil.
-func (s *Supervisor) Progress() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.opts.Clock.Now()
-	for _, svc := range s.cfg.Services {
-		if l, ok := s.loops[svc.Name]; ok {
-			if err := l.progress(now); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// FRRHealth returns the read-back's view of each routing daemon read so
-// far, ospfd first.
-func (s *Supervisor) FRRHealth() []status.FRR { return s.verify.healthStatus() }
-
 // CheckNow runs a round of the named service's checks at once (after the
 // one under way, if any) and returns it; the round counts as any other.
 func (s *Supervisor) CheckNow(ctx context.Context, name string) (Round, error) {
@@ -390,65 +359,11 @@ func (s *Supervisor) CheckNow(ctx context.Context, name string) (Round, error) {
 	return l.checkNow(ctx)
 }
 
-// Config returns the running configuration and when it was loaded.
-func (s *Supervisor) Config() (*config.Config, time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cfg, s.loadedAt
-}
-
-// Status returns every service in configuration order.
-func (s *Supervisor) Status() []status.Service {
-	s.mu.Lock()
-	loops := make([]*serviceLoop, 0, len(s.cfg.Services))
-	for _, svc := range s.cfg.Services {
-		if l, ok := s.loops[svc.Name]; ok {
-			loops = append(loops, l)
-		}
-	}
-	s.mu.Unlock()
-	out := make([]status.Service, 0, len(loops))
-	for _, l := range loops {
-		st := l.snapshot() // one status.Prefix per configured prefix, in order
-		s.verify.fill(l.cfg.Prefixes, st.Prefixes)
-		for i, p := range l.cfg.Prefixes {
-			st.Prefixes[i].Advertisers, st.Prefixes[i].FleetError = s.fleet.advertisers(p)
-		}
-		out = append(out, st)
-	}
-	return out
-}
-
 // setConfig records the running configuration. Call with mu held.
 func (s *Supervisor) setConfig(cfg *config.Config) {
 	s.cfg, s.loadedAt = cfg, s.opts.Clock.Wall()
 	s.fleet.setMetric(cfg.FRR.LastResortMetric)
 	s.reconcileEvery.Store(int64(reconcileInterval(cfg)))
-}
-
-// reconcileLoop ends timed drains and has the interface reconciled with the
-// wishes, at the shortest service interval, until ctx ends.
-func (s *Supervisor) reconcileLoop(ctx context.Context) {
-	defer close(s.done)
-	for {
-		timer := s.opts.Clock.NewTimer(time.Duration(s.reconcileEvery.Load()))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C():
-		}
-		s.expireDrains()
-		s.addrs.reconcileSoon()
-	}
-}
-
-func reconcileInterval(cfg *config.Config) time.Duration {
-	every := time.Second
-	for _, svc := range cfg.Services {
-		every = min(every, svc.Interval)
-	}
-	return max(every, 100*time.Millisecond)
 }
 
 func anyPresent(link ifaddr.Link, prefixes []netip.Prefix) bool {

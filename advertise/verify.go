@@ -107,7 +107,7 @@ func (v *verifier) run(ctx context.Context) {
 // recent change is still unconfirmed.
 func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 	v.mu.Lock()
-	rb := v.rb
+	rb, seen := v.rb, maps.Clone(v.seen)
 	v.mu.Unlock()
 	if rb == nil {
 		return false
@@ -115,50 +115,63 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 	this := v.reads.take()
 	defer v.reads.finish(this)
 	managed := v.addrs.snapshot()
+	reads, ok := v.read(ctx, rb, managed, seen)
+	if !ok {
+		return false
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.noteReads(reads)
+	return v.compare(managed, reads)
+}
+
+// read asks every routing daemon that serves a managed prefix's family
+// (bgpd once for both), hands the fleet view to the fleet store and tells
+// the address manager whether bgpd originates, which sets the order of its
+// moves; ok is false when ctx ended during the read. mu is not held: vtysh
+// may take seconds.
+func (v *verifier) read(ctx context.Context, rb ReadBack, managed map[netip.Prefix]prefixSnapshot, seen map[string]bool) (reads map[frr.Family]familyRead, ok bool) {
 	families := map[frr.Family]bool{}
 	for p := range managed {
 		families[frr.FamilyOf(p)] = true
 	}
-	v.mu.Lock()
-	seen := maps.Clone(v.seen)
-	v.mu.Unlock()
 	all := slices.SortedFunc(maps.Keys(managed), netip.Prefix.Compare)
 	at := v.clock.Now()
 	bgp := readBGP(ctx, rb, all, seen) // one call for both families
-	reads := map[frr.Family]familyRead{}
+	reads = map[frr.Family]familyRead{}
+	originates := false
 	for fam := range families {
 		r := readFamily(ctx, rb, fam, bgp[fam], seen)
 		if ctx.Err() != nil {
-			return false
+			return nil, false
 		}
 		db, err := r.fleet()
 		v.fleet.update(fam, db, at, err)
 		reads[fam] = r
-	}
-	// Each daemon's outcome, once: bgpd answered for both families in one
-	// call, and counts one read.
-	outcome := map[string]error{}
-	originates := false
-	for _, r := range reads {
-		for _, d := range r.read {
-			outcome[d] = r.errs[d]
-		}
 		originates = originates || r.bgp != nil
 	}
 	if len(families) > 0 {
 		v.addrs.deleteFirst.Store(originates)
 		v.addrs.reconsider() // decisions wait for a fresh view of the fleet
 	}
+	return reads, true
+}
 
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	now := v.clock.Now()
+// noteReads records each daemon's outcome once (bgpd answered for both
+// families in one call, and counts one read), and a family that no daemon
+// serves under the family's pair of names until one does. Call with mu
+// held.
+func (v *verifier) noteReads(reads map[frr.Family]familyRead) {
+	outcome := map[string]error{}
+	for _, r := range reads {
+		for _, d := range r.read {
+			outcome[d] = r.errs[d]
+		}
+	}
 	for _, d := range slices.Sorted(maps.Keys(outcome)) {
 		v.noteHealth(d, outcome[d])
 	}
 	for fam, r := range reads {
-		// No daemon serving the family is kept under the family's pair of
-		// names until one does.
 		none := eitherDaemon(fam)
 		var fe *frr.Error
 		if errors.As(r.first, &fe) && fe.Kind == frr.NotConfigured {
@@ -169,6 +182,13 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 			delete(v.seen, none)
 		}
 	}
+}
+
+// compare judges each managed prefix against what the daemons said, logs
+// a confirmation, a mismatch or its end once, and reports whether a recent
+// change is still within its confirmation window. Call with mu held.
+func (v *verifier) compare(managed map[netip.Prefix]prefixSnapshot, reads map[frr.Family]familyRead) (pending bool) {
+	now := v.clock.Now()
 	for p, snap := range managed {
 		st := v.state[p]
 		if st == nil {

@@ -1,0 +1,183 @@
+package advertise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/anycast-watchdog/anycast-watchdog/checker"
+	"github.com/anycast-watchdog/anycast-watchdog/config"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
+)
+
+// observe feeds a round into the hysteresis, logs a state change with its
+// cause, and records a change of advertisement with the address manager;
+// gen is the generation to wait for (0: no change). first is true for the
+// loop's first round.
+func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, first bool, gen uint64) {
+	failed, decided := roundVerdict(results)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rounds++
+	first = l.rounds == 1
+	l.lastRound = l.clock.Now()
+	l.lastChecks = make([]status.Check, len(results))
+	for i, r := range results {
+		switch s := l.streaks[i]; {
+		case r.Err == nil && s > 0:
+			l.streaks[i]++
+		case r.Err == nil:
+			l.streaks[i] = 1
+		case s < 0:
+			l.streaks[i]--
+		default:
+			l.streaks[i] = -1
+		}
+		l.lastChecks[i] = checkStatus(r, abs(l.streaks[i]))
+	}
+	if l.drain != nil {
+		// Drained: checks run and are shown, but decide nothing.
+		return l.hyst.State(), l.hyst.State(), first, 0
+	}
+	if !decided {
+		// The daemon's own load kept a check from running: the round says
+		// nothing of the service, whose state holds. Logged when such rounds
+		// begin and end, not every round, so a storm cannot flood the log.
+		if l.undecided++; l.undecided == 1 {
+			l.log.WithField("state", l.hyst.State().String()).Warn("round without a verdict: exec checks starved (the daemon's load, not the service's); the state holds")
+		}
+		return l.hyst.State(), l.hyst.State(), first, 0
+	}
+	if l.undecided > 0 {
+		l.log.WithField("rounds", l.undecided).Info("rounds have a verdict again after starved ones")
+		l.undecided = 0
+	}
+	from, to = l.hyst.Observe(len(failed) == 0)
+	passes, fails := l.hyst.Streak()
+	reason := ""
+	if from != to {
+		reason = transitionReason(to, passes, fails, l.cfg)
+		l.since, l.reason = l.clock.Wall(), reason
+		if len(failed) > 0 {
+			l.reason += ": " + failureText(failed)
+		}
+	}
+
+	for _, r := range failed {
+		l.log.WithFields(logrus.Fields{"check": r.Check, "failure": checker.Reason(r.Err), "latency": r.Latency.Round(time.Microsecond).String()}).
+			WithError(r.Err).Debug("check failed")
+	}
+	if from == to {
+		return from, to, first, 0
+	}
+	entry := l.log.WithFields(logrus.Fields{"from": from.String(), "to": to.String(), "reason": reason})
+	if len(failed) > 0 {
+		entry = entry.WithFields(logrus.Fields{"check": failed[0].Check, "error": failed[0].Err.Error()})
+		if len(failed) > 1 {
+			entry = entry.WithField("also_failing", failureText(failed[1:]))
+		}
+	}
+	if to == status.Down {
+		entry.Warn("service down")
+	} else {
+		entry.Info("service " + to.String())
+	}
+	if advertised(from) != advertised(to) {
+		gen = l.addrs.set(l.cfg.Prefixes, l.intent(), "service "+to.String()+": "+reason)
+	}
+	return from, to, first, gen
+}
+
+// transitionReason says in a few words why a state was entered; the
+// failing checks go alongside it.
+func transitionReason(to status.State, passes, fails int, s config.Service) string {
+	switch to {
+	case status.Up:
+		if passes >= s.Rise {
+			return fmt.Sprintf("%d consecutive passing rounds (rise %d)", passes, s.Rise)
+		}
+		return "checks pass again"
+	case status.Rising:
+		return fmt.Sprintf("passing round %d of rise %d", passes, s.Rise)
+	case status.Falling:
+		return fmt.Sprintf("failing round %d of fall %d", fails, s.Fall)
+	}
+	return fmt.Sprintf("%d consecutive failing rounds (fall %d)", fails, s.Fall)
+}
+
+// failureText names each failing check with its error.
+func failureText(failed []CheckResult) string {
+	parts := make([]string, len(failed))
+	for i, r := range failed {
+		msg := r.Err.Error()
+		if errors.Is(r.Err, context.DeadlineExceeded) && !strings.Contains(msg, "deadline") {
+			msg += " (timeout)"
+		}
+		parts[i] = r.Check + ": " + msg
+	}
+	return strings.Join(parts, "; ")
+}
+
+// snapshot is the service's status, derived from the live state (the
+// hysteresis, the drain, the configuration); the read-back's part of its
+// prefixes is left to the verifier.
+func (l *serviceLoop) snapshot() status.Service {
+	l.mu.Lock()
+	s := status.Service{Name: l.cfg.Name, State: l.hyst.State(), Since: l.since, Reason: l.reason,
+		Rise: l.cfg.Rise, Fall: l.cfg.Fall, Checks: append([]status.Check{}, l.lastChecks...)}
+	s.Passes, s.Fails = l.hyst.Streak()
+	if l.drain != nil {
+		s.State = status.Drained
+		d := *l.drain
+		s.Drain = &d
+	}
+	l.mu.Unlock()
+	var where []Location
+	s.Prefixes, where = l.addrs.status(l.cfg.Prefixes)
+	var held []netip.Prefix // at last resort
+	for i, loc := range where {
+		if loc == OnLastResort {
+			held = append(held, l.cfg.Prefixes[i])
+		}
+	}
+	switch {
+	case len(held) == 0:
+	case s.State == status.Drained:
+		s.State = status.Draining
+		s.Reason += "; at last resort until drain_grace (" + l.cfg.DrainGrace.String() + ") has passed: " + prefixList(held)
+	case s.State == status.Down:
+		s.State = status.LastResort
+		s.Reason += "; held at last resort: " + l.heldReason(held)
+	}
+	return s
+}
+
+// heldReason says, for each prefix held at last resort, how many other
+// routers advertise it at normal metric, or why that is not known.
+func (l *serviceLoop) heldReason(held []netip.Prefix) string {
+	var parts []string
+	for _, p := range held {
+		n, unknown := l.addrs.fleet.normalElsewhere(p)
+		if unknown != "" {
+			parts = append(parts, p.String()+": "+unknown)
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s: %d other routers advertise it at normal metric", p, n))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func abs(n int) int { return max(n, -n) }
+
+func prefixList(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
