@@ -25,16 +25,31 @@ type checkType struct {
 	keys     []string                                       // besides type and timeout, which every check has
 	defaults func(ch *Check, present func(key string) bool) // nil: none
 	validate func(v *validator, path string, ch *Check)
+	// describe names a check in logs, status and metrics: "tcp 127.0.0.1:53".
+	describe func(ch Check) string
+	// targets are the addresses the check sends traffic to, as written;
+	// checkTargets keeps the IP literals among them.
+	targets func(ch Check) []string
 }
 
 // checkTypes lists the types in the order messages name them.
 func checkTypes() []checkType {
 	return []checkType{
 		{name: CheckDNS, keys: []string{"server", "query", "qtype", "transport", "rcode", "answer_contains"},
-			defaults: dnsDefaults, validate: validateDNS},
-		{name: CheckTCP, keys: []string{"address"}, validate: validateTCP},
-		{name: CheckHTTP, keys: []string{"url", "status", "body_contains"}, defaults: httpDefaults, validate: validateHTTP},
-		{name: CheckExec, keys: []string{"command", "user"}, validate: validateExec},
+			defaults: dnsDefaults, validate: validateDNS,
+			describe: func(ch Check) string {
+				return fmt.Sprintf("dns %s %s/%s %s", ch.Server, ch.Query, ch.QType, ch.Transport)
+			},
+			targets: func(ch Check) []string { return []string{ch.Server} }},
+		{name: CheckTCP, keys: []string{"address"}, validate: validateTCP,
+			describe: func(ch Check) string { return "tcp " + ch.Address },
+			targets:  func(ch Check) []string { return []string{ch.Address} }},
+		{name: CheckHTTP, keys: []string{"url", "status", "body_contains"}, defaults: httpDefaults, validate: validateHTTP,
+			describe: func(ch Check) string { return "http " + ch.URL },
+			targets:  httpTargets},
+		{name: CheckExec, keys: []string{"command", "user"}, validate: validateExec,
+			describe: func(ch Check) string { return "exec " + strings.Join(ch.Command, " ") },
+			targets:  execTargets},
 	}
 }
 
@@ -70,6 +85,29 @@ func checkKeyOwner(key string) string {
 func checkTypeList() string {
 	names := CheckTypes()
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+func httpTargets(ch Check) []string {
+	if u, err := url.Parse(ch.URL); err == nil {
+		return []string{u.Host}
+	}
+	return nil
+}
+
+// execTargets are the arguments that look like addresses: "-H 192.0.2.53",
+// "--server=192.0.2.53:53", "http://192.0.2.53/".
+func execTargets(ch Check) []string {
+	var out []string
+	for _, arg := range ch.Command[min(1, len(ch.Command)):] {
+		if i := strings.LastIndex(arg, "="); i >= 0 {
+			arg = arg[i+1:]
+		}
+		if u, err := url.Parse(arg); err == nil && u.Host != "" {
+			arg = u.Host
+		}
+		out = append(out, arg)
+	}
+	return out
 }
 
 func dnsDefaults(ch *Check, present func(string) bool) {

@@ -12,8 +12,8 @@ import (
 func TestCheckTableCoversEveryKey(t *testing.T) {
 	seen := map[string]string{}
 	for _, ct := range checkTypes() {
-		if ct.validate == nil {
-			t.Errorf("%s checks have no validation", ct.name)
+		if ct.validate == nil || ct.describe == nil || ct.targets == nil {
+			t.Errorf("%s checks lack validation, a description or their targets", ct.name)
 		}
 		for _, k := range ct.keys {
 			if other, dup := seen[k]; dup {

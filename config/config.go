@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 )
 
@@ -119,15 +118,8 @@ type Credential struct {
 
 // String names the check the way logs and `probe` show it.
 func (c Check) String() string {
-	switch c.Type {
-	case CheckDNS:
-		return fmt.Sprintf("dns %s %s/%s %s", c.Server, c.Query, c.QType, c.Transport)
-	case CheckTCP:
-		return "tcp " + c.Address
-	case CheckHTTP:
-		return "http " + c.URL
-	case CheckExec:
-		return "exec " + strings.Join(c.Command, " ")
+	if t, ok := lookupCheckType(c.Type); ok {
+		return t.describe(c)
 	}
 	return c.Type
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -184,31 +183,14 @@ func hostRouteProblem(p netip.Prefix) string {
 // checkTargets lists the IP literals a check sends traffic to. Host names
 // are not resolved at load time.
 func checkTargets(ch Check) []netip.Addr {
+	t, ok := lookupCheckType(ch.Type)
+	if !ok {
+		return nil
+	}
 	var out []netip.Addr
-	add := func(s string) {
+	for _, s := range t.targets(ch) {
 		if ap, ok := ipPort(s, 0); ok {
 			out = append(out, ap.Addr().Unmap())
-		}
-	}
-	switch ch.Type {
-	case CheckDNS:
-		add(ch.Server)
-	case CheckTCP:
-		add(ch.Address)
-	case CheckHTTP:
-		if u, err := url.Parse(ch.URL); err == nil {
-			add(u.Host)
-		}
-	case CheckExec:
-		for _, arg := range ch.Command[min(1, len(ch.Command)):] {
-			// "-H 192.0.2.53", "--server=192.0.2.53:53", "http://192.0.2.53/"
-			if i := strings.LastIndex(arg, "="); i >= 0 {
-				arg = arg[i+1:]
-			}
-			if u, err := url.Parse(arg); err == nil && u.Host != "" {
-				arg = u.Host
-			}
-			add(arg)
 		}
 	}
 	return out

@@ -150,3 +150,60 @@ func (f Facts) daemon(name string) (Daemon, bool) {
 	d, ok := f.Daemons[name]
 	return d, ok && d.Running && d.Error == ""
 }
+
+func evidence(block string, lines [][]string, none string) string {
+	if len(lines) == 0 {
+		return block + ": " + none
+	}
+	var parts []string
+	for _, l := range lines {
+		parts = append(parts, strings.Join(l, " "))
+	}
+	return block + ": " + strings.Join(parts, "; ")
+}
+
+func (f Facts) hasAddress(a netip.Addr) bool {
+	for _, ps := range f.Links {
+		for _, p := range ps {
+			if p.Addr() == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func managedAddr(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+func managedPrefix(ps []netip.Prefix, q netip.Prefix) bool {
+	for _, p := range ps {
+		if p == q {
+			return true
+		}
+	}
+	return false
+}
+
+func containsAddr(as []netip.Addr, a netip.Addr) bool {
+	for _, x := range as {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ",")
+}

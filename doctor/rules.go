@@ -10,17 +10,68 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
 )
 
-// ospfFamily is one OSPF daemon as the rules see it.
+// ospfFamily is one OSPF daemon as the rules see it: its names, its
+// statements, and where it takes an interface's area from.
 type ospfFamily struct {
 	fam            frr.Family
 	daemon, router string // "ospfd", "router ospf"
 	stmt           string // its router-id statement
+	proto          string // "OSPF", "OSPFv3": its name in messages
+	iface          string // "ip ospf": the first words of its interface statements
+	check          string // "ospf": the first word of its own checks' names
+	// areaUnderRouter: the area is given by network statements under the
+	// router block (ospfd); else on the interface (ospf6d).
+	areaUnderRouter bool
 }
 
-// ospfFamilies are ospfd and ospf6d, in the order findings are listed.
+// ospfFamilies are ospfd and ospf6d, in the order findings are listed;
+// every OSPF rule loops over them.
 var ospfFamilies = []ospfFamily{
-	{frr.IPv4, frr.IPv4.IGPDaemon(), frr.IPv4.IGPRouter(), "ospf router-id"},
-	{frr.IPv6, frr.IPv6.IGPDaemon(), frr.IPv6.IGPRouter(), "ospf6 router-id"},
+	{fam: frr.IPv4, daemon: frr.IPv4.IGPDaemon(), router: frr.IPv4.IGPRouter(), stmt: "ospf router-id", proto: "OSPF",
+		iface: "ip ospf", check: "ospf", areaUnderRouter: true},
+	{fam: frr.IPv6, daemon: frr.IPv6.IGPDaemon(), router: frr.IPv6.IGPRouter(), stmt: "ospf6 router-id", proto: "OSPFv3",
+		iface: "ipv6 ospf6", check: "ospf6"},
+}
+
+// running returns the family's daemon when it runs, was read, and has
+// managed prefixes of its family to advertise.
+func (c ospfFamily) running(f Facts) (Daemon, bool) {
+	d, ok := f.daemon(c.daemon)
+	return d, ok && len(f.family(c.fam)) > 0
+}
+
+// inArea says whether d advertises what is on dev: the interface in an
+// area (for IPv4, a network statement covering one of ps), or connected
+// routes redistributed.
+func (c ospfFamily) inArea(d Daemon, dev string, ps []netip.Prefix) bool {
+	router, _ := d.Config.Block(c.router)
+	iface, _ := d.Config.Interface(dev)
+	switch {
+	case router.Has("redistribute connected"), iface.Has(c.iface + " area"):
+		return true
+	case !c.areaUnderRouter:
+		return d.Config.OSPF6Area(dev) != ""
+	}
+	return slices.ContainsFunc(ps, func(p netip.Prefix) bool { _, ok := router.NetworkCovering(p); return ok })
+}
+
+// areaEvidence shows where the family's area would be given, for dev.
+func (c ospfFamily) areaEvidence(d Daemon, dev string) string {
+	if c.areaUnderRouter {
+		router, _ := d.Config.Block(c.router)
+		return evidence(c.router, router.Statements("network"), "no network statement")
+	}
+	iface, _ := d.Config.Interface(dev)
+	return evidence("interface "+dev, iface.Statements(c.iface), "no "+c.iface+" line")
+}
+
+// areaFix is the lines that put p, on dev, in the area.
+func (c ospfFamily) areaFix(d Daemon, dev string, p netip.Prefix) string {
+	if c.areaUnderRouter {
+		router, _ := d.Config.Block(c.router)
+		return c.router + "\n network " + p.String() + " area " + router.FirstArea()
+	}
+	return "interface " + dev + "\n " + c.iface + " area 0\n " + c.iface + " passive"
 }
 
 // minArrivalMeasured is what the lab measured with the default min-arrival.
@@ -64,42 +115,34 @@ func vtyshUsable(f Facts) []Finding {
 // advertised, so its withdrawal withdraws nothing either.
 func notCovered(f Facts) []Finding {
 	var out []Finding
-	if d, ok := f.daemon("ospfd"); ok && len(f.family(frr.IPv4)) > 0 {
-		router, hasRouter := d.Config.Block("router ospf")
-		iface, _ := d.Config.Interface(f.Interface)
-		for _, p := range f.family(frr.IPv4) {
-			if !hasRouter {
-				out = append(out, Finding{Severity: Error, Check: "ospf-not-configured", Object: p.String(),
-					Message: "ospfd runs without `router ospf`: nothing is advertised", Evidence: "no router ospf in ospfd's running-config",
-					Fix: "router ospf\n network " + p.String() + " area 0"})
-				continue
-			}
-			if _, ok := networkCovering(router, p); ok || iface.Has("ip ospf area") || router.Has("redistribute connected") {
-				continue
-			}
-			out = append(out, Finding{Severity: Error, Check: "ospf-not-covered", Object: p.String(),
-				Message:  "no network statement covers it and " + f.Interface + " has no `ip ospf area`: ospfd never advertises it, so the watchdog's withdrawal withdraws nothing",
-				Evidence: evidence("router ospf", router.Statements("network"), "no network statement"),
-				Fix:      "router ospf\n network " + p.String() + " area " + firstArea(router)})
+	for _, c := range ospfFamilies {
+		d, ok := c.running(f)
+		if !ok {
+			continue
 		}
-	}
-	if d, ok := f.daemon("ospf6d"); ok && len(f.family(frr.IPv6)) > 0 {
-		router, hasRouter := d.Config.Block("router ospf6")
-		for _, p := range f.family(frr.IPv6) {
+		_, hasRouter := d.Config.Block(c.router)
+		for _, p := range f.family(c.fam) {
 			if !hasRouter {
-				out = append(out, Finding{Severity: Error, Check: "ospf6-not-configured", Object: p.String(),
-					Message: "ospf6d runs without `router ospf6`: nothing is advertised", Evidence: "no router ospf6 in ospf6d's running-config",
-					Fix: "router ospf6\n!\ninterface " + f.Interface + "\n ipv6 ospf6 area 0\n ipv6 ospf6 passive"})
+				fix := c.areaFix(d, f.Interface, p)
+				if !c.areaUnderRouter {
+					fix = c.router + "\n!\n" + fix
+				}
+				out = append(out, Finding{Severity: Error, Check: c.check + "-not-configured", Object: p.String(),
+					Message: c.daemon + " runs without `" + c.router + "`: nothing is advertised", Evidence: "no " + c.router + " in " + c.daemon + "'s running-config",
+					Fix: fix})
 				continue
 			}
-			if ospf6Area(d.Config, f.Interface) != "" || router.Has("redistribute connected") {
+			if c.inArea(d, f.Interface, []netip.Prefix{p}) {
 				continue
 			}
-			iface, _ := d.Config.Interface(f.Interface)
-			out = append(out, Finding{Severity: Error, Check: "ospf6-not-covered", Object: p.String(),
-				Message:  f.Interface + " is in no OSPFv3 area: ospf6d never advertises it, so the watchdog's withdrawal withdraws nothing",
-				Evidence: evidence("interface "+f.Interface, iface.Statements("ipv6 ospf6"), "no ipv6 ospf6 line"),
-				Fix:      "interface " + f.Interface + "\n ipv6 ospf6 area 0\n ipv6 ospf6 passive"})
+			why := f.Interface + " is in no " + c.proto + " area"
+			if c.areaUnderRouter {
+				why = "no network statement covers it and " + f.Interface + " has no `" + c.iface + " area`"
+			}
+			out = append(out, Finding{Severity: Error, Check: c.check + "-not-covered", Object: p.String(),
+				Message:  why + ": " + c.daemon + " never advertises it, so the watchdog's withdrawal withdraws nothing",
+				Evidence: c.areaEvidence(d, f.Interface),
+				Fix:      c.areaFix(d, f.Interface, p)})
 		}
 	}
 	return out
@@ -188,24 +231,20 @@ func notPassive(f Facts) []Finding {
 
 func passiveFindings(f Facts, dev, check, what string) []Finding {
 	var out []Finding
-	if d, ok := f.daemon("ospfd"); ok && len(f.family(frr.IPv4)) > 0 {
-		router, _ := d.Config.Block("router ospf")
-		iface, _ := d.Config.Interface(dev)
-		if !iface.Has("ip ospf passive") && !router.Has("passive-interface default") && !router.Has("passive-interface "+dev) {
-			out = append(out, Finding{Severity: Warning, Check: check, Object: dev,
-				Message:  what + " is not passive in OSPF: ospfd sends hellos there and any host on it could become a neighbour",
-				Evidence: evidence("interface "+dev, iface.Statements("ip ospf"), "no ip ospf passive"),
-				Fix:      "interface " + dev + "\n ip ospf passive"})
+	for _, c := range ospfFamilies {
+		d, ok := c.running(f)
+		if !ok || !c.inArea(d, dev, f.family(c.fam)) {
+			continue // an interface in no area sends no hellos
 		}
-	}
-	if d, ok := f.daemon("ospf6d"); ok && len(f.family(frr.IPv6)) > 0 && ospf6Area(d.Config, dev) != "" {
+		router, _ := d.Config.Block(c.router)
 		iface, _ := d.Config.Interface(dev)
-		if !iface.Has("ipv6 ospf6 passive") {
-			out = append(out, Finding{Severity: Warning, Check: check, Object: dev,
-				Message:  what + " is not passive in OSPFv3",
-				Evidence: evidence("interface "+dev, iface.Statements("ipv6 ospf6"), "no ipv6 ospf6 passive"),
-				Fix:      "interface " + dev + "\n ipv6 ospf6 passive"})
+		if iface.Has(c.iface+" passive") || router.Has("passive-interface default") || router.Has("passive-interface "+dev) {
+			continue
 		}
+		out = append(out, Finding{Severity: Warning, Check: check, Object: dev,
+			Message:  what + " is not passive in " + c.proto + ": " + c.daemon + " sends hellos there and any host on it could become a neighbour",
+			Evidence: evidence("interface "+dev, iface.Statements(c.iface), "no "+c.iface+" passive"),
+			Fix:      "interface " + dev + "\n " + c.iface + " passive"})
 	}
 	return out
 }
@@ -249,33 +288,22 @@ func lastResort(f Facts) []Finding {
 			Message:  "the last-resort interface does not exist: the daemon creates it as a dummy at start, and if it cannot (no dummy module), failing open is off on this node",
 			Evidence: "ip -j addr show: no " + dev, Fix: "modprobe dummy; echo dummy > /etc/modules-load.d/anycast-watchdog.conf"})
 	}
-	if d, ok := f.daemon("ospfd"); ok && len(f.family(frr.IPv4)) > 0 {
-		router, _ := d.Config.Block("router ospf")
+	for _, c := range ospfFamilies {
+		d, ok := c.running(f)
+		if !ok {
+			continue
+		}
 		iface, _ := d.Config.Interface(dev)
-		inArea := iface.Has("ip ospf area") || router.Has("redistribute connected")
-		for _, p := range f.family(frr.IPv4) {
-			_, covered := networkCovering(router, p)
-			inArea = inArea || covered
+		if c.inArea(d, dev, f.family(c.fam)) {
+			out = append(out, costFinding(f, dev, iface.Statements(c.iface+" cost"), c.iface+" cost", c.daemon)...)
+			continue
 		}
-		if !inArea {
-			out = append(out, Finding{Severity: Error, Check: "last-resort-not-in-area", Object: dev,
-				Message:  "the last-resort interface is in no OSPF area: moving a prefix there withdraws it, so when every node fails the address vanishes instead of failing open",
-				Evidence: evidence("router ospf", router.Statements("network"), "no network statement"),
-				Fix:      "interface " + dev + "\n ip ospf area " + firstArea(router) + "\n ip ospf passive\n ip ospf cost " + strconv.Itoa(f.LastResortMetric)})
-		} else {
-			out = append(out, costFinding(f, dev, iface.Statements("ip ospf cost"), "ip ospf cost", "ospfd")...)
-		}
-	}
-	if d, ok := f.daemon("ospf6d"); ok && len(f.family(frr.IPv6)) > 0 {
-		iface, _ := d.Config.Interface(dev)
-		if ospf6Area(d.Config, dev) == "" {
-			out = append(out, Finding{Severity: Error, Check: "last-resort-not-in-area", Object: dev,
-				Message:  "the last-resort interface is in no OSPFv3 area: moving an IPv6 prefix there withdraws it, so failing open cannot work for IPv6",
-				Evidence: evidence("interface "+dev, iface.Statements("ipv6 ospf6"), "no ipv6 ospf6 area"),
-				Fix:      "interface " + dev + "\n ipv6 ospf6 area 0\n ipv6 ospf6 passive\n ipv6 ospf6 cost " + strconv.Itoa(f.LastResortMetric)})
-		} else {
-			out = append(out, costFinding(f, dev, iface.Statements("ipv6 ospf6 cost"), "ipv6 ospf6 cost", "ospf6d")...)
-		}
+		router, _ := d.Config.Block(c.router)
+		out = append(out, Finding{Severity: Error, Check: "last-resort-not-in-area", Object: dev,
+			Message:  "the last-resort interface is in no " + c.proto + " area: moving a prefix there withdraws it, so when every node fails the address vanishes instead of failing open",
+			Evidence: c.areaEvidence(d, dev),
+			Fix: fmt.Sprintf("interface %s\n %s area %s\n %s passive\n %s cost %d", dev, c.iface, router.FirstArea(), c.iface, c.iface,
+				f.LastResortMetric)})
 	}
 	return append(out, passiveFindings(f, dev, "last-resort-not-passive", "the last-resort interface")...)
 }
@@ -339,7 +367,7 @@ func inRange(ospf frr.ConfigBlock, p netip.Prefix, ip netip.Addr) bool {
 	if p.Addr().Is4() != ip.Is4() {
 		return false
 	}
-	if n, ok := networkCovering(ospf, p); ok && n.Bits() < 32 {
+	if n, ok := ospf.NetworkCovering(p); ok && n.Bits() < 32 {
 		return n.Contains(ip)
 	}
 	bits := 24
@@ -348,216 +376,4 @@ func inRange(ospf frr.ConfigBlock, p netip.Prefix, ip netip.Addr) bool {
 	}
 	r, _ := p.Addr().Prefix(bits)
 	return r.Contains(ip)
-}
-
-// bgpNetwork: a `network` statement keeps announcing the prefix while the
-// IGP still reaches another anycast node.
-func bgpNetwork(f Facts) []Finding {
-	d, ok := f.daemon("bgpd")
-	if !ok {
-		return nil
-	}
-	var out []Finding
-	for _, b := range d.Config.BlocksWithPrefix("router bgp") {
-		if b.Has("no bgp network import-check") {
-			out = append(out, Finding{Severity: Warning, Check: "bgp-no-import-check", Object: "bgpd",
-				Message:  "`no bgp network import-check`: network statements announce their prefix whether or not this node has it",
-				Evidence: b.Header + ": no bgp network import-check", Fix: b.Header + "\n bgp network import-check"})
-		}
-		for _, st := range b.Statements("network") {
-			p, err := netip.ParsePrefix(st[1])
-			if err != nil || !managedPrefix(f.Managed, p) {
-				continue
-			}
-			af := frr.FamilyOf(p).AFI()
-			out = append(out, Finding{Severity: Error, Check: "bgp-network-statement", Object: p.String(),
-				Message:  "announced by a BGP network statement: removing the address does not withdraw it while the IGP still reaches another anycast node (measured, FRR 8.4); BGP must originate it from the connected route instead",
-				Evidence: b.Header + ": " + strings.Join(st, " "),
-				Fix: fmt.Sprintf("ip prefix-list ANYCAST seq 5 permit %s   (ipv6 prefix-list for IPv6)\nroute-map ANYCAST permit 10\n match ip address prefix-list ANYCAST\n%s\n address-family %s unicast\n  no network %s\n  redistribute connected route-map ANYCAST",
-					p, b.Header, af, p)})
-		}
-	}
-	return out
-}
-
-// networkCovering finds a `network N area A` whose N contains p.
-func networkCovering(router frr.ConfigBlock, p netip.Prefix) (netip.Prefix, bool) {
-	for _, st := range router.Statements("network") {
-		if n, err := netip.ParsePrefix(st[1]); err == nil && n.Bits() <= p.Bits() && n.Contains(p.Addr()) {
-			return n, true
-		}
-	}
-	return netip.Prefix{}, false
-}
-
-// firstArea is the area of the first network statement, else 0.
-func firstArea(router frr.ConfigBlock) string {
-	for _, st := range router.Statements("network") {
-		if len(st) >= 4 && st[2] == "area" {
-			return st[3]
-		}
-	}
-	return "0"
-}
-
-// ospf6Area is the OSPFv3 area of dev: `ipv6 ospf6 area A` on the
-// interface, or `interface DEV area A` under router ospf6 (older FRR).
-func ospf6Area(rc frr.RunningConfig, dev string) string {
-	if iface, ok := rc.Interface(dev); ok {
-		if st := iface.Statements("ipv6 ospf6 area"); len(st) > 0 && len(st[0]) > 3 {
-			return st[0][3]
-		}
-	}
-	router, _ := rc.Block("router ospf6")
-	for _, st := range router.Statements("interface " + dev + " area") {
-		if len(st) > 3 {
-			return st[3]
-		}
-	}
-	return ""
-}
-
-func evidence(block string, lines [][]string, none string) string {
-	if len(lines) == 0 {
-		return block + ": " + none
-	}
-	var parts []string
-	for _, l := range lines {
-		parts = append(parts, strings.Join(l, " "))
-	}
-	return block + ": " + strings.Join(parts, "; ")
-}
-
-func (f Facts) hasAddress(a netip.Addr) bool {
-	for _, ps := range f.Links {
-		for _, p := range ps {
-			if p.Addr() == a {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func managedAddr(ps []netip.Prefix, a netip.Addr) bool {
-	for _, p := range ps {
-		if p.Addr() == a {
-			return true
-		}
-	}
-	return false
-}
-
-func managedPrefix(ps []netip.Prefix, q netip.Prefix) bool {
-	for _, p := range ps {
-		if p == q {
-			return true
-		}
-	}
-	return false
-}
-
-func containsAddr(as []netip.Addr, a netip.Addr) bool {
-	for _, x := range as {
-		if x == a {
-			return true
-		}
-	}
-	return false
-}
-
-func joinPrefixes(ps []netip.Prefix) string {
-	var s []string
-	for _, p := range ps {
-		s = append(s, p.String())
-	}
-	return strings.Join(s, ",")
-}
-
-// bgpOrigination: where bgpd alone serves a family, removing the address
-// withdraws the prefix only if bgpd originates it from the connected
-// route (docs/bgp.md, "The recipe"): `redistribute connected` in the family's
-// address-family, through a route-map that exists, keeps other connected
-// routes out and tells the last-resort interface apart.
-func bgpOrigination(f Facts) []Finding {
-	d, ok := f.daemon("bgpd")
-	if !ok {
-		return nil
-	}
-	var out []Finding
-	for _, b := range d.Config.BlocksWithPrefix("router bgp") {
-		for _, fam := range frr.Families() {
-			ps := f.family(fam)
-			if len(ps) == 0 || f.Daemons[fam.IGPDaemon()].Running {
-				continue // none, or the IGP originates them
-			}
-			afi, match := fam.AFI(), "match ip address prefix-list"
-			if fam == frr.IPv6 {
-				match = "match ipv6 address prefix-list"
-			}
-			header := "address-family " + afi + " unicast"
-			redist := addressFamily(b, header).Statements("redistribute connected")
-			recipe := fmt.Sprintf("%s\n %s\n  redistribute connected route-map ANYCAST-%s   (README's BGP recipe)", b.Header, header, strings.ToUpper(afi[2:]))
-			if len(redist) == 0 {
-				if !anyNetwork(b, ps) { // a network statement is bgpNetwork's finding
-					out = append(out, Finding{Severity: Error, Check: "bgp-not-originated", Object: joinPrefixes(ps),
-						Message:  "bgpd runs with " + b.Header + " but does not originate these (no redistribute connected in " + header + "): nothing advertises them",
-						Evidence: b.Header + ": " + header + " has no redistribute connected", Fix: recipe})
-				}
-				continue
-			}
-			st := redist[0]
-			if len(st) < 4 || st[2] != "route-map" {
-				out = append(out, Finding{Severity: Warning, Check: "bgp-redistribute-unfiltered", Object: "bgpd",
-					Message:  "redistribute connected without a route-map announces every connected route of this node (its links, its router ID) besides the anycast prefixes, and cannot mark last resort",
-					Evidence: header + ": " + strings.Join(st, " "), Fix: recipe})
-				continue
-			}
-			name := st[3]
-			maps := d.Config.BlocksWithPrefix("route-map " + name + " ")
-			if len(maps) == 0 {
-				out = append(out, Finding{Severity: Error, Check: "bgp-route-map-missing", Object: name,
-					Message:  "redistribute connected route-map " + name + ": the route-map is not defined, so nothing is redistributed",
-					Evidence: header + ": " + strings.Join(st, " "), Fix: "define route-map " + name + " as README's BGP recipe does"})
-				continue
-			}
-			if lr := f.LastResortInterface; lr != "" && !slices.ContainsFunc(maps, func(m frr.ConfigBlock) bool {
-				return m.Has("match interface "+lr) && m.Has(match)
-			}) {
-				out = append(out, Finding{Severity: Warning, Check: "bgp-last-resort-unmarked", Object: lr,
-					Message:  "route-map " + name + " does not tell the last-resort interface apart: a failing node holding a prefix at last resort is announced like a healthy one, and upstreams keep sending it traffic",
-					Evidence: "no entry of route-map " + name + " has match interface " + lr,
-					Fix:      fmt.Sprintf("route-map %s permit 5\n %s ANYCAST-%s\n match interface %s\n set community graceful-shutdown additive", name, match, strings.ToUpper(afi[2:]), lr)})
-			}
-		}
-	}
-	return out
-}
-
-// addressFamily is the part of a router block between header
-// ("address-family ipv4 unicast") and exit-address-family.
-func addressFamily(b frr.ConfigBlock, header string) frr.ConfigBlock {
-	out := frr.ConfigBlock{Header: header}
-	in := false
-	for _, l := range b.Lines {
-		switch {
-		case l == header:
-			in = true
-		case l == "exit-address-family":
-			in = false
-		case in:
-			out.Lines = append(out.Lines, l)
-		}
-	}
-	return out
-}
-
-// anyNetwork reports whether a network statement of b names one of ps.
-func anyNetwork(b frr.ConfigBlock, ps []netip.Prefix) bool {
-	for _, st := range b.Statements("network") {
-		if p, err := netip.ParsePrefix(st[1]); err == nil && slices.Contains(ps, p) {
-			return true
-		}
-	}
-	return false
 }

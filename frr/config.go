@@ -1,6 +1,7 @@
 package frr
 
 import (
+	"net/netip"
 	"strings"
 )
 
@@ -117,4 +118,62 @@ func equalWords(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// NetworkCovering finds a `network N area A` statement of an OSPF router
+// block whose N contains p.
+func (b ConfigBlock) NetworkCovering(p netip.Prefix) (netip.Prefix, bool) {
+	for _, st := range b.Statements("network") {
+		if n, err := netip.ParsePrefix(st[1]); err == nil && n.Bits() <= p.Bits() && n.Contains(p.Addr()) {
+			return n, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// FirstArea is the area of an OSPF router block's first network
+// statement, else "0".
+func (b ConfigBlock) FirstArea() string {
+	for _, st := range b.Statements("network") {
+		if len(st) >= 4 && st[2] == "area" {
+			return st[3]
+		}
+	}
+	return "0"
+}
+
+// AddressFamily is the part of a router block between header
+// ("address-family ipv4 unicast") and exit-address-family.
+func (b ConfigBlock) AddressFamily(header string) ConfigBlock {
+	out := ConfigBlock{Header: header}
+	in := false
+	for _, l := range b.Lines {
+		switch {
+		case l == header:
+			in = true
+		case l == "exit-address-family":
+			in = false
+		case in:
+			out.Lines = append(out.Lines, l)
+		}
+	}
+	return out
+}
+
+// OSPF6Area is the OSPFv3 area of interface dev: `ipv6 ospf6 area A` on
+// the interface, or `interface DEV area A` under router ospf6 (older FRR);
+// "" when in none.
+func (rc RunningConfig) OSPF6Area(dev string) string {
+	if iface, ok := rc.Interface(dev); ok {
+		if st := iface.Statements("ipv6 ospf6 area"); len(st) > 0 && len(st[0]) > 3 {
+			return st[0][3]
+		}
+	}
+	router, _ := rc.Block("router ospf6")
+	for _, st := range router.Statements("interface " + dev + " area") {
+		if len(st) > 3 {
+			return st[3]
+		}
+	}
+	return ""
 }
