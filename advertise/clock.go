@@ -7,7 +7,8 @@ import "time"
 // timers run on the monotonic clock, so a wall-clock step (NTP, date -s)
 // neither delays nor bunches rounds. Wall is only for what people read:
 // when a state began, when the last round ran, when the config loaded.
-// Unit tests drive every loop from a manual clock.
+// Unit tests run the loops in a testing/synctest bubble, whose time is
+// fake, and step Wall apart to play an NTP step.
 type Clock interface {
 	Now() time.Time
 	Wall() time.Time
@@ -15,8 +16,7 @@ type Clock interface {
 }
 
 // Timer fires once on C after its duration; Stop releases it early. Every
-// wait in this package stops its timer when it ends another way, so a
-// manual clock knows which goroutines are waiting on it.
+// wait in this package stops its timer when it ends another way.
 type Timer interface {
 	C() <-chan time.Time
 	Stop() bool

@@ -70,6 +70,8 @@
 //
 // # Time
 //
-// Every wait goes through Clock; unit tests drive the loops from a manual
-// clock, the integration tier from the real one.
+// Every wait goes through Clock. Unit tests run the loops in a
+// testing/synctest bubble: its time moves only when every goroutine waits,
+// and synctest.Wait says when they all do; the integration tier runs them
+// on real time.
 package advertise

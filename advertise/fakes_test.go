@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -156,126 +157,36 @@ func (c *switchCheck) Check(ctx context.Context) error {
 	return nil
 }
 
-// manualClock moves only when a test moves it. Its timers fire when it
-// reaches them; waiting counts the timers neither fired nor stopped, that
-// is the goroutines blocked on it, since every wait in the package stops
-// its timer when it ends another way.
-type manualClock struct {
-	mu       sync.Mutex
-	now      time.Time
-	wallStep time.Duration
-	timers   map[*manualTimer]bool
-}
-
-type manualTimer struct {
-	clock *manualClock
-	at    time.Time
-	ch    chan time.Time
-}
-
-func newManualClock() *manualClock {
-	return &manualClock{now: time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC), timers: map[*manualTimer]bool{}}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
+// steppedClock is the bubble's clock (time is fake in a synctest bubble,
+// and moves only when every goroutine of the test is blocked), with a wall
+// clock the test can step as NTP or date -s would.
+type steppedClock struct {
+	realClock
+	wallStep atomic.Int64
 }
 
 // Wall is Now moved by every wall-clock step so far.
-func (c *manualClock) Wall() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now.Add(c.wallStep)
+func (c *steppedClock) Wall() time.Time { return c.wallAt(time.Now()) }
+
+// wallAt is the wall time at t, a reading of Now.
+func (c *steppedClock) wallAt(t time.Time) time.Time {
+	return t.Add(time.Duration(c.wallStep.Load()))
 }
 
-func (c *manualClock) NewTimer(d time.Duration) Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &manualTimer{clock: c, at: c.now.Add(d), ch: make(chan time.Time, 1)}
-	if d <= 0 {
-		t.ch <- c.now
-	} else {
-		c.timers[t] = true
-	}
-	return t
-}
+// stepWall moves the wall clock only.
+func (c *steppedClock) stepWall(d time.Duration) { c.wallStep.Add(int64(d)) }
 
-func (t *manualTimer) C() <-chan time.Time { return t.ch }
-
-func (t *manualTimer) Stop() bool {
-	t.clock.mu.Lock()
-	defer t.clock.mu.Unlock()
-	was := t.clock.timers[t]
-	delete(t.clock.timers, t)
-	return was
-}
-
-func (c *manualClock) waiting() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.timers)
-}
-
-// advance moves the clock by d and fires every timer due by then.
-func (c *manualClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	c.fireDue()
-}
-
-// fireNext moves the clock to its earliest timer and fires every timer due
-// then; false when no timer is set.
-func (c *manualClock) fireNext() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var next time.Time
-	for t := range c.timers {
-		if next.IsZero() || t.at.Before(next) {
-			next = t.at
-		}
-	}
-	if next.IsZero() {
-		return false
-	}
-	if next.After(c.now) {
-		c.now = next
-	}
-	c.fireDue()
-	return true
-}
-
-// stepWall moves the wall clock only, as NTP or date -s would.
-func (c *manualClock) stepWall(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.wallStep += d
-}
-
-func (c *manualClock) fireDue() {
-	for t := range c.timers {
-		if !t.at.After(c.now) {
-			delete(c.timers, t)
-			t.ch <- c.now
-		}
-	}
-}
-
-// world is a supervisor wired to fakes and driven by a manual clock, with
-// its log captured.
+// world is a supervisor wired to fakes, with its log captured. Its tests
+// run in a synctest bubble: time moves only when every goroutine of the
+// world waits.
 type world struct {
 	t      *testing.T
-	clock  *manualClock
+	clock  *steppedClock
 	iface  *fakeInterface
 	checks map[string]*switchCheck // by service name
 	sup    *Supervisor
 	logs   *logtest.Hook
 	rounds chan Round
-	// hung is how many of the goroutines that wait on the clock a test
-	// has hung on purpose (a vtysh that never answers, say).
-	hung int
 }
 
 func service(name string, prefixes ...string) config.Service {
@@ -309,7 +220,7 @@ func newWorldWith(t *testing.T, iface *fakeInterface, healthy map[string]bool, r
 func newFailOpenWorld(t *testing.T, iface, lastResort *fakeInterface, healthy map[string]bool, rb ReadBack) *world {
 	logger, hook := logtest.NewNullLogger()
 	logger.SetLevel(logrus.DebugLevel)
-	w := &world{t: t, clock: newManualClock(), iface: iface, checks: map[string]*switchCheck{}, logs: hook, rounds: make(chan Round, 1000)}
+	w := &world{t: t, clock: &steppedClock{}, iface: iface, checks: map[string]*switchCheck{}, logs: hook, rounds: make(chan Round, 1000)}
 	for name, ok := range healthy {
 		w.checks[name] = &switchCheck{}
 		w.checks[name].healthy.Store(ok)
@@ -369,67 +280,33 @@ func (w *world) start(c *config.Config) {
 	w.settle()
 }
 
-// settle waits, in real time, until every goroutine that waits on the clock
-// does (each service loop, the reconciler, the verifier, the address
-// manager's worker) and the address
-// manager has carried out every wish: nothing more happens until the clock
-// moves.
-func (w *world) settle() {
-	w.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		w.sup.mu.Lock()
-		want := len(w.sup.loops) + 3 - w.hung
-		w.sup.mu.Unlock()
-		w.sup.addrs.mu.Lock()
-		idle := w.sup.addrs.gens.done(w.sup.addrs.gens.last())
-		w.sup.addrs.mu.Unlock()
-		// A verifier that is woken but has not looked yet is not idle.
-		verifierIdle := len(w.sup.verify.kick) == 0 || w.hung > 0
-		if idle && w.clock.waiting() == want && verifierIdle {
-			return
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("the world did not settle (%d timers set, want %d; address manager idle: %v); log:\n%s",
-				w.clock.waiting(), want, idle, w.logText())
-		}
-		time.Sleep(20 * time.Microsecond)
-	}
-}
+// settle waits until every goroutine of the test's bubble is blocked on
+// the clock, a channel or a hung fake: the loops, the reconciler, the
+// verifier and the address manager's worker have done all they can until
+// the clock moves.
+func (w *world) settle() { synctest.Wait() }
 
-// advance moves the clock by d, fires what is due and settles.
+// advance lets d of the bubble's time pass, everything due meanwhile
+// happening in order, and settles.
 func (w *world) advance(d time.Duration) {
 	w.t.Helper()
-	w.clock.advance(d)
+	time.Sleep(d)
 	w.settle()
 }
 
-// until fires the clock's timers one at a time, in order, settling after
-// each, until cond holds. It fails after 5000 firings (100 s of the
-// default interval) or when nothing is left to fire.
+// step is how far until moves the clock between looks at its condition.
+const step = time.Millisecond
+
+// until lets time pass a step at a time, settling after each, until cond
+// holds; it fails after 100 s of the bubble's time.
 func (w *world) until(what string, cond func() bool) {
 	w.t.Helper()
-	for i := 0; !cond(); i++ {
-		if i == 5000 || !w.clock.fireNext() {
-			w.t.Fatalf("never %s (%d timers fired, clock at +%s); changes %v; log:\n%s",
-				what, i, w.clock.Now().Sub(newManualClock().Now()), w.iface.history(), w.logText())
-		}
-		w.settle()
-	}
-}
-
-// runUnsettled fires the clock's timers one at a time, a millisecond of
-// real time apart, until cond holds: for a world that cannot settle because
-// a test hangs part of it.
-func (w *world) runUnsettled(what string, cond func() bool) {
-	w.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	start := time.Now()
 	for !cond() {
-		if time.Now().After(deadline) {
-			w.t.Fatalf("never %s; changes %v; log:\n%s", what, w.iface.history(), w.logText())
+		if time.Since(start) > 100*time.Second {
+			w.t.Fatalf("never %s (after %s); changes %v; log:\n%s", what, time.Since(start), w.iface.history(), w.logText())
 		}
-		w.clock.fireNext()
-		time.Sleep(time.Millisecond)
+		w.advance(step)
 	}
 }
 
@@ -446,19 +323,6 @@ func (w *world) nextRound() Round {
 		}
 	})
 	return r
-}
-
-// eventually polls cond in real time for what the clock does not drive
-// (a check that sleeps in real time, say).
-func (w *world) eventually(what string, cond func() bool) {
-	w.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			w.t.Fatalf("timed out waiting until %s; changes %v; log:\n%s", what, w.iface.history(), w.logText())
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func (w *world) service(name string) status.Service {
@@ -486,8 +350,7 @@ func (w *world) logText() string {
 // reload reloads c in the running state directory (which cannot change on
 // reload).
 func (w *world) reload(c *config.Config) error {
-	w.sup.mu.Lock()
-	c.StateDir = w.sup.cfg.StateDir
-	w.sup.mu.Unlock()
+	running, _ := w.sup.Config()
+	c.StateDir = running.StateDir
 	return w.sup.Reload(context.Background(), c)
 }

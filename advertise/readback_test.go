@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
@@ -118,89 +119,95 @@ func TestReadFamily(t *testing.T) {
 // resort while no other node is seen at normal metric, releases it when
 // one is, and holds it whatever it hears while no iBGP session is up.
 func TestFailOpenThroughBGP(t *testing.T) {
-	w := newFailOpen(t, []string{"192.0.2.53/32"}, nil, true)
-	w.frr.set(func(f *fakeFRR) { f.bgp, f.peers, f.fleetPeers = true, 2, 1 })
-	w.start()
-	w.eventually("read back from bgpd", func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		w := newFailOpen(t, []string{"192.0.2.53/32"}, nil, true)
+		w.frr.set(func(f *fakeFRR) { f.bgp, f.peers, f.fleetPeers = true, 2, 1 })
+		w.start()
+		w.until("read back from bgpd", func() bool {
+			p := w.service("dns").Prefixes[0]
+			return p.Advertised == status.AdvertisedYes && reflect.DeepEqual(p.BGP, &status.BGP{Originated: true, PeersAdvertised: 2, PeersEstablished: 2})
+		})
+		if h := w.sup.FRRHealth(); len(h) != 1 || h[0].Daemon != "bgpd" || !h[0].OK {
+			t.Errorf("FRR health %+v, want bgpd alone and fine", h)
+		}
+		w.checks["dns"].healthy.Store(false)
+		w.until("at last resort", func() bool { return w.state("dns") == status.LastResort })
+		w.advance(time.Minute)
+		if w.where() != "last resort" {
+			t.Fatalf("alone, the prefix is %s", w.where())
+		}
 		p := w.service("dns").Prefixes[0]
-		return p.Advertised == status.AdvertisedYes && reflect.DeepEqual(p.BGP, &status.BGP{Originated: true, PeersAdvertised: 2, PeersEstablished: 2})
+		if len(p.Advertisers) != 1 || !p.Advertisers[0].Self || p.Advertisers[0].Class != status.ClassLastResort {
+			t.Errorf("advertisers %+v, want this node at last resort", p.Advertisers)
+		}
+
+		// Another node heard over iBGP with the prefix at normal: released.
+		w.others(frr.Advertiser{RouterID: "203.0.113.2"})
+		w.until("released", func() bool { return w.where() == "absent" })
+
+		// No iBGP session: the fleet is unknown; with nobody seen the prefix
+		// is not taken back, and once back at last resort it stays there.
+		w.frr.set(func(f *fakeFRR) { f.fleetPeers = 0 })
+		w.others()
+		w.advance(time.Minute)
+		if w.where() != "absent" {
+			t.Errorf("with the fleet unknown an absent prefix came back: %s", w.where())
+		}
+		if p := w.service("dns").Prefixes[0]; !strings.Contains(p.FleetError, "no established iBGP session") {
+			t.Errorf("fleet error %q", p.FleetError)
+		}
+		w.frr.set(func(f *fakeFRR) { f.fleetPeers = 1 })
+		w.until("back at last resort with nobody seen", func() bool { return w.where() == "last resort" })
+		w.frr.set(func(f *fakeFRR) { f.fleetPeers = 0 })
+		w.others(frr.Advertiser{RouterID: "203.0.113.2"})
+		w.advance(time.Minute)
+		if st := w.service("dns"); w.where() != "last resort" || !strings.Contains(st.Reason, "the fleet view is unknown (bgpd has no established iBGP session") {
+			t.Errorf("blind to the fleet: %s, %q", w.where(), st.Reason)
+		}
 	})
-	if h := w.sup.FRRHealth(); len(h) != 1 || h[0].Daemon != "bgpd" || !h[0].OK {
-		t.Errorf("FRR health %+v, want bgpd alone and fine", h)
-	}
-	w.checks["dns"].healthy.Store(false)
-	w.until("at last resort", func() bool { return w.state("dns") == status.LastResort })
-	w.advance(time.Minute)
-	if w.where() != "last resort" {
-		t.Fatalf("alone, the prefix is %s", w.where())
-	}
-	p := w.service("dns").Prefixes[0]
-	if len(p.Advertisers) != 1 || !p.Advertisers[0].Self || p.Advertisers[0].Class != status.ClassLastResort {
-		t.Errorf("advertisers %+v, want this node at last resort", p.Advertisers)
-	}
-
-	// Another node heard over iBGP with the prefix at normal: released.
-	w.others(frr.Advertiser{RouterID: "203.0.113.2"})
-	w.until("released", func() bool { return w.where() == "absent" })
-
-	// No iBGP session: the fleet is unknown; with nobody seen the prefix
-	// is not taken back, and once back at last resort it stays there.
-	w.frr.set(func(f *fakeFRR) { f.fleetPeers = 0 })
-	w.others()
-	w.advance(time.Minute)
-	if w.where() != "absent" {
-		t.Errorf("with the fleet unknown an absent prefix came back: %s", w.where())
-	}
-	if p := w.service("dns").Prefixes[0]; !strings.Contains(p.FleetError, "no established iBGP session") {
-		t.Errorf("fleet error %q", p.FleetError)
-	}
-	w.frr.set(func(f *fakeFRR) { f.fleetPeers = 1 })
-	w.until("back at last resort with nobody seen", func() bool { return w.where() == "last resort" })
-	w.frr.set(func(f *fakeFRR) { f.fleetPeers = 0 })
-	w.others(frr.Advertiser{RouterID: "203.0.113.2"})
-	w.advance(time.Minute)
-	if st := w.service("dns"); w.where() != "last resort" || !strings.Contains(st.Reason, "the fleet view is unknown (bgpd has no established iBGP session") {
-		t.Errorf("blind to the fleet: %s, %q", w.where(), st.Reason)
-	}
 }
 
 // A healthy node whose bgpd has no session up is reported "not
 // advertised", with why, and counted as a mismatch.
 func TestBGPReadBackWithoutPeers(t *testing.T) {
-	w := newFailOpen(t, []string{"192.0.2.53/32"}, nil, true)
-	w.frr.set(func(f *fakeFRR) { f.bgp, f.peers, f.fleetPeers = true, 1, 0 })
-	w.start()
-	w.eventually("advertised", func() bool { return w.service("dns").Prefixes[0].Advertised == status.AdvertisedYes })
-	w.frr.set(func(f *fakeFRR) { f.peers = 0 })
-	w.advance(time.Minute)
-	p := w.service("dns").Prefixes[0]
-	if p.Advertised != status.AdvertisedNo || p.Mismatches != 1 || !strings.Contains(p.AdvertisedReason, "sends it to no BGP peer") {
-		t.Errorf("prefix %+v", p)
-	}
-	if w.state("dns") != status.Up || w.where() != "lo" {
-		t.Errorf("a healthy service was moved: %s, %s", w.state("dns"), w.where())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		w := newFailOpen(t, []string{"192.0.2.53/32"}, nil, true)
+		w.frr.set(func(f *fakeFRR) { f.bgp, f.peers, f.fleetPeers = true, 1, 0 })
+		w.start()
+		w.until("advertised", func() bool { return w.service("dns").Prefixes[0].Advertised == status.AdvertisedYes })
+		w.frr.set(func(f *fakeFRR) { f.peers = 0 })
+		w.advance(time.Minute)
+		p := w.service("dns").Prefixes[0]
+		if p.Advertised != status.AdvertisedNo || p.Mismatches != 1 || !strings.Contains(p.AdvertisedReason, "sends it to no BGP peer") {
+			t.Errorf("prefix %+v", p)
+		}
+		if w.state("dns") != status.Up || w.where() != "lo" {
+			t.Errorf("a healthy service was moved: %s, %s", w.state("dns"), w.where())
+		}
+	})
 }
 
 // bgpd is read once for both families: a failed read counts once in its
 // errors, not once per family.
 func TestFailedBGPReadCountsOnce(t *testing.T) {
-	w := newFailOpen(t, []string{"192.0.2.53/32", "2001:db8::53/128"}, nil, true)
-	w.frr.set(func(f *fakeFRR) { f.bgp, f.peers, f.fleetPeers = true, 1, 1 })
-	c := cfgOf(service("dns", "192.0.2.53/32", "2001:db8::53/128"))
-	c.FRR.Verify = true
-	w.world.start(c)
-	w.eventually("read back", func() bool { return w.service("dns").Prefixes[1].Advertised == status.AdvertisedYes })
-	calls := func() int { w.frr.mu.Lock(); defer w.frr.mu.Unlock(); return w.frr.bgpCalls }
-	w.frr.set(func(f *fakeFRR) { f.err = &frr.Error{Kind: frr.Timeout, Daemon: "bgpd", Err: context.DeadlineExceeded} })
-	before := calls()
-	w.until("a failed read", func() bool {
-		h := w.sup.FRRHealth()
-		return len(h) == 1 && !h[0].OK
+	synctest.Test(t, func(t *testing.T) {
+		w := newFailOpen(t, []string{"192.0.2.53/32", "2001:db8::53/128"}, nil, true)
+		w.frr.set(func(f *fakeFRR) { f.bgp, f.peers, f.fleetPeers = true, 1, 1 })
+		c := cfgOf(service("dns", "192.0.2.53/32", "2001:db8::53/128"))
+		c.FRR.Verify = true
+		w.world.start(c)
+		w.until("read back", func() bool { return w.service("dns").Prefixes[1].Advertised == status.AdvertisedYes })
+		calls := func() int { w.frr.mu.Lock(); defer w.frr.mu.Unlock(); return w.frr.bgpCalls }
+		w.frr.set(func(f *fakeFRR) { f.err = &frr.Error{Kind: frr.Timeout, Daemon: "bgpd", Err: context.DeadlineExceeded} })
+		before := calls()
+		w.until("a failed read", func() bool {
+			h := w.sup.FRRHealth()
+			return len(h) == 1 && !h[0].OK
+		})
+		h := w.sup.FRRHealth()[0]
+		reads := calls() - before // errors are counted after a read ends
+		if h.Daemon != "bgpd" || h.Errors["timeout"] == 0 || int(h.Errors["timeout"]) > reads {
+			t.Errorf("health %+v after %d failed reads", h, reads)
+		}
 	})
-	h := w.sup.FRRHealth()[0]
-	reads := calls() - before // errors are counted after a read ends
-	if h.Daemon != "bgpd" || h.Errors["timeout"] == 0 || int(h.Errors["timeout"]) > reads {
-		t.Errorf("health %+v after %d failed reads", h, reads)
-	}
 }

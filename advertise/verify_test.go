@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
@@ -156,100 +157,109 @@ func verifiedWorld(t *testing.T, iface *fakeInterface, rb *fakeFRR) *world {
 func (w *world) prefix(name string, i int) status.Prefix { return w.service(name).Prefixes[i] }
 
 func TestVerifyConfirmsChanges(t *testing.T) {
-	iface := newFakeInterface()
-	w := verifiedWorld(t, iface, &fakeFRR{iface: iface})
-	startVerified(t, w, cfgOf(service("dns", "192.0.2.53/32", "2001:db8::53/128")))
-	w.until("advertised: yes", func() bool {
-		return w.prefix("dns", 0).Advertised == status.AdvertisedYes && w.prefix("dns", 1).Advertised == status.AdvertisedYes
+	synctest.Test(t, func(t *testing.T) {
+		iface := newFakeInterface()
+		w := verifiedWorld(t, iface, &fakeFRR{iface: iface})
+		startVerified(t, w, cfgOf(service("dns", "192.0.2.53/32", "2001:db8::53/128")))
+		w.until("advertised: yes", func() bool {
+			return w.prefix("dns", 0).Advertised == status.AdvertisedYes && w.prefix("dns", 1).Advertised == status.AdvertisedYes
+		})
+		w.checks["dns"].healthy.Store(false)
+		w.until("advertised: no", func() bool {
+			return w.prefix("dns", 0).Advertised == status.AdvertisedNo && w.prefix("dns", 1).Advertised == status.AdvertisedNo
+		})
+		if n := strings.Count(w.logText(), `msg="advertisement confirmed"`); n < 4 {
+			t.Errorf("%d confirmations logged, want one per prefix per change:\n%s", n, w.logText())
+		}
+		if m := w.prefix("dns", 0).Mismatches; m != 0 {
+			t.Errorf("%d mismatches", m)
+		}
 	})
-	w.checks["dns"].healthy.Store(false)
-	w.until("advertised: no", func() bool {
-		return w.prefix("dns", 0).Advertised == status.AdvertisedNo && w.prefix("dns", 1).Advertised == status.AdvertisedNo
-	})
-	if n := strings.Count(w.logText(), `msg="advertisement confirmed"`); n < 4 {
-		t.Errorf("%d confirmations logged, want one per prefix per change:\n%s", n, w.logText())
-	}
-	if m := w.prefix("dns", 0).Mismatches; m != 0 {
-		t.Errorf("%d mismatches", m)
-	}
 }
 
 func TestVerifyReportsPrefixNotCoveredByFRR(t *testing.T) {
-	iface := newFakeInterface("192.0.2.53/32")
-	rb := &fakeFRR{iface: iface, skip: map[netip.Prefix]bool{netip.MustParsePrefix("192.0.2.53/32"): true}}
-	w := verifiedWorld(t, iface, rb)
-	startVerified(t, w, cfgOf(service("dns", "192.0.2.53/32")))
-	w.until("a mismatch", func() bool { return w.prefix("dns", 0).Mismatches == 1 })
-	st := w.prefix("dns", 0)
-	if st.Advertised != status.AdvertisedNo || !strings.Contains(st.AdvertisedReason, "the FRR configuration does not cover 192.0.2.53/32") {
-		t.Errorf("status %+v", st)
-	}
-	w.advance(time.Second) // twenty more read-backs
-	if n := strings.Count(w.logText(), "does not advertise it"); n != 1 {
-		t.Errorf("mismatch logged %d times, want once per episode:\n%s", n, w.logText())
-	}
-	rb.set(func(f *fakeFRR) { f.skip = nil }) // the operator fixes frr.conf
-	w.until("advertised: yes", func() bool { return w.prefix("dns", 0).Advertised == status.AdvertisedYes })
-	if !strings.Contains(w.logText(), "advertisement matches the interface again") {
-		t.Errorf("no recovery line:\n%s", w.logText())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		iface := newFakeInterface("192.0.2.53/32")
+		rb := &fakeFRR{iface: iface, skip: map[netip.Prefix]bool{netip.MustParsePrefix("192.0.2.53/32"): true}}
+		w := verifiedWorld(t, iface, rb)
+		startVerified(t, w, cfgOf(service("dns", "192.0.2.53/32")))
+		w.until("a mismatch", func() bool { return w.prefix("dns", 0).Mismatches == 1 })
+		st := w.prefix("dns", 0)
+		if st.Advertised != status.AdvertisedNo || !strings.Contains(st.AdvertisedReason, "the FRR configuration does not cover 192.0.2.53/32") {
+			t.Errorf("status %+v", st)
+		}
+		w.advance(time.Second) // twenty more read-backs
+		if n := strings.Count(w.logText(), "does not advertise it"); n != 1 {
+			t.Errorf("mismatch logged %d times, want once per episode:\n%s", n, w.logText())
+		}
+		rb.set(func(f *fakeFRR) { f.skip = nil }) // the operator fixes frr.conf
+		w.until("advertised: yes", func() bool { return w.prefix("dns", 0).Advertised == status.AdvertisedYes })
+		if !strings.Contains(w.logText(), "advertisement matches the interface again") {
+			t.Errorf("no recovery line:\n%s", w.logText())
+		}
+	})
 }
 
 func TestVerifyFRRDownIsUnknownAndRecovers(t *testing.T) {
-	iface := newFakeInterface("192.0.2.53/32")
-	rb := &fakeFRR{iface: iface, err: &frr.Error{Kind: frr.NotRunning, Daemon: "ospfd", Err: errors.New("exit status 1")}}
-	w := verifiedWorld(t, iface, rb)
-	startVerified(t, w, cfgOf(service("dns", "192.0.2.53/32")))
-	w.until("unknown", func() bool { return w.prefix("dns", 0).AdvertisedReason == "ospfd is not running" })
-	if st := w.prefix("dns", 0); st.Advertised != status.AdvertisedUnknown {
-		t.Errorf("status %+v", st)
-	}
-	if h := w.sup.FRRHealth(); len(h) != 1 || h[0].Daemon != "ospfd" || h[0].OK || h[0].Error != "ospfd is not running" || h[0].Errors["not-running"] == 0 {
-		t.Errorf("health %+v", h)
-	}
-	// Checks and address control go on while FRR is down.
-	w.checks["dns"].healthy.Store(false)
-	w.until("withdrawn", func() bool { return !iface.has("192.0.2.53/32") })
+	synctest.Test(t, func(t *testing.T) {
+		iface := newFakeInterface("192.0.2.53/32")
+		rb := &fakeFRR{iface: iface, err: &frr.Error{Kind: frr.NotRunning, Daemon: "ospfd", Err: errors.New("exit status 1")}}
+		w := verifiedWorld(t, iface, rb)
+		startVerified(t, w, cfgOf(service("dns", "192.0.2.53/32")))
+		w.until("unknown", func() bool { return w.prefix("dns", 0).AdvertisedReason == "ospfd is not running" })
+		if st := w.prefix("dns", 0); st.Advertised != status.AdvertisedUnknown {
+			t.Errorf("status %+v", st)
+		}
+		if h := w.sup.FRRHealth(); len(h) != 1 || h[0].Daemon != "ospfd" || h[0].OK || h[0].Error != "ospfd is not running" || h[0].Errors["not-running"] == 0 {
+			t.Errorf("health %+v", h)
+		}
+		// Checks and address control go on while FRR is down.
+		w.checks["dns"].healthy.Store(false)
+		w.until("withdrawn", func() bool { return !iface.has("192.0.2.53/32") })
 
-	rb.set(func(f *fakeFRR) { f.err = nil })
-	w.until("known again", func() bool { return w.prefix("dns", 0).Advertised == status.AdvertisedNo })
-	log := w.logText()
-	if strings.Count(log, "cannot read back what FRR advertises") != 1 || !strings.Contains(log, "FRR read-back works again") {
-		t.Errorf("health lines wrong:\n%s", log)
-	}
+		rb.set(func(f *fakeFRR) { f.err = nil })
+		w.until("known again", func() bool { return w.prefix("dns", 0).Advertised == status.AdvertisedNo })
+		log := w.logText()
+		if strings.Count(log, "cannot read back what FRR advertises") != 1 || !strings.Contains(log, "FRR read-back works again") {
+			t.Errorf("health lines wrong:\n%s", log)
+		}
+	})
 }
 
 // A hung vtysh must not delay a withdrawal: it comes at the second failing
 // round, as without a read-back, and status answers meanwhile.
 func TestVerifyHangDoesNotDelayWithdrawal(t *testing.T) {
-	iface := newFakeInterface("192.0.2.53/32")
-	rb := &fakeFRR{iface: iface, hang: true}
-	w := verifiedWorld(t, iface, rb)
-	w.hung = 1 // the verifier, from its first read-back on
-	startVerified(t, w, cfgOf(service("dns", "192.0.2.53/32")))
-	w.checks["dns"].healthy.Store(false)
-	var failing []Round
-	for len(failing) < 2 {
-		if r := w.nextRound(); r.Results[0].Err != nil {
-			failing = append(failing, r)
+	synctest.Test(t, func(t *testing.T) {
+		iface := newFakeInterface("192.0.2.53/32")
+		rb := &fakeFRR{iface: iface, hang: true}
+		w := verifiedWorld(t, iface, rb)
+		startVerified(t, w, cfgOf(service("dns", "192.0.2.53/32")))
+		w.checks["dns"].healthy.Store(false)
+		var failing []Round
+		for len(failing) < 2 {
+			if r := w.nextRound(); r.Results[0].Err != nil {
+				failing = append(failing, r)
+			}
 		}
-	}
-	if iface.has("192.0.2.53/32") || failing[1].To != status.Down {
-		t.Errorf("after the second failing round: present %v, state %s; want withdrawn, down", iface.has("192.0.2.53/32"), failing[1].To)
-	}
-	if gap := failing[1].Scheduled.Sub(failing[0].Scheduled); gap != 5*time.Millisecond {
-		t.Errorf("the second failing round came %s after the first, want the fast interval", gap)
-	}
-	if p := w.prefix("dns", 0); p.Advertised != status.AdvertisedUnknown || p.AdvertisedReason != "not verified yet" {
-		t.Errorf("prefix %+v, want unknown: not verified yet", p)
-	}
+		if iface.has("192.0.2.53/32") || failing[1].To != status.Down {
+			t.Errorf("after the second failing round: present %v, state %s; want withdrawn, down", iface.has("192.0.2.53/32"), failing[1].To)
+		}
+		if gap := failing[1].Scheduled.Sub(failing[0].Scheduled); gap != 5*time.Millisecond {
+			t.Errorf("the second failing round came %s after the first, want the fast interval", gap)
+		}
+		if p := w.prefix("dns", 0); p.Advertised != status.AdvertisedUnknown || p.AdvertisedReason != "not verified yet" {
+			t.Errorf("prefix %+v, want unknown: not verified yet", p)
+		}
+	})
 }
 
 func TestVerifyOff(t *testing.T) {
-	iface := newFakeInterface("192.0.2.53/32")
-	w := newWorld(t, iface, map[string]bool{"dns": true})
-	w.start(cfgOf(service("dns", "192.0.2.53/32"))) // no ReadBack
-	if st := w.prefix("dns", 0); st.Advertised != status.AdvertisedUnknown || !strings.Contains(st.AdvertisedReason, "read-back is off") {
-		t.Errorf("status %+v", st)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		iface := newFakeInterface("192.0.2.53/32")
+		w := newWorld(t, iface, map[string]bool{"dns": true})
+		w.start(cfgOf(service("dns", "192.0.2.53/32"))) // no ReadBack
+		if st := w.prefix("dns", 0); st.Advertised != status.AdvertisedUnknown || !strings.Contains(st.AdvertisedReason, "read-back is off") {
+			t.Errorf("status %+v", st)
+		}
+	})
 }
