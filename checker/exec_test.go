@@ -184,7 +184,12 @@ func TestExecChecksAreBoundedAndStarvedIsItsOwnReason(t *testing.T) {
 		defer cancel()
 		running <- slow.Check(ctx)
 	}()
-	time.Sleep(100 * time.Millisecond) // the slow one holds the only slot
+	// Once the slow one holds the only slot:
+	for deadline := time.Now().Add(5 * time.Second); len(b.exec.slots) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow check never took its slot")
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	err = quick.Check(ctx)

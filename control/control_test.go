@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -188,9 +189,16 @@ func TestConnectionsAreCapped(t *testing.T) {
 		}
 		idle = append(idle, c)
 	}
-	time.Sleep(100 * time.Millisecond) // all accepted
-	if _, err := Do(path, Request{Command: CmdStatus}); err == nil || !strings.Contains(err.Error(), "busy: 32 requests are being served") {
-		t.Errorf("request beyond the cap: %v", err)
+	// Once the server has accepted them all, the next is told it is busy;
+	// until then it waits in the backlog and may get a slot.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		_, err := Do(path, Request{Command: CmdStatus})
+		if err != nil && strings.Contains(err.Error(), "busy: 32 requests are being served") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("request beyond the cap: %v", err)
+		}
 	}
 	for _, c := range idle {
 		c.Close()
@@ -243,16 +251,24 @@ func TestAcceptErrorsAreSurvived(t *testing.T) {
 
 // A flood of warnings logs a line per period at most; the next line says
 // how many were left out.
+// In a synctest bubble the period passes on the bubble's clock, exactly.
 func TestRateLimitedLog(t *testing.T) {
-	log, hook := logtest.NewNullLogger()
-	r := newRateLimitedLog(log, 50*time.Millisecond)
-	for i := 0; i < 1000; i++ {
-		r.warn(logrus.Fields{"by": "uid 1000"}, "control socket: request refused")
-	}
-	time.Sleep(60 * time.Millisecond)
-	r.warn(nil, "control socket: request refused")
-	entries := hook.AllEntries()
-	if len(entries) != 2 || entries[0].Data["by"] != "uid 1000" || entries[1].Data["suppressed"] != 999 {
-		t.Errorf("%d lines for 1001 warnings: %v", len(entries), entries)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		log, hook := logtest.NewNullLogger()
+		r := newRateLimitedLog(log, 50*time.Millisecond)
+		for i := 0; i < 1000; i++ {
+			r.warn(logrus.Fields{"by": "uid 1000"}, "control socket: request refused")
+		}
+		time.Sleep(49 * time.Millisecond)
+		r.warn(nil, "control socket: request refused")
+		if n := len(hook.AllEntries()); n != 1 {
+			t.Errorf("%d lines before the period ended, want 1", n)
+		}
+		time.Sleep(time.Millisecond)
+		r.warn(nil, "control socket: request refused")
+		entries := hook.AllEntries()
+		if len(entries) != 2 || entries[0].Data["by"] != "uid 1000" || entries[1].Data["suppressed"] != 1000 {
+			t.Errorf("%d lines for 1002 warnings: %v", len(entries), entries)
+		}
+	})
 }

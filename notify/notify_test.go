@@ -7,10 +7,12 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/sirupsen/logrus"
 )
 
@@ -96,10 +98,13 @@ func TestWatchdogPingsOnlyWhileMakingProgress(t *testing.T) {
 	got := listen(t)
 	t.Setenv("WATCHDOG_USEC", "40000") // 40 ms: pings every 20 ms
 	var wedged atomic.Bool
+	seenWedged := make(chan struct{}) // closed when the watchdog first sees the wedge
+	var once sync.Once
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go New(quiet()).Watchdog(ctx, func() error {
 		if wedged.Load() {
+			once.Do(func() { close(seenWedged) })
 			return errors.New(`service "dns" has completed no round for 5s`)
 		}
 		return nil
@@ -110,9 +115,16 @@ func TestWatchdogPingsOnlyWhileMakingProgress(t *testing.T) {
 		}
 	}
 	wedged.Store(true)
-	time.Sleep(30 * time.Millisecond) // a ping may already be on its way
-	for len(got) > 0 {
-		<-got
+	<-seenWedged
+	// A ping sent before the watchdog saw the wedge may still be queued:
+	// read up to a marker sent after it (a datagram socket keeps order).
+	if err := daemonNotify("MARKER=1"); err != nil {
+		t.Fatal(err)
+	}
+	for s := next(t, got); s != "MARKER=1"; s = next(t, got) {
+		if s != "WATCHDOG=1" {
+			t.Fatalf("got %q", s)
+		}
 	}
 	select {
 	case s := <-got:
@@ -123,4 +135,10 @@ func TestWatchdogPingsOnlyWhileMakingProgress(t *testing.T) {
 	if s := next(t, got); s != "WATCHDOG=1" {
 		t.Errorf("no ping after recovery: %q", s)
 	}
+}
+
+// daemonNotify sends state to NOTIFY_SOCKET as the service would.
+func daemonNotify(state string) error {
+	_, err := daemon.SdNotify(false, state)
+	return err
 }
