@@ -43,8 +43,8 @@ func (l *serviceLoop) runChecks(ctx context.Context) []CheckResult {
 // the last runs on the calling goroutine (a service with one check starts
 // no goroutine per round). Checks with the same timeout share one context
 // (made at the round's start, so each deadline is the same as its own
-// would be): a context with a deadline costs a runtime timer, one per
-// check was 5 % of a check's CPU in bench/checks.
+// would be): a context with a deadline costs a runtime timer, a measurable
+// part of a check's CPU (docs/performance.md).
 func runChecks(ctx context.Context, clock Clock, checks []namedChecker) []CheckResult {
 	results := make([]CheckResult, len(checks))
 	ctxs := make([]context.Context, len(checks))
@@ -85,10 +85,9 @@ func runChecks(ctx context.Context, clock Clock, checks []namedChecker) []CheckR
 // and the round fails when there is one, passes when every check passed. A
 // check that could not start in time (*checker.Starved) proves nothing
 // either way, so a round with one and no failure has no verdict (decided
-// false): withdrawing on it would take a healthy service off the network
-// for the daemon's own load (500 exec services at their start: 75–198 of
-// them withdrawn in bench/checks), and rising on it would advertise on a
-// part of the checks.
+// false): withdrawing on it would take healthy services off the network
+// for the daemon's own load (docs/performance.md, "Exec checks"), and
+// rising on it would advertise on a part of the checks.
 func roundVerdict(results []CheckResult) (failed []CheckResult, decided bool) {
 	starved := false
 	for _, r := range results {

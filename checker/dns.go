@@ -23,9 +23,9 @@ type dnsChecker struct {
 	rcode          int
 	answerContains string
 	// idle keeps, over UDP, the socket of the last exchange that got a
-	// response, for the next round, with its buffer: a socket per probe was
-	// the larger part of a DNS check's CPU (dial and close: 60 % of it,
-	// profiled in bench/checks). A round that ends any other way closes its
+	// response, for the next round, with its buffer: dialling and closing a
+	// socket per probe was most of a DNS check's CPU (docs/performance.md).
+	// A round that ends any other way closes its
 	// socket, so a late or refused answer never reaches the next round. nil
 	// over TCP.
 	idle chan dnsSocket

@@ -91,11 +91,11 @@ func (e execChecker) Check(ctx context.Context) error {
 	var stdout, stderr cappedBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 
-	// The child runs at the daemon's own CPU priority. Run at nice 10, on
-	// a host whose CPUs were busy at nice 0, /bin/true was killed at its
-	// 500 ms deadline 325 times in 20 s (a healthy service withdrawn when
-	// its host is loaded); the bound on checks in flight alone keeps a storm
-	// of exec checks from starving the in-process ones (fault matrix).
+	// The child runs at the daemon's own CPU priority: niced, it misses its
+	// deadline on a busy host and a healthy service is withdrawn exactly
+	// when its host is loaded (docs/performance.md, "Exec checks"); the
+	// bound on checks in flight alone keeps a storm of exec checks from
+	// starving the in-process ones.
 	err := cmd.Start()
 	if err == nil {
 		err = cmd.Wait()

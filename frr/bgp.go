@@ -110,10 +110,9 @@ func bgpShows(prefixes []netip.Prefix) []string {
 	return shows
 }
 
-// BGP reads bgpd's view of prefixes, both families in one vtysh call (a
-// call costs tens to hundreds of milliseconds on a busy host; the fleet
-// lab measured 65–460 ms). The result has an entry per family that has
-// prefixes.
+// BGP reads bgpd's view of prefixes, both families in one vtysh call: a
+// call costs tens to hundreds of milliseconds on a busy host. The result
+// has an entry per family that has prefixes.
 func (c *Client) BGP(ctx context.Context, prefixes []netip.Prefix) (map[Family]BGP, error) {
 	return showParsed(ctx, c, "bgpd", bgpShows(prefixes), func(data []byte) (map[Family]BGP, error) {
 		return ParseBGP(data, prefixes)

@@ -104,11 +104,10 @@ func (c *Controller) Del(ctx context.Context, p netip.Prefix) error {
 }
 
 // Move takes p from the interface from to this one in one `ip -force
-// -batch` call, so that the routing daemons see one change: measured with
-// FRR 8.4, two ip calls a few milliseconds apart made ospfd send two LSAs,
-// and the router's SPF hold (50 ms) delayed the second, the one that moves
-// the traffic; one batch propagated as fast as a plain delete (p50 15.7 ms
-// against 62 ms). addFirst puts the add before the delete, so that p is
+// -batch` call, so that the routing daemons see one change: two ip calls
+// a few milliseconds apart made ospfd send two LSAs, and the router's SPF
+// hold delayed the second, the one that moves the traffic (docs/frr.md,
+// "Timers"). addFirst puts the add before the delete, so that p is
 // never off both interfaces; else p is off both for the microseconds
 // between two netlink messages, which FRR 8.4's zebra needs to see a host
 // route move between interfaces (while it is on two, zebra keeps naming

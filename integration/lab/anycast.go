@@ -251,11 +251,9 @@ func (a *AnycastLab) WaitAdjacent(timeout time.Duration) error {
 // 198.51.100.99 (what the watchdog checks), whoami.example. answers the
 // node's router-id (which node a client reached). It binds the wildcard
 // address and answers on the listed ones, as a DNS server in front of an
-// anycast address should: with --bind-dynamic (a socket per address)
-// dnsmasq lost 8 of 113,052 local queries while the address moved between
-// lo and the last-resort interface 80 times, and none bound to the
-// wildcard (measured here); the fleet lab's rolling drain lost 1 of 7,504
-// that way.
+// anycast address should: with a socket per address (--bind-dynamic)
+// queries are lost while the address moves between interfaces
+// (docs/performance.md, "Drains").
 func (n *Node) StartDNS() error {
 	p, err := n.NS.Start("dnsmasq", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
 		"--no-hosts", "--listen-address=127.0.0.1", "--listen-address="+AnycastV4.Addr().String(),
