@@ -69,10 +69,7 @@ func TestAbsentServiceRisesThenFallsThenRises(t *testing.T) {
 
 func TestWithdrawAfterFallRoundsAtFastInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(t, newFakeInterface("192.0.2.53/32"), map[string]bool{"dns": true})
-		s := service("dns", "192.0.2.53/32")
-		s.Fall = 3
-		w.start(cfgOf(s))
+		w := startAdvertised(t, 3)
 		w.checks["dns"].healthy.Store(false)
 		var rounds []Round
 		for len(rounds) == 0 || rounds[len(rounds)-1].To != status.Down {
@@ -530,10 +527,7 @@ func TestExecServicesKeepExactTimes(t *testing.T) {
 // over, keeping only whether it is advertised.
 func TestReloadKeepsProgressTowardFall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := newWorld(t, newFakeInterface("192.0.2.53/32"), map[string]bool{"dns": true})
-		s := service("dns", "192.0.2.53/32")
-		s.Fall = 5
-		w.start(cfgOf(s))
+		w := startAdvertised(t, 5)
 		<-w.rounds // the first, passing
 		w.checks["dns"].healthy.Store(false)
 		failing := 0
@@ -698,4 +692,14 @@ func TestRunChecksDeadlines(t *testing.T) {
 	if ctxs[0] == ctxs[1] || ctxs[1] == ctxs[3] {
 		t.Error("checks with different timeouts share a context")
 	}
+}
+
+// startAdvertised starts a healthy dns whose 192.0.2.53/32 is on the
+// interface, withdrawn after fall failing rounds.
+func startAdvertised(t *testing.T, fall int) *world {
+	w := newWorld(t, newFakeInterface("192.0.2.53/32"), map[string]bool{"dns": true})
+	s := service("dns", "192.0.2.53/32")
+	s.Fall = fall
+	w.start(cfgOf(s))
+	return w
 }
