@@ -16,6 +16,7 @@ import (
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
+	"github.com/anycast-watchdog/anycast-watchdog/trust"
 )
 
 // Checker is one configured probe.
@@ -89,7 +90,8 @@ func mismatch(reason, format string, args ...any) error {
 
 // Reason sorts a probe error into a short, stable word for logs and metric
 // labels: timeout, refused, unreachable, rcode, answer, status, body, exit,
-// starved (an exec check that could not start in time) or error.
+// starved (an exec check that could not start in time), untrusted (an exec
+// check's program that another user could change) or error.
 func Reason(err error) string {
 	var m *Mismatch
 	var ne net.Error
@@ -99,6 +101,8 @@ func Reason(err error) string {
 		return ""
 	case errors.As(err, &starved):
 		return "starved"
+	case trust.IsUntrusted(err):
+		return "untrusted"
 	case errors.As(err, &m):
 		return m.Reason
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),

@@ -244,3 +244,38 @@ func nicedThreads() []string {
 	}
 	return out
 }
+
+// A program that another user came to be able to change after the load is
+// not run: the check fails as untrusted, and passes again once fixed.
+func TestExecProgramJudgedAgainAtEachRun(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "ran")
+	prog := filepath.Join(dir, "check.sh")
+	if err := os.WriteFile(prog, []byte("#!/bin/sh\ntouch "+marker+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(config.Check{Type: config.CheckExec, Command: []string{prog}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Check(ctx); err != nil {
+		t.Fatalf("trusted program: %v", err)
+	}
+	os.Remove(marker)
+	if err := os.Chmod(prog, 0o757); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Check(ctx)
+	if Reason(err) != "untrusted" || !strings.HasPrefix(err.Error(), "not run: "+prog+" is writable by everyone") {
+		t.Errorf("after chmod o+w: %v (reason %q)", err, Reason(err))
+	}
+	if _, statErr := os.Stat(marker); statErr == nil {
+		t.Error("the untrusted program ran")
+	}
+	os.Chmod(prog, 0o755)
+	if err := c.Check(ctx); err != nil {
+		t.Errorf("fixed again: %v", err)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/miekg/dns"
 )
@@ -185,8 +184,8 @@ func validateExec(v *validator, p string, ch *Check) {
 	case !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0:
 		v.fail(p+".command[0]", "%q is not an executable file", prog)
 	default:
-		if who := writableByOthers(prog, fi); who != "" {
-			v.warn(p+".command[0]", "%q is writable by %s: whoever can change it runs code with the daemon's privileges", prog, who)
+		if err := v.sys.TrustProgram(prog); err != nil {
+			v.fail(p+".command[0]", "%v", err)
 		}
 	}
 	if v.present(p + ".user") {
@@ -196,23 +195,6 @@ func validateExec(v *validator, p string, ch *Check) {
 		}
 		ch.Credential = cred
 	}
-}
-
-// writableByOthers says who besides root may change the program at path:
-// through the file itself, or by replacing it in a directory they may
-// write to; "" when nobody.
-func writableByOthers(path string, fi os.FileInfo) string {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
-		return fmt.Sprintf("its owner, uid %d", st.Uid)
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return "its group or everyone (mode " + fi.Mode().Perm().String() + ")"
-	}
-	dir := filepath.Dir(path)
-	if di, err := os.Stat(dir); err == nil && di.Mode().Perm()&0o022 != 0 && di.Mode()&os.ModeSticky == 0 {
-		return "whoever may write its directory " + dir + " (mode " + di.Mode().Perm().String() + ")"
-	}
-	return ""
 }
 
 // ipPort parses an IP literal with an optional port: "192.0.2.1",

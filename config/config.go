@@ -164,6 +164,17 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
+// LoadForAudit is Load, except that the programs the configuration names
+// are not judged (who may change them): doctor reports those as findings,
+// beside the rest of its audit, where Load would refuse the file.
+func LoadForAudit(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return parse(path, data, auditSystem{})
+}
+
 // Parse is Load for bytes already read; name is used in messages.
 func Parse(name string, data []byte) (*Config, error) {
 	return parse(name, data, hostSystem{})

@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/user"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/trust"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.err from the current messages")
@@ -174,6 +177,8 @@ func (fakeSystem) GroupIDs(u *user.User) ([]string, error) { return []string{u.G
 
 func (f fakeSystem) Self() (int, bool, error) { return f.self, f.canSwitch, nil }
 
+func (fakeSystem) TrustProgram(path string) error { return trust.Program(path, trust.Self()) }
+
 func TestExecCheckUser(t *testing.T) {
 	for _, tc := range []struct {
 		name, user string
@@ -246,9 +251,11 @@ func TestReloadableTo(t *testing.T) {
 	}
 }
 
-// An exec check program that others can change runs with the daemon's
-// privileges: the load warns, naming the file, line and key, and goes on.
-func TestExecProgramWritableByOthersIsAWarning(t *testing.T) {
+// An exec check program that others can change would run their code with
+// the daemon's privileges: the load refuses it, naming the file, line, key,
+// the component at fault, its owner and mode, and the fix. vtysh and ip are
+// judged the same way; the rule's cases are package trust's tests.
+func TestUntrustedProgramsAreRefused(t *testing.T) {
 	dir := t.TempDir()
 	prog := filepath.Join(dir, "check.sh")
 	if err := os.WriteFile(prog, []byte("#!/bin/sh\n"), 0o755); err != nil {
@@ -256,22 +263,29 @@ func TestExecProgramWritableByOthersIsAWarning(t *testing.T) {
 	}
 	os.Chmod(prog, 0o777) // past the umask
 	cfg := filepath.Join(dir, "config.yaml")
-	os.WriteFile(cfg, []byte("services:\n  - name: web\n    prefixes: [203.0.113.80/32]\n    checks:\n      - type: exec\n        command: ["+prog+"]\n"), 0o644)
-	c, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
+	os.WriteFile(cfg, []byte("ip: "+prog+"\nservices:\n  - name: web\n    prefixes: [203.0.113.80/32]\n    checks:\n      - type: exec\n        command: ["+prog+"]\n"), 0o644)
+	_, err := Load(cfg)
+	mode := fmt.Sprintf("(owner uid %d, group gid %d, mode -rwxrwxrwx)", os.Geteuid(), os.Getegid())
+	for _, want := range []string{
+		"2 problems:",
+		cfg + ":1: ip: " + prog + " is writable by everyone " + mode,
+		cfg + ":7: services[0].checks[0].command[0]: " + prog + " is writable by everyone " + mode +
+			": another user could replace it and run code with the daemon's privileges; chmod go-w " + prog,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load = %v, want it to say %q", err, want)
+		}
 	}
-	who := "its group or everyone (mode -rwxrwxrwx)"
-	if os.Getuid() != 0 {
-		who = "its owner, uid " + strconv.Itoa(os.Getuid())
-	}
-	want := cfg + ":6: services[0].checks[0].command[0]: \"" + prog + "\" is writable by " + who +
-		": whoever can change it runs code with the daemon's privileges"
-	if len(c.Warnings) != 1 || c.Warnings[0] != want {
-		t.Errorf("warnings %q, want %q", c.Warnings, want)
+	if _, err := LoadForAudit(cfg); err != nil {
+		t.Errorf("LoadForAudit leaves programs to doctor, yet: %v", err)
 	}
 	if c, err := Load("testdata/valid-full.yaml"); err != nil || len(c.Warnings) != 0 {
-		t.Errorf("a root-owned program in /bin: %v, warnings %q", err, c.Warnings)
+		t.Errorf("root-owned programs in /bin: %v, warnings %q", err, c.Warnings)
+	}
+	// A missing vtysh is not refused: the read-back and doctor say so.
+	os.WriteFile(cfg, []byte("frr:\n  vtysh: /nonexistent/vtysh\n"), 0o644)
+	if _, err := Load(cfg); err != nil {
+		t.Errorf("a missing vtysh: %v", err)
 	}
 }
 

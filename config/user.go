@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
+	"github.com/anycast-watchdog/anycast-watchdog/trust"
 )
 
 // Capabilities a process needs to start a child as another user.
@@ -24,6 +25,9 @@ type system interface {
 	// Self is the process's effective uid and whether it holds CAP_SETUID
 	// and CAP_SETGID.
 	Self() (uid int, canSwitch bool, err error)
+	// TrustProgram says whether another user than root and this process's
+	// could change the program at path (trust.Program).
+	TrustProgram(path string) error
 }
 
 type hostSystem struct{}
@@ -36,6 +40,14 @@ func (hostSystem) LookupUser(name string) (*user.User, error) {
 }
 
 func (hostSystem) GroupIDs(u *user.User) ([]string, error) { return u.GroupIds() }
+
+func (hostSystem) TrustProgram(path string) error { return trust.Program(path, trust.Self()) }
+
+// auditSystem is the host, except that it leaves judging programs to
+// doctor, which reports them as findings beside everything else.
+type auditSystem struct{ hostSystem }
+
+func (auditSystem) TrustProgram(string) error { return nil }
 
 func (hostSystem) Self() (int, bool, error) {
 	caps, err := command.OwnCaps()

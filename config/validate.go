@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/trust"
 )
 
 var (
@@ -63,8 +65,8 @@ func validate(r *report, c *Config, sys system) {
 	oneOf(v, "on_exit", c.OnExit, OnExitKeep, OnExitWithdraw)
 	oneOf(v, "log_level", c.LogLevel, "debug", "info", "warn", "error")
 	oneOf(v, "log_format", c.LogFormat, "text", "json")
-	absolute(v, "ip", c.IP)
-	absolute(v, "frr.vtysh", c.FRR.Vtysh)
+	trustedProgram(v, "ip", c.IP)
+	trustedProgram(v, "frr.vtysh", c.FRR.Vtysh)
 	if c.FRR.Pathspace != "" && !pathspaceName.MatchString(c.FRR.Pathspace) {
 		v.fail("frr.pathspace", "%q is not a valid FRR pathspace name", c.FRR.Pathspace)
 	}
@@ -216,6 +218,19 @@ func positive(v *validator, path string, d time.Duration) bool {
 func atLeastOne(v *validator, path string, n int) {
 	if n < 1 {
 		v.fail(path, "%d must be at least 1", n)
+	}
+}
+
+// trustedProgram checks a program the daemon runs besides the exec checks:
+// an absolute path that nobody but root and the daemon's user can change.
+// One that is missing is left to the read-back and doctor, which say so.
+func trustedProgram(v *validator, path, value string) {
+	if !filepath.IsAbs(value) {
+		v.fail(path, "%q is not an absolute path", value)
+		return
+	}
+	if err := v.sys.TrustProgram(value); trust.IsUntrusted(err) {
+		v.fail(path, "%v", err)
 	}
 }
 

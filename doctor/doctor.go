@@ -17,6 +17,7 @@ import (
 
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
 	"github.com/anycast-watchdog/anycast-watchdog/status"
+	"github.com/anycast-watchdog/anycast-watchdog/trust"
 )
 
 // Severity says how bad a finding is.
@@ -83,6 +84,16 @@ type Facts struct {
 	Vtysh      string
 	VtyshError *frr.Error
 	Daemons    map[string]Daemon // ospfd, ospf6d, bgpd
+	// Untrusted are the programs the daemon runs (exec checks, ip, vtysh)
+	// that another user could change, as read now.
+	Untrusted []UntrustedProgram
+}
+
+// UntrustedProgram is a program the daemon runs that another user could
+// change.
+type UntrustedProgram struct {
+	Key string // where the configuration names it: ip, frr.vtysh, services[0].checks[1].command[0]
+	Err *trust.UntrustedError
 }
 
 // Daemon is what was read from one routing daemon.
@@ -122,6 +133,7 @@ func Audit(f Facts) Report {
 
 // rules, in the order their findings are listed within a severity.
 var rules = []func(Facts) []Finding{
+	untrustedPrograms,
 	vtyshUsable,
 	notCovered,
 	summarised,

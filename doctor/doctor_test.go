@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,9 +12,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/golden"
+	"github.com/anycast-watchdog/anycast-watchdog/trust"
 )
 
 // The testdata files were captured from FRR 8.4.4 and iproute2 on a node
@@ -174,6 +177,11 @@ func TestEachMistakeIsFound(t *testing.T) {
 			want: []string{"error last-resort-cost anycast-lr"}},
 		{name: "stray address on lo", facts: func(f *Facts) { *f = captured(t, nil); f.Daemons["bgpd"] = Daemon{}; keepAggregates(f, "") },
 			want: []string{"warning stray-address 192.0.2.54/32"}},
+		{name: "an exec check's program that another user can change", facts: func(f *Facts) {
+			f.Untrusted = []UntrustedProgram{{Key: "services[0].checks[0].command[0]", Err: &trust.UntrustedError{
+				Program: "/usr/local/lib/check.sh", Path: "/usr/local/lib", Owner: 65534, Group: 65534, Mode: fs.ModeDir | 0o755,
+				Why: "is owned by uid 65534, neither root nor the daemon's user (uid 0)"}}}
+		}, want: []string{"error untrusted-program /usr/local/lib/check.sh"}},
 		{name: "BGP network statement and no import-check", facts: func(f *Facts) { *f = captured(t, nil); dropStray(f); keepAggregates(f, "") },
 			want: []string{"error bgp-network-statement 192.0.2.53/32", "warning bgp-no-import-check bgpd"}},
 	}
@@ -257,5 +265,23 @@ func TestBGPOrigination(t *testing.T) {
 				t.Errorf("findings %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+// Gather judges every program the configuration has the daemon run.
+func TestGatherFindsUntrustedPrograms(t *testing.T) {
+	dir := t.TempDir()
+	prog := filepath.Join(dir, "check.sh")
+	os.WriteFile(prog, []byte("#!/bin/sh\n"), 0o755)
+	os.Chmod(prog, 0o777)
+	cfg := &config.Config{IP: "/bin/true", FRR: config.FRR{Vtysh: "/nonexistent/vtysh"}, Services: []config.Service{
+		{Name: "dns", Checks: []config.Check{{Type: config.CheckTCP, Address: "127.0.0.1:53"}, {Type: config.CheckExec, Command: []string{prog}}}}}}
+	got := judgePrograms(cfg, trust.Self())
+	if len(got) != 1 || got[0].Key != "services[0].checks[1].command[0]" || got[0].Err.Path != prog {
+		t.Fatalf("untrusted %+v, want only %s", got, prog)
+	}
+	r := Audit(Facts{Untrusted: got})
+	if len(r.Findings) != 1 || r.Findings[0].Fix != "chmod go-w "+prog || !strings.Contains(r.Findings[0].Evidence, "is writable by everyone") {
+		t.Errorf("findings %+v", r.Findings)
 	}
 }

@@ -3,12 +3,14 @@ package doctor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
+	"github.com/anycast-watchdog/anycast-watchdog/trust"
 )
 
 // FRR is what Gather reads from the routing daemons (frr.Client).
@@ -35,6 +37,7 @@ func Gather(ctx context.Context, cfg *config.Config, run command.Runner, fr FRR)
 			}
 		}
 	}
+	f.Untrusted = judgePrograms(cfg, trust.Self())
 	if links, err := ifaddr.ShowAll(ctx, run, cfg.IP); err != nil {
 		f.AddressError = err.Error()
 	} else {
@@ -74,4 +77,27 @@ func Gather(ctx context.Context, cfg *config.Config, run command.Runner, fr FRR)
 		f.Daemons[name] = d
 	}
 	return f
+}
+
+// judgePrograms judges every program cfg has the daemon run, as the
+// loader does and as each exec check does before it runs: the file may
+// have changed since the configuration was loaded.
+func judgePrograms(cfg *config.Config, self trust.Identity) []UntrustedProgram {
+	var out []UntrustedProgram
+	judge := func(key, path string) {
+		var u *trust.UntrustedError
+		if err := trust.Program(path, self); errors.As(err, &u) {
+			out = append(out, UntrustedProgram{Key: key, Err: u})
+		}
+	}
+	judge("ip", cfg.IP)
+	judge("frr.vtysh", cfg.FRR.Vtysh)
+	for i, s := range cfg.Services {
+		for j, c := range s.Checks {
+			if c.Type == config.CheckExec && len(c.Command) > 0 {
+				judge(fmt.Sprintf("services[%d].checks[%d].command[0]", i, j), c.Command[0])
+			}
+		}
+	}
+	return out
 }

@@ -77,6 +77,18 @@ func (c ospfFamily) areaFix(d Daemon, dev string, p netip.Prefix) string {
 // minArrivalMeasured is what the lab measured with the default min-arrival.
 const minArrivalMeasured = "a restore right after a withdrawal reached the neighbouring router after 6.6–8.1 s instead of 14–22 ms"
 
+// untrustedPrograms: a program that another user could change runs their
+// code with the daemon's privileges (CAP_NET_ADMIN for ip).
+func untrustedPrograms(f Facts) []Finding {
+	var out []Finding
+	for _, u := range f.Untrusted {
+		out = append(out, Finding{Severity: Error, Check: "untrusted-program", Object: u.Err.Program,
+			Message:  "another user could change this program (" + u.Key + ") and run code with the daemon's privileges; the daemon refuses it at load and fails the check that runs it",
+			Evidence: u.Err.Error(), Fix: u.Err.Fix()})
+	}
+	return out
+}
+
 // vtyshUsable: without vtysh nothing below can be checked, and the daemon
 // cannot confirm anything either.
 func vtyshUsable(f Facts) []Finding {

@@ -3,9 +3,11 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/anycast-watchdog/anycast-watchdog/integration/lab"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
 var (
@@ -262,5 +265,100 @@ services:
 	waitLog(t, n.daemon, 3*time.Second, `msg="every service has its first verdict; ready" status="2 services: 1 up, 1 down (as-daemon: exit)"`)
 	if n.has(asDaemon) {
 		t.Errorf("the check run as root passed: it did not test the user")
+	}
+}
+
+// A check program that another user can change (here nobody, who owns its
+// directory) would run their code as the daemon: check-config and the
+// start refuse it, naming the directory, its owner and the fix, and the
+// program never runs. One that becomes nobody's while the daemon runs is
+// not run either: its check fails as untrusted, the service is withdrawn
+// with that reason, and doctor reports it.
+func TestUntrustedExecProgramIsNeverRun(t *testing.T) {
+	l := newLab(t)
+	n := newNode(t, l, "trust")
+	ran := filepath.Join(l.Dir, "ran-as") // each run of a check program appends its uid
+	theirs := filepath.Join(l.Dir, "nobodys")
+	writeOwned := func(path string, uid int) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("#!/bin/sh\nid -u >> "+ran+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(path, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(theirs, 65534, 65534)
+	writeOwned(filepath.Join(theirs, "check.sh"), 65534)
+	config := func(prog string) {
+		n.writeRaw(fmt.Sprintf(`control_socket: %[1]s/trust.sock
+state_dir: %[1]s/trust-state
+metrics_listen: ""
+frr: {verify: false}
+services:
+  - name: script
+    prefixes: [%[2]s]
+    interval: 200ms
+    fast_interval: 100ms
+    rise: 1
+    fall: 2
+    checks:
+      - {type: exec, command: [%[3]s]}
+`, l.Dir, anycastV4, prog))
+	}
+
+	config(filepath.Join(theirs, "check.sh"))
+	out, err := exec.Command(binary, "check-config", "--config", n.config).CombinedOutput()
+	want := theirs + " (on the path of " + theirs + "/check.sh) is owned by uid 65534, neither root nor the daemon's user (uid 0)"
+	if err == nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), "chown root:root "+theirs) {
+		t.Errorf("check-config on a program in nobody's directory: %v\n%s", err, out)
+	}
+	n.startDaemon()
+	if _, ok := lab.WaitFor(5*time.Second, n.daemon.Exited); !ok || !strings.Contains(n.daemon.Log(), want) {
+		t.Fatalf("the daemon started with an untrusted program:\n%s", n.daemon.Log())
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Fatal("the untrusted program ran")
+	}
+
+	// Root's program in root's directory runs; then it becomes nobody's.
+	prog := filepath.Join(l.Dir, "check.sh")
+	writeOwned(prog, 0)
+	config(prog)
+	n.startDaemon()
+	if _, ok := lab.WaitFor(5*time.Second, func() bool { return n.has(anycastV4) }); !ok {
+		t.Fatalf("never advertised with root's program:\n%s", n.daemon.Log())
+	}
+	os.Chown(prog, 65534, 65534)
+	changed := time.Now()
+	if _, ok := lab.WaitFor(3*time.Second, func() bool { return !n.has(anycastV4) }); !ok {
+		t.Fatalf("still advertised after the program became nobody's:\n%s", n.daemon.Log())
+	}
+	runs := func() []string {
+		data, _ := os.ReadFile(ran)
+		return strings.Fields(string(data))
+	}
+	before := len(runs())
+	waitLog(t, n.daemon, time.Second, `msg="service down" check="exec `+prog+`" error="not run: `+prog+` is owned by uid 65534`)
+	// Five more failing rounds: none of them may have run the program.
+	var st status.Document
+	if _, ok := lab.WaitFor(5*time.Second, func() bool {
+		out, err := exec.Command(binary, "status", "--json", "--config", n.config).Output()
+		return err == nil && json.Unmarshal(out, &st) == nil && st.Services[0].Fails >= fall+5
+	}); !ok {
+		t.Fatalf("status never showed five more failing rounds: %+v\n%s", st.Services, n.daemon.Log())
+	}
+	if c := st.Services[0].Checks[0]; c.Reason != "untrusted" || st.Services[0].State != "down" {
+		t.Errorf("status after the chown: %s, check %+v", st.Services[0].State, c)
+	}
+	if got := runs(); len(got) != before || strings.Join(got, "") != strings.Repeat("0", len(got)) {
+		t.Errorf("runs %s after the chown: %v (had %d)", time.Since(changed).Round(time.Millisecond), got, before)
+	}
+	out, _ = exec.Command(binary, "doctor", "--json", "--config", n.config).Output()
+	if !strings.Contains(string(out), `"check": "untrusted-program"`) || !strings.Contains(string(out), `"object": "`+prog+`"`) {
+		t.Errorf("doctor does not report the program:\n%s", out)
 	}
 }
