@@ -19,7 +19,7 @@ func socketPath(socket, configPath string, stderr io.Writer) string {
 	if socket != "" {
 		return socket
 	}
-	cfg, err := config.Load(configPath)
+	cfg, err := config.LoadUnjudged(configPath)
 	if err != nil {
 		def, _ := config.Parse("defaults", nil)
 		fmt.Fprintf(stderr, "anycast-watchdog: warning: %v\nanycast-watchdog: using the default control socket %s\n", err, def.ControlSocket)

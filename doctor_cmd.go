@@ -28,7 +28,7 @@ func doctorCommand(fs *flag.FlagSet, args []string, run command.Runner, stdout, 
 		fmt.Fprintf(stderr, "anycast-watchdog doctor: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	cfg, err := config.LoadForAudit(configFlag(fs))
+	cfg, err := config.LoadUnjudged(configFlag(fs))
 	if err != nil {
 		fmt.Fprintf(stderr, "anycast-watchdog doctor: %v\n", err)
 		return 2

@@ -164,10 +164,11 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
-// LoadForAudit is Load, except that the programs the configuration names
+// LoadUnjudged is Load, except that the programs the configuration names
 // are not judged (who may change them): doctor reports those as findings,
-// beside the rest of its audit, where Load would refuse the file.
-func LoadForAudit(path string) (*Config, error) {
+// beside the rest of its audit, and the client commands need only the
+// control socket's path, where Load would refuse the file.
+func LoadUnjudged(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)

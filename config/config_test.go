@@ -276,8 +276,8 @@ func TestUntrustedProgramsAreRefused(t *testing.T) {
 			t.Errorf("Load = %v, want it to say %q", err, want)
 		}
 	}
-	if _, err := LoadForAudit(cfg); err != nil {
-		t.Errorf("LoadForAudit leaves programs to doctor, yet: %v", err)
+	if _, err := LoadUnjudged(cfg); err != nil {
+		t.Errorf("LoadUnjudged leaves programs to doctor, yet: %v", err)
 	}
 	if c, err := Load("testdata/valid-full.yaml"); err != nil || len(c.Warnings) != 0 {
 		t.Errorf("root-owned programs in /bin: %v, warnings %q", err, c.Warnings)
