@@ -1,8 +1,10 @@
 // Package doctor audits this host's FRR configuration, link-state
 // database and interfaces against the anycast recipe: whether removing a
 // managed address really withdraws it, whether failing open can work, and
-// what makes either slower or riskier than it should be. Gather does the
-// reading (vtysh and ip, through injected runners); Audit is a pure
+// what makes either slower or riskier than it should be, and whether
+// another user could change a program the daemon runs. Gather does the
+// reading (vtysh and ip, through injected runners; the programs' metadata,
+// through package trust); Audit is a pure
 // function of what was read, one rule per kind of mistake, each finding
 // with its evidence and the exact lines that fix it. The daemon and the
 // `doctor` command share both.
