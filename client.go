@@ -40,14 +40,14 @@ func clientFlags(fs *flag.FlagSet) clientOptions {
 	return clientOptions{
 		socket: fs.String("socket", "", "control socket (default: control_socket of the configuration)"),
 		asJSON: fs.Bool("json", false, "status: print the status document as JSON"),
-		all:    fs.Bool("all", false, "drain/undrain: every service"),
+		all:    fs.Bool("all", false, "drain/undrain/undamp: every service"),
 		reason: fs.String("reason", "", "drain: why (logged and shown in status)"),
 		forDur: fs.Duration("for", 0, "drain: end the drain by itself after this long (e.g. 30m)"),
 		force:  fs.Bool("force", false, "drain: even when no other router advertises a prefix at normal metric"),
 	}
 }
 
-// clientCommand runs status, drain, undrain, check or reload against the
+// clientCommand runs status, drain, undrain, undamp, check or reload against the
 // running daemon.
 func clientCommand(cmd string, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 	opts := clientFlags(fs)
@@ -76,7 +76,7 @@ func clientCommand(cmd string, fs *flag.FlagSet, args []string, stdout, stderr i
 			fmt.Fprintf(stderr, "anycast-watchdog %s: takes no service names\n", cmd)
 			return 2
 		}
-	case control.CmdDrain, control.CmdUndrain:
+	case control.CmdDrain, control.CmdUndrain, control.CmdUndamp:
 		if *all == (len(services) > 0) {
 			fmt.Fprintf(stderr, "anycast-watchdog %s: name services or give --all\n", cmd)
 			return 2

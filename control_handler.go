@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -25,6 +26,8 @@ func (d *daemon) Handle(ctx context.Context, req control.Request, peer control.P
 		return control.Response{OK: true, Status: &st}
 	case control.CmdDrain, control.CmdUndrain:
 		return d.drain(ctx, req, peer)
+	case control.CmdUndamp:
+		return d.undamp(ctx, req, peer)
 	case control.CmdCheck:
 		if len(req.Services) != 1 {
 			return control.Response{Error: "check takes exactly one service"}
@@ -62,13 +65,37 @@ func (d *daemon) requestReload(ctx context.Context) error {
 	}
 }
 
-func (d *daemon) drain(ctx context.Context, req control.Request, peer control.Peer) control.Response {
+// targets are the services a drain, undrain or undamp names: nil for all.
+func targets(req control.Request) (names []string, err error) {
 	if req.All == (len(req.Services) > 0) {
-		return control.Response{Error: "name services or ask for all, not both or neither"}
+		return nil, errors.New("name services or ask for all, not both or neither")
 	}
-	var names []string
-	if !req.All {
-		names = req.Services
+	if req.All {
+		return nil, nil
+	}
+	return req.Services, nil
+}
+
+func (d *daemon) undamp(ctx context.Context, req control.Request, peer control.Peer) control.Response {
+	names, err := targets(req)
+	if err != nil {
+		return control.Response{Error: err.Error()}
+	}
+	done, err := d.sup.Undamp(ctx, names, peer.String())
+	if err != nil {
+		return control.Response{Error: err.Error()}
+	}
+	if len(done) == 0 {
+		return control.Response{OK: true, Message: "no penalty to clear"}
+	}
+	return control.Response{OK: true, Services: done,
+		Message: "damping penalty cleared; back at normal metric where the checks pass: " + strings.Join(done, ", ")}
+}
+
+func (d *daemon) drain(ctx context.Context, req control.Request, peer control.Peer) control.Response {
+	names, err := targets(req)
+	if err != nil {
+		return control.Response{Error: err.Error()}
 	}
 	if req.Command == control.CmdUndrain {
 		done, err := d.sup.Undrain(ctx, names, peer.String())

@@ -450,3 +450,65 @@ func TestMetricsConnectionsAreBounded(t *testing.T) {
 		t.Errorf("an idle keep-alive connection was not closed: %v", err)
 	}
 }
+
+// Flap damping as an operator meets it: a service that flaps three times
+// is damped (here without a last-resort interface, so its address stays
+// off while it passes), status, STATUS= and metrics say so with the
+// figures, and undamp puts it back at once.
+func TestDaemonDampingAndUndamp(t *testing.T) {
+	healthyFile := filepath.Join(t.TempDir(), "healthy")
+	if err := os.WriteFile(healthyFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	svc := fmt.Sprintf("  - {name: dns, prefixes: [192.0.2.53/32], interval: 50ms, fast_interval: 10ms, timeout: 40ms, rise: 2, fall: 2,\n"+
+		"     damping: {half_life: 1m, max_suppress: 2m}, checks: [{type: exec, command: [/usr/bin/test, -e, %s]}]}\n", healthyFile)
+	d := startDaemon(t, "keep", svc)
+	dns := netip.MustParsePrefix("192.0.2.53/32")
+	d.waitFor("dns is advertised", func() bool { return d.iface.Has(dns) })
+	for i := 1; i <= 3; i++ {
+		os.Remove(healthyFile)
+		d.waitFor(fmt.Sprintf("withdrawal %d", i), func() bool { return d.state("dns") == status.Down })
+		os.WriteFile(healthyFile, nil, 0o644)
+		if i < 3 {
+			d.waitFor("dns is back", func() bool { return d.iface.Has(dns) })
+		}
+	}
+	d.waitFor("dns is damped", func() bool { return d.state("dns") == status.Damped })
+	if d.iface.Has(dns) {
+		t.Error("a damped service without a last-resort interface is on the interface")
+	}
+	st := d.status().Services[0]
+	if dp := st.Damping; dp == nil || !dp.Damped || dp.Withdrawals != 3 || dp.Penalty < 2900 || dp.ReleaseAt.IsZero() {
+		t.Errorf("status damping: %+v", dp)
+	}
+	if code, out, _ := d.cli("status"); code != 0 || !strings.Contains(out, "after 3 withdrawals: damped, released in ~") {
+		t.Errorf("status table (exit %d):\n%s", code, out)
+	}
+	d.waitFor("systemd's status line counts it", func() bool { return strings.Contains(d.notify.all(), "STATUS=1 service: 1 damped (dns: damped)") })
+	m := d.scrape()
+	for _, want := range []string{`anycast_watchdog_service_state{service="dns",state="damped"} 1`, `anycast_watchdog_withdrawals_total{service="dns"} 3`,
+		`anycast_watchdog_service_damped{mode="suppress",service="dns"} 1`, `anycast_watchdog_damping_penalty{service="dns"} 29`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if !strings.Contains(d.log.String(), `msg="service damped: flapping; held at last resort while its checks pass, until released"`) {
+		t.Errorf("no log line for the damping:\n%s", d.log)
+	}
+
+	if code, out, errOut := d.cli("undamp", "dns"); code != 0 || strings.TrimSpace(out) != "damping penalty cleared; back at normal metric where the checks pass: dns" {
+		t.Fatalf("undamp: exit %d: %s%s", code, out, errOut)
+	}
+	if !d.iface.Has(dns) {
+		t.Error("not back on the interface when undamp returned")
+	}
+	if code, out, _ := d.cli("undamp", "--all"); code != 0 || strings.TrimSpace(out) != "no penalty to clear" {
+		t.Errorf("undamp --all: exit %d: %s", code, out)
+	}
+	if code, _, errOut := d.cli("undamp"); code != 2 || !strings.Contains(errOut, "name services or give --all") {
+		t.Errorf("undamp without a name: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(d.log.String(), `msg="damping penalty cleared (undamp)"`) {
+		t.Errorf("no log line for the undamp:\n%s", d.log)
+	}
+}

@@ -49,6 +49,8 @@ Commands to the running daemon, through its control socket:
                                 other router advertises a prefix at normal metric,
                                 unless --force
   undrain SVC…|--all            back under the checks; each must rise again
+  undamp SVC…|--all             clear the flap-damping penalty: a damped service whose
+                                checks pass goes back to normal metric at once
   check SVC                     run that service's checks now and print them
   reload                        reload the configuration, as SIGHUP does
 
@@ -139,7 +141,7 @@ func subcommands() []subcommand {
 			fmt.Fprint(stdout, usage)
 			return 0
 		}},
-		client(control.CmdStatus), client(control.CmdDrain), client(control.CmdUndrain), client(control.CmdCheck), client(control.CmdReload),
+		client(control.CmdStatus), client(control.CmdDrain), client(control.CmdUndrain), client(control.CmdUndamp), client(control.CmdCheck), client(control.CmdReload),
 	}
 }
 

@@ -69,6 +69,7 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d/%d\t%s\n", s.Name, s.State, ago(s.Since, now), s.Passes, s.Rise, s.Fails, s.Fall, printable(reason))
 	}
+	writeDamping(tw, st.Services, now)
 	fmt.Fprintln(tw, "\nPREFIX\tSERVICE\tWANTED\tON\tADVERTISED\tFLEET (NORMAL/LAST RESORT)\tMISMATCHES\tNOTE")
 	for _, s := range st.Services {
 		for _, p := range s.Prefixes {
@@ -101,6 +102,32 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// writeDamping prints one line for each service with a damping penalty.
+func writeDamping(w io.Writer, services []status.Service, now time.Time) {
+	first := true
+	for _, s := range services {
+		d := s.Damping
+		if d == nil || (d.Penalty == 0 && !d.Damped) {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w, "\nSERVICE\tDAMPING")
+			first = false
+		}
+		line := fmt.Sprintf("penalty %.0f (suppress %.0f, reuse %.0f) after %d withdrawals", d.Penalty, d.Suppress, d.Reuse, d.Withdrawals)
+		switch {
+		case d.Damped && d.Mode == "observe":
+			line += ": would be damped (mode observe), would be released"
+		case d.Damped:
+			line += ": damped, released"
+		}
+		if d.Damped {
+			line += fmt.Sprintf(" in ~%s, at %s", d.ReleaseAt.Sub(now).Round(time.Second), d.ReleaseAt.UTC().Format("15:04:05"))
+		}
+		fmt.Fprintf(w, "%s\t%s\n", s.Name, line)
+	}
 }
 
 // serviceChecks is one service's check results, for writeChecks.

@@ -76,6 +76,7 @@ type prefixState struct {
 	failOpen bool
 	grace    time.Duration
 	intent   Intent
+	damped   bool      // IntentAdvertise held back from normal metric (wish.Damped)
 	since    time.Time // when intent last changed: a drain's grace runs from it
 	reason   string    // why intent was last set
 	release  bool      // stop managing once it is absent (tried once)
@@ -139,7 +140,7 @@ func (m *addressManager) read(ctx context.Context, ctl AddressControl) (ifaddr.L
 type managed struct {
 	service  string
 	prefixes []netip.Prefix
-	intent   Intent
+	wish     wish
 	reason   string
 	failOpen bool
 	grace    time.Duration
@@ -154,7 +155,7 @@ func (m *addressManager) manage(s managed, primary, lastResort ifaddr.Link) {
 	now := m.clock.Now()
 	for _, p := range s.prefixes {
 		st := &prefixState{service: s.service, failOpen: s.failOpen, grace: s.grace,
-			intent: s.intent, since: now, reason: s.reason,
+			intent: s.wish.Intent, damped: s.wish.Damped, since: now, reason: s.reason,
 			onPrimary: primary.Has(p), onLastResort: lastResort.Has(p), movedAt: now}
 		st.target = st.location() // until the worker decides
 		m.prefixes[p] = st
@@ -164,26 +165,26 @@ func (m *addressManager) manage(s managed, primary, lastResort ifaddr.Link) {
 // set records what the service asks of its managed prefixes and wakes the
 // worker; it returns the generation to wait for. It never blocks on a
 // command, so callers may hold their own lock (lock order: theirs, then mu).
-func (m *addressManager) set(prefixes []netip.Prefix, intent Intent, reason string) uint64 {
-	return m.record(prefixes, intent, reason, false)
+func (m *addressManager) set(prefixes []netip.Prefix, w wish, reason string) uint64 {
+	return m.record(prefixes, w, reason, false)
 }
 
 // retire withdraws prefixes at once and stops managing them once that is
 // done (tried once; no retry).
 func (m *addressManager) retire(prefixes []netip.Prefix, reason string) uint64 {
-	return m.record(prefixes, IntentWithdraw, reason, true)
+	return m.record(prefixes, wish{Intent: IntentWithdraw}, reason, true)
 }
 
-func (m *addressManager) record(prefixes []netip.Prefix, intent Intent, reason string, release bool) uint64 {
+func (m *addressManager) record(prefixes []netip.Prefix, w wish, reason string, release bool) uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.clock.Now()
 	for _, p := range prefixes {
 		if st, ok := m.prefixes[p]; ok {
-			if st.intent != intent {
+			if st.intent != w.Intent {
 				st.since = now
 			}
-			st.intent, st.reason, st.release = intent, reason, release
+			st.intent, st.damped, st.reason, st.release = w.Intent, w.Damped, reason, release
 		}
 	}
 	return m.next()
@@ -285,7 +286,7 @@ func (m *addressManager) withdrawAll(reason string) uint64 {
 		prefixes = append(prefixes, p)
 	}
 	m.mu.Unlock()
-	return m.set(prefixes, IntentDrain, reason)
+	return m.set(prefixes, wish{Intent: IntentDrain}, reason)
 }
 
 // settled returns once every managed prefix is where the decisions put it

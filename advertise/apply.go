@@ -33,7 +33,7 @@ func (m *addressManager) step() {
 
 		m.mu.Lock()
 		now := m.clock.Now()
-		d := decision{Intent: st.intent, FailOpen: st.failOpen, LastResort: m.lastResort != nil, At: st.location(),
+		d := decision{Intent: st.intent, Damped: st.damped, FailOpen: st.failOpen, LastResort: m.lastResort != nil, At: st.location(),
 			Fleet: sight, GraceOver: !now.Before(st.since.Add(st.grace))}
 		if st.release {
 			d = decision{Intent: IntentWithdraw, At: st.location()} // straight off: the service is gone
@@ -76,6 +76,10 @@ type change struct {
 // placementReason says why a prefix goes to target, for the log.
 func placementReason(d decision, target Location, sight fleetSight, reason string) string {
 	switch {
+	case target == OnLastResort && d.Intent == IntentAdvertise:
+		return reason + "; damped: held at last resort until released"
+	case target == Absent && d.Intent == IntentAdvertise:
+		return reason + "; damped, and nothing to hold it at (no last-resort interface, or fail_open false): withdrawn until released"
 	case target == OnLastResort && d.Intent == IntentDrain:
 		return reason + "; at last resort until drain_grace has passed"
 	case target == OnLastResort && d.At == Absent:

@@ -30,6 +30,13 @@ const (
 	IntentDrain                   // drained, or stopping with on_exit: withdraw
 )
 
+// wish is what a service asks of its prefixes: its intent and, for
+// IntentAdvertise, whether flap damping holds it back from normal metric.
+type wish struct {
+	Intent Intent
+	Damped bool
+}
+
 // fleetSettle is how long after this node moved a prefix the link-state
 // database must have been read before it counts as fresh: long enough for
 // the move to reach every router of the area (15–25 ms measured) and for
@@ -48,6 +55,7 @@ type fleetSight struct {
 // decision is everything the location of one prefix depends on.
 type decision struct {
 	Intent     Intent
+	Damped     bool // IntentAdvertise, but flap damping holds the service back from normal metric
 	FailOpen   bool // the service's fail_open
 	LastResort bool // the last-resort interface can be used
 	At         Location
@@ -60,6 +68,10 @@ type decision struct {
 // never moves without a fresh view of the fleet:
 //
 //   - advertise: on the primary interface;
+//   - advertise while damped: at last resort (advertised, every other node
+//     preferred), whatever the fleet, so that damping never takes an
+//     address off the network; absent without a last-resort interface or
+//     with fail_open false;
 //   - drain: at last resort for drain_grace, then absent (drain refuses,
 //     before, when nobody else advertises at normal metric);
 //   - withdraw, failing open: from primary to last resort; from last resort
@@ -69,9 +81,14 @@ type decision struct {
 //     absent, as before failing open existed.
 func decide(d decision) Location {
 	switch {
-	case d.Intent == IntentAdvertise:
+	case d.Intent == IntentAdvertise && !d.Damped:
 		return OnPrimary
 	case !d.LastResort:
+		return Absent
+	case d.Intent == IntentAdvertise:
+		if d.FailOpen {
+			return OnLastResort
+		}
 		return Absent
 	case d.Intent == IntentDrain:
 		if d.At == Absent || (d.At == OnLastResort && d.GraceOver) {

@@ -20,6 +20,14 @@ func TestDecide(t *testing.T) {
 		{"up, at last resort: back to primary", decision{Intent: IntentAdvertise, LastResort: true, FailOpen: true, At: OnLastResort, Fleet: normal}, OnPrimary},
 		{"up without a last-resort interface", decision{Intent: IntentAdvertise, At: OnPrimary}, OnPrimary},
 
+		// Passing but damped: held at last resort, whatever the fleet.
+		{"damped, on primary: to last resort", decision{Intent: IntentAdvertise, Damped: true, FailOpen: true, LastResort: true, At: OnPrimary, Fleet: normal}, OnLastResort},
+		{"damped, absent, others at normal: still at last resort", decision{Intent: IntentAdvertise, Damped: true, FailOpen: true, LastResort: true, At: Absent, Fleet: normal}, OnLastResort},
+		{"damped, fleet unknown: at last resort", decision{Intent: IntentAdvertise, Damped: true, FailOpen: true, LastResort: true, At: Absent}, OnLastResort},
+		{"damped without a last-resort interface: absent", decision{Intent: IntentAdvertise, Damped: true, FailOpen: true, At: OnPrimary, Fleet: none}, Absent},
+		{"damped with fail_open false: absent", decision{Intent: IntentAdvertise, Damped: true, LastResort: true, At: OnPrimary, Fleet: none}, Absent},
+		{"damped and failing: withdrawn as any other", decision{Intent: IntentWithdraw, Damped: false, FailOpen: true, LastResort: true, At: OnLastResort, Fleet: normal}, Absent},
+
 		// Failing, failing open.
 		{"down on primary: move to last resort first", decision{Intent: IntentWithdraw, FailOpen: true, LastResort: true, At: OnPrimary, Fleet: normal}, OnLastResort},
 		{"down at last resort, another at normal metric: remove", decision{Intent: IntentWithdraw, FailOpen: true, LastResort: true, At: OnLastResort, Fleet: normal}, Absent},
@@ -56,7 +64,9 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-// The guarantees, over every combination of the inputs.
+// The guarantees, over every combination of the inputs: among them, that
+// damping never yields Absent where the same inputs without damping would
+// advertise at any metric while failing open.
 func TestDecideGuarantees(t *testing.T) {
 	for _, intent := range []Intent{IntentWithdraw, IntentAdvertise, IntentDrain} {
 		for _, failOpen := range []bool{false, true} {
@@ -65,25 +75,33 @@ func TestDecideGuarantees(t *testing.T) {
 					for _, fresh := range []bool{false, true} {
 						for _, counts := range [][2]int{{0, 0}, {0, 1}, {1, 1}, {2, 5}} {
 							for _, grace := range []bool{false, true} {
-								d := decision{Intent: intent, FailOpen: failOpen, LastResort: lr, At: at,
-									Fleet: fleetSight{Fresh: fresh, Normal: counts[0], Any: counts[1]}, GraceOver: grace}
-								got := decide(d)
-								name := fmt.Sprintf("%+v → %s", d, got)
-								switch {
-								case intent == IntentAdvertise && got != OnPrimary:
-									t.Errorf("%s: a healthy service must be on the primary interface", name)
-								case !lr && got == OnLastResort:
-									t.Errorf("%s: uses a last-resort interface it does not have", name)
-								case intent != IntentAdvertise && got == OnPrimary:
-									t.Errorf("%s: a failing or drained service at normal metric", name)
-								case lr && at == OnPrimary && got == Absent && (intent == IntentDrain || failOpen):
-									t.Errorf("%s: removed straight from primary although it should pass through last resort", name)
-								case intent == IntentWithdraw && failOpen && lr && at == OnLastResort && got == Absent && !(fresh && counts[0] > 0):
-									t.Errorf("%s: removed its last resort without a fresh view of another normal advertiser", name)
-								case intent == IntentWithdraw && failOpen && lr && at == Absent && got == OnLastResort && !(fresh && counts[1] == 0):
-									t.Errorf("%s: re-added at last resort although someone may advertise it", name)
-								case intent == IntentDrain && lr && at == OnLastResort && !grace && got == Absent:
-									t.Errorf("%s: removed before the drain grace ended", name)
+								for _, damped := range []bool{false, true} {
+									d := decision{Intent: intent, Damped: damped, FailOpen: failOpen, LastResort: lr, At: at,
+										Fleet: fleetSight{Fresh: fresh, Normal: counts[0], Any: counts[1]}, GraceOver: grace}
+									got := decide(d)
+									name := fmt.Sprintf("%+v → %s", d, got)
+									undamped := d
+									undamped.Damped = false
+									switch {
+									case intent == IntentAdvertise && !damped && got != OnPrimary:
+										t.Errorf("%s: a healthy service must be on the primary interface", name)
+									case damped && got == OnPrimary:
+										t.Errorf("%s: a damped service at normal metric", name)
+									case damped && failOpen && lr && got == Absent && decide(undamped) != Absent:
+										t.Errorf("%s: damping took off the network what the same inputs undamped would advertise (%s)", name, decide(undamped))
+									case !lr && got == OnLastResort:
+										t.Errorf("%s: uses a last-resort interface it does not have", name)
+									case intent != IntentAdvertise && got == OnPrimary:
+										t.Errorf("%s: a failing or drained service at normal metric", name)
+									case lr && at == OnPrimary && got == Absent && (intent == IntentDrain || failOpen):
+										t.Errorf("%s: removed straight from primary although it should pass through last resort", name)
+									case intent == IntentWithdraw && failOpen && lr && at == OnLastResort && got == Absent && !(fresh && counts[0] > 0):
+										t.Errorf("%s: removed its last resort without a fresh view of another normal advertiser", name)
+									case intent == IntentWithdraw && failOpen && lr && at == Absent && got == OnLastResort && !(fresh && counts[1] == 0):
+										t.Errorf("%s: re-added at last resort although someone may advertise it", name)
+									case intent == IntentDrain && lr && at == OnLastResort && !grace && got == Absent:
+										t.Errorf("%s: removed before the drain grace ended", name)
+									}
 								}
 							}
 						}

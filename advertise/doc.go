@@ -1,8 +1,9 @@
 // Package advertise decides, service by service, where its anycast prefixes
 // go — the primary interface (lo), the last-resort interface, or neither —
 // and keeps them there: it runs the checks on a schedule, feeds the results
-// through rise/fall hysteresis, turns the state into an intent (advertise,
-// withdraw, drain), decides each prefix's place from the intent, where it is
+// through rise/fall hysteresis, remembers its flaps (flap damping), turns
+// the state into a wish (advertise, withdraw, drain; held back from normal
+// metric while damped), decides each prefix's place from the wish, where it is
 // and the fleet view (who else advertises it, from the link-state database
 // and from bgpd's iBGP paths), applies it with ip and confirms with FRR that
 // the routing daemons (ospfd, ospf6d, bgpd: whichever run) follow.
@@ -11,16 +12,18 @@
 //
 //   - Supervisor (supervisor.go): owns the others; Start, Reload, Stop,
 //     CheckNow; what it reports (report.go: Status, Progress, FRRHealth);
-//     drains, persisted in state_dir (drains.go); the reconciler
-//     (reconcile.go).
+//     drains, persisted in state_dir (drains.go, statefile.go); the
+//     damping penalties, the penaltyBook, persisted there too and cleared
+//     by Undamp (penalties.go); the reconciler (reconcile.go).
 //   - serviceLoop (loop.go): one per service, its state and its drain.
 //     Its jobs: scheduling the rounds (schedule.go: the loop, the 25 ms
 //     grid, the service's phase), its place in the interval (placement.go),
-//     running a round (round.go: checks, a round's verdict), and observing
-//     it (observe.go: Hysteresis (hysteresis.go) → the intent, the log
-//     line, status).
+//     running a round (round.go: checks, a round's verdict), observing
+//     it (observe.go: Hysteresis (hysteresis.go) → the wish, the log
+//     line, status), and its damping (damped.go: a withdrawal adds to the
+//     penalty; the loop wakes at the release time).
 //   - addressManager (addresses.go): the only writer of the interfaces. It
-//     holds every prefix's intent and place; its worker decides (decide,
+//     holds every prefix's wish and place; its worker decides (decide,
 //     decide.go: a pure function) and applies (apply.go) every ip command,
 //     and reconciles the interfaces with its decisions (reconcile.go), one
 //     at a time.
@@ -40,7 +43,7 @@
 // # Goroutines
 //
 //   - one per service loop (serviceLoop.run), plus one per check while a
-//     round runs;
+//     round runs; it also wakes at a damped service's release time;
 //   - the address manager's worker (addressManager.run), started first and
 //     ended last, so that on_exit: withdraw still has it; woken by wishes,
 //     by each fleet read, and by its timer when a drain's grace ends or a
@@ -60,7 +63,9 @@
 //
 // Lock order: Supervisor.mu, then serviceLoop.mu, then addressManager.mu,
 // then fleetStore.mu (each may also be taken alone); verifier.mu is taken
-// alone; a barrier's lock is a leaf, taken under any of them. No lock is
+// alone; a barrier's lock and penaltyBook.mu are leaves, taken under any
+// of them (penaltyBook.mu is held while it writes state_dir/damping.json,
+// a file, never a command). No lock is
 // ever held across a command (ip, vtysh) or while waiting for another
 // goroutine: a wish is recorded under the locks and waited for
 // (addressManager.wait) after they are released, so a hung ip or vtysh

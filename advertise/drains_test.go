@@ -219,7 +219,7 @@ func TestUndrainOfAServiceNotDrained(t *testing.T) {
 // whole.
 func TestOversizedDrainFileIsRefused(t *testing.T) {
 	dir := t.TempDir()
-	big := `{"dns": {"reason": "` + strings.Repeat("x", maxDrainFile) + `"}}`
+	big := `{"dns": {"reason": "` + strings.Repeat("x", maxStateFile) + `"}}`
 	os.WriteFile(filepath.Join(dir, "drains.json"), []byte(big), 0o640)
 	if _, err := newDrainFile(dir).load(); err == nil || !strings.Contains(err.Error(), "larger than 1048576 bytes") {
 		t.Errorf("load = %v", err)

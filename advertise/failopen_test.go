@@ -355,8 +355,8 @@ func TestAMoveWakesTheVerifier(t *testing.T) {
 		m.useLastResort(lr, "anycast-lr")
 		link, _ := lo.Show(context.Background())
 		m.manage(managed{service: "dns", prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32")},
-			intent: IntentAdvertise, failOpen: true}, link, ifaddr.Link{})
-		m.set([]netip.Prefix{netip.MustParsePrefix("192.0.2.53/32")}, IntentWithdraw, "service down")
+			wish: wish{Intent: IntentAdvertise}, failOpen: true}, link, ifaddr.Link{})
+		m.set([]netip.Prefix{netip.MustParsePrefix("192.0.2.53/32")}, wish{Intent: IntentWithdraw}, "service down")
 		m.step() // the worker's step, run here
 		if !lr.has("192.0.2.53/32") || lo.has("192.0.2.53/32") {
 			t.Fatalf("not moved: lo %v, last resort %v", lo.has("192.0.2.53/32"), lr.has("192.0.2.53/32"))

@@ -22,6 +22,7 @@ type loopDeps struct {
 	log        logrus.FieldLogger
 	onRound    func(Round) // after every round, from the loop's goroutine; may be nil
 	newChecker func(config.Check) (checker.Checker, error)
+	penalties  *penaltyBook
 }
 
 // serviceLoop runs one service's rounds until its context ends.
@@ -44,6 +45,7 @@ type serviceLoop struct {
 	mu         sync.Mutex
 	hyst       Hysteresis
 	drain      *status.Drain
+	held       bool           // flap damping holds the service back from normal metric, as last told to the address manager
 	streaks    []int          // per check: consecutive passes (> 0) or failures (< 0)
 	lastChecks []status.Check // of the last round
 	since      time.Time      // wall time the state (or the drain) was entered
@@ -92,10 +94,14 @@ func (l *serviceLoop) startAs(advertised bool, reason string) {
 // is advertised carries over and it must prove itself again.
 func (l *serviceLoop) takeOver(old *serviceLoop) {
 	old.mu.Lock()
-	hyst, streaks, checks, since, reason := old.hyst, old.streaks, old.lastChecks, old.since, old.reason
+	hyst, streaks, checks, since, reason, held := old.hyst, old.streaks, old.lastChecks, old.since, old.reason, old.held
 	old.mu.Unlock()
+	// The penalty decayed under the old parameters until now; the new
+	// ones apply from here on.
+	l.penalties.asOf(old.cfg.Name, old.cfg.Damping.Params(), l.clock.Wall())
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.held = held
 	if !reflect.DeepEqual(old.cfg.Checks, l.cfg.Checks) {
 		l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, advertised(hyst.State()))
 		l.reason, l.since = "configuration changed", l.clock.Wall()
@@ -106,7 +112,13 @@ func (l *serviceLoop) takeOver(old *serviceLoop) {
 	l.since, l.reason = since, reason
 }
 
-// intent is what the service asks of its prefixes now. Call with mu held.
+// wish is what the service asks of its prefixes now. Call with mu held.
+func (l *serviceLoop) wish() wish {
+	i := l.intent()
+	return wish{Intent: i, Damped: i == IntentAdvertise && l.held}
+}
+
+// intent is what the service's state asks of its prefixes. Call with mu held.
 func (l *serviceLoop) intent() Intent {
 	switch {
 	case l.drain != nil:
@@ -123,7 +135,7 @@ func (l *serviceLoop) intent() Intent {
 func (l *serviceLoop) setDrain(d *status.Drain, why string) (gen uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	was := l.intent()
+	was := l.wish()
 	l.drain = d
 	l.since = l.clock.Wall()
 	if d == nil {
@@ -132,8 +144,8 @@ func (l *serviceLoop) setDrain(d *status.Drain, why string) (gen uint64) {
 	} else {
 		l.reason = "drained: " + d.Reason
 	}
-	if was != l.intent() {
-		gen = l.addrs.set(l.cfg.Prefixes, l.intent(), l.reason)
+	if was != l.wish() {
+		gen = l.addrs.set(l.cfg.Prefixes, l.wish(), l.reason)
 	}
 	return gen
 }

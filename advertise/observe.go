@@ -19,7 +19,7 @@ import (
 // cause, and records a change of advertisement with the address manager;
 // gen is the generation to wait for (0: no change). first is true for the
 // loop's first round.
-func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, first bool, gen uint64) {
+func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, first, withdrawn bool, gen uint64) {
 	failed, decided := roundVerdict(results)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -42,7 +42,7 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 	}
 	if l.drain != nil {
 		// Drained: checks run and are shown, but decide nothing.
-		return l.hyst.State(), l.hyst.State(), first, 0
+		return l.hyst.State(), l.hyst.State(), first, false, 0
 	}
 	if !decided {
 		// The daemon's own load kept a check from running: the round says
@@ -51,12 +51,13 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 		if l.undecided++; l.undecided == 1 {
 			l.log.WithField("state", l.hyst.State().String()).Warn("round without a verdict: exec checks starved (the daemon's load, not the service's); the state holds")
 		}
-		return l.hyst.State(), l.hyst.State(), first, 0
+		return l.hyst.State(), l.hyst.State(), first, false, l.judgeAgain()
 	}
 	if l.undecided > 0 {
 		l.log.WithField("rounds", l.undecided).Info("rounds have a verdict again after starved ones")
 		l.undecided = 0
 	}
+	prev := l.wish()
 	from, to = l.hyst.Observe(len(failed) == 0)
 	passes, fails := l.hyst.Streak()
 	reason := ""
@@ -72,8 +73,21 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 		l.log.WithFields(logrus.Fields{"check": r.Check, "failure": checker.Reason(r.Err), "latency": r.Latency.Round(time.Microsecond).String()}).
 			WithError(r.Err).Debug("check failed")
 	}
+	withdrawn = advertised(from) && to == status.Down
+	if withdrawn {
+		l.withdrawn()
+	} else if l.judgeDamping() && from == to {
+		l.since, l.reason = l.clock.Wall(), "released from damping: its penalty decayed below reuse"
+	}
+	if prev != l.wish() {
+		why := l.reason
+		if from != to {
+			why = "service " + to.String() + ": " + reason
+		}
+		gen = l.addrs.set(l.cfg.Prefixes, l.wish(), why)
+	}
 	if from == to {
-		return from, to, first, 0
+		return from, to, first, withdrawn, gen
 	}
 	entry := l.log.WithFields(logrus.Fields{"from": from.String(), "to": to.String(), "reason": reason})
 	if len(failed) > 0 {
@@ -82,15 +96,27 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 			entry = entry.WithField("also_failing", failureText(failed[1:]))
 		}
 	}
-	if to == status.Down {
+	switch {
+	case to == status.Down:
 		entry.Warn("service down")
-	} else {
+	case to == status.Up && l.held:
+		entry.Info("service up, but damped: held at last resort until released")
+	default:
 		entry.Info("service " + to.String())
 	}
-	if advertised(from) != advertised(to) {
-		gen = l.addrs.set(l.cfg.Prefixes, l.intent(), "service "+to.String()+": "+reason)
+	return from, to, first, withdrawn, gen
+}
+
+// judgeAgain brings damping up to now in a round that decides nothing
+// else, and records a release with the address manager; it returns the
+// generation to wait for (0: no change). Call with mu held.
+func (l *serviceLoop) judgeAgain() uint64 {
+	prev := l.wish()
+	if !l.judgeDamping() || prev == l.wish() {
+		return 0
 	}
-	return from, to, first, gen
+	l.since, l.reason = l.clock.Wall(), "released from damping: its penalty decayed below reuse"
+	return l.addrs.set(l.cfg.Prefixes, l.wish(), l.reason)
 }
 
 // transitionReason says in a few words why a state was entered; the
@@ -131,6 +157,8 @@ func (l *serviceLoop) snapshot() status.Service {
 	s := status.Service{Name: l.cfg.Name, State: l.hyst.State(), Since: l.since, Reason: l.reason,
 		Rise: l.cfg.Rise, Fall: l.cfg.Fall, Checks: append([]status.Check{}, l.lastChecks...)}
 	s.Passes, s.Fails = l.hyst.Streak()
+	s.Damping = l.dampingStatus()
+	held := l.held && l.drain == nil && advertised(s.State)
 	if l.drain != nil {
 		s.State = status.Drained
 		d := *l.drain
@@ -139,20 +167,24 @@ func (l *serviceLoop) snapshot() status.Service {
 	l.mu.Unlock()
 	var where []Location
 	s.Prefixes, where = l.addrs.status(l.cfg.Prefixes)
-	var held []netip.Prefix // at last resort
+	var atLastResort []netip.Prefix
 	for i, loc := range where {
 		if loc == OnLastResort {
-			held = append(held, l.cfg.Prefixes[i])
+			atLastResort = append(atLastResort, l.cfg.Prefixes[i])
 		}
 	}
+	if held {
+		s.State = status.Damped
+		s.Reason += "; " + dampedReason(s.Damping, len(atLastResort) > 0)
+	}
 	switch {
-	case len(held) == 0:
+	case len(atLastResort) == 0:
 	case s.State == status.Drained:
 		s.State = status.Draining
-		s.Reason += "; at last resort until drain_grace (" + l.cfg.DrainGrace.String() + ") has passed: " + prefixList(held)
+		s.Reason += "; at last resort until drain_grace (" + l.cfg.DrainGrace.String() + ") has passed: " + prefixList(atLastResort)
 	case s.State == status.Down:
 		s.State = status.LastResort
-		s.Reason += "; held at last resort: " + l.heldReason(held)
+		s.Reason += "; held at last resort: " + l.heldReason(atLastResort)
 	}
 	return s
 }

@@ -27,6 +27,10 @@ type Round struct {
 	Ended     time.Time
 	Results   []CheckResult
 	From, To  status.State // the hysteresis's state before and after
+	// Withdrawn: failing checks took the service from normal
+	// advertisement in this round (from advertised to down), which adds to
+	// its damping penalty.
+	Withdrawn bool
 }
 
 type namedChecker struct {

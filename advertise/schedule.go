@@ -23,31 +23,25 @@ func (l *serviceLoop) run(ctx context.Context) {
 	phase := onGrid(scheduled.Add(offset), l.epoch)
 	var waiting []chan Round // asked for this round
 	for {
-		if wait := scheduled.Sub(l.clock.Now()); wait > 0 {
-			timer := l.clock.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				timer.Stop()
-				return
-			case <-timer.C():
-			case reply := <-l.now:
-				timer.Stop()
-				waiting = append(waiting, reply)
-				scheduled = l.clock.Now()
-			}
-		} else {
-			select {
-			case reply := <-l.now:
-				waiting = append(waiting, reply)
-			default:
-			}
+		wake, reply := l.sleep(ctx, scheduled)
+		switch wake {
+		case wokeStopped:
+			return
+		case wokeRelease:
+			l.release(ctx)
+			continue
+		case wokeAsked:
+			scheduled = l.clock.Now()
+		}
+		if reply != nil {
+			waiting = append(waiting, reply)
 		}
 		started := l.clock.Now()
 		results := l.runChecks(ctx)
 		if ctx.Err() != nil {
 			return // cancelled checks say nothing about the service
 		}
-		from, to, first, gen := l.observe(results)
+		from, to, first, withdrawn, gen := l.observe(results)
 		if gen != 0 {
 			l.addrs.wait(ctx, gen) // not under mu: a hung ip blocks no reader
 		}
@@ -56,7 +50,7 @@ func (l *serviceLoop) run(ctx context.Context) {
 		}
 		ended := l.clock.Now()
 		round := Round{Service: l.cfg.Name, Scheduled: scheduled, Started: started, Ended: ended,
-			Results: results, From: from, To: to}
+			Results: results, From: from, To: to, Withdrawn: withdrawn}
 		if l.onRound != nil {
 			l.onRound(round)
 		}
@@ -76,6 +70,47 @@ func (l *serviceLoop) run(ctx context.Context) {
 			scheduled = onGrid(nextRound(scheduled, ended, period), l.epoch)
 		}
 		offset = 0
+	}
+}
+
+// Why sleep returned.
+const (
+	wokeDue     = iota // the round is due
+	wokeAsked          // a round was asked for now (checkNow)
+	wokeRelease        // a damped service's release time came first
+	wokeStopped        // ctx ended
+)
+
+// sleep waits until the round scheduled is due, a round is asked for, or
+// the service's damping is due to release it, whichever comes first. A
+// round already due takes a request waiting for it along (wokeDue with a
+// reply).
+func (l *serviceLoop) sleep(ctx context.Context, scheduled time.Time) (wake int, reply chan Round) {
+	wait := scheduled.Sub(l.clock.Now())
+	if wait <= 0 {
+		select {
+		case reply := <-l.now:
+			return wokeDue, reply
+		default:
+			return wokeDue, nil
+		}
+	}
+	l.mu.Lock()
+	release, damped := l.releaseIn()
+	l.mu.Unlock()
+	wake = wokeDue
+	if damped && release < wait {
+		wait, wake = release, wokeRelease
+	}
+	timer := l.clock.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return wokeStopped, nil
+	case <-timer.C():
+		return wake, nil
+	case reply := <-l.now:
+		return wokeAsked, reply
 	}
 }
 

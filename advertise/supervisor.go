@@ -49,6 +49,8 @@ type Supervisor struct {
 	addrs  *addressManager
 	verify *verifier
 	fleet  *fleetStore
+	// penalties is every service's flap damping, kept in state_dir.
+	penalties *penaltyBook
 	// lastResort is the last-resort interface's health, set by Start;
 	// nil when failing open is off.
 	lastResort *status.LastResortHealth
@@ -87,15 +89,16 @@ func New(ctl AddressControl, dev string, opts Options) *Supervisor {
 	fleet := newFleetStore(0)
 	addrs := newAddressManager(ctl, dev, fleet, opts.Clock, opts.Log, changed.notify)
 	return &Supervisor{
-		opts:     opts,
-		epoch:    opts.Clock.Now(),
-		addrs:    addrs,
-		fleet:    fleet,
-		verify:   newVerifier(addrs, fleet, changed, opts.Clock, opts.Log),
-		loops:    map[string]*serviceLoop{},
-		saveErrs: lastErrors{},
-		done:     make(chan struct{}),
-		ready:    make(chan struct{}),
+		opts:      opts,
+		epoch:     opts.Clock.Now(),
+		addrs:     addrs,
+		fleet:     fleet,
+		penalties: newPenaltyBook(opts.Log),
+		verify:    newVerifier(addrs, fleet, changed, opts.Clock, opts.Log),
+		loops:     map[string]*serviceLoop{},
+		saveErrs:  lastErrors{},
+		done:      make(chan struct{}),
+		ready:     make(chan struct{}),
 	}
 }
 
@@ -107,7 +110,8 @@ func (s *Supervisor) readBack(cfg *config.Config) ReadBack {
 }
 
 func (s *Supervisor) deps() loopDeps {
-	return loopDeps{addrs: s.addrs, clock: s.opts.Clock, epoch: s.epoch, log: s.opts.Log, onRound: s.opts.OnRound, newChecker: s.opts.NewChecker}
+	return loopDeps{addrs: s.addrs, clock: s.opts.Clock, epoch: s.epoch, log: s.opts.Log, onRound: s.opts.OnRound, newChecker: s.opts.NewChecker,
+		penalties: s.penalties}
 }
 
 // Start finds or creates the last-resort interface, reads the interfaces
@@ -129,11 +133,16 @@ func (s *Supervisor) Start(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("%w (fix or remove the file; not starting, so no drained service is put back)", err)
 	}
+	// So must a flapping service's penalty.
+	if err := s.penalties.load(cfg.StateDir); err != nil {
+		return fmt.Errorf("%w (fix or remove the file; not starting, so no flapping service is forgotten)", err)
+	}
 	loops, err := s.buildLoops(cfg, link.primary, nil)
 	if err != nil {
 		return err
 	}
 	s.dropRemovedDrains(drains, cfg)
+	s.penalties.keepOnly(dampedIn(cfg))
 	workerCtx, stopAddrs := context.WithCancel(context.Background())
 	go s.addrs.run(workerCtx)
 	runCtx, cancel := context.WithCancel(ctx)
@@ -235,7 +244,11 @@ func (s *Supervisor) adopt(name string, l *serviceLoop, link links) {
 		l.drain = &d
 		l.reason = "drained: " + d.Reason
 	}
-	s.addrs.manage(managed{service: name, prefixes: l.cfg.Prefixes, intent: l.intent(), reason: l.reason,
+	l.mu.Lock()
+	l.judgeDamping()
+	w := l.wish()
+	l.mu.Unlock()
+	s.addrs.manage(managed{service: name, prefixes: l.cfg.Prefixes, wish: w, reason: l.reason,
 		failOpen: l.cfg.FailOpen, grace: l.cfg.DrainGrace}, link.primary, link.lastResort)
 	s.opts.Log.WithFields(logrus.Fields{"service": name, "prefixes": prefixList(l.cfg.Prefixes),
 		"state": l.hyst.State().String(), "reason": l.reason}).Info("service started")
@@ -299,6 +312,7 @@ func (s *Supervisor) Reload(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	s.dropRemovedDrains(s.drains, cfg)
+	s.penalties.keepOnly(dampedIn(cfg))
 	for name, l := range loops {
 		s.adopt(name, l, link)
 	}
@@ -364,6 +378,15 @@ func (s *Supervisor) setConfig(cfg *config.Config) {
 	s.cfg, s.loadedAt = cfg, s.opts.Clock.Wall()
 	s.fleet.setMetric(cfg.FRR.LastResortMetric)
 	s.reconcileEvery.Store(int64(reconcileInterval(cfg)))
+}
+
+// dampedIn says which services of cfg keep a damping penalty: those
+// configured, with a mode other than off.
+func dampedIn(cfg *config.Config) func(string) bool {
+	return func(name string) bool {
+		svc, ok := cfg.Service(name)
+		return ok && svc.Damping.Params().Keeps()
+	}
 }
 
 func anyPresent(link ifaddr.Link, prefixes []netip.Prefix) bool {

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/damping"
 )
 
 // Values of Config.OnExit.
@@ -31,16 +33,18 @@ type Config struct {
 	Interface string `yaml:"interface"`
 	// LastResortInterface holds a withdrawn prefix while no other router
 	// advertises it at normal metric ("" turns failing open off).
-	LastResortInterface string    `yaml:"last_resort_interface"`
-	OnExit              string    `yaml:"on_exit"`
-	IP                  string    `yaml:"ip"` // the ip program, an absolute path
-	LogLevel            string    `yaml:"log_level"`
-	LogFormat           string    `yaml:"log_format"`
-	FRR                 FRR       `yaml:"frr"`
-	ControlSocket       string    `yaml:"control_socket"`
-	StateDir            string    `yaml:"state_dir"`
-	MetricsListen       string    `yaml:"metrics_listen"`
-	Services            []Service `yaml:"services"`
+	LastResortInterface string `yaml:"last_resort_interface"`
+	OnExit              string `yaml:"on_exit"`
+	IP                  string `yaml:"ip"` // the ip program, an absolute path
+	LogLevel            string `yaml:"log_level"`
+	LogFormat           string `yaml:"log_format"`
+	FRR                 FRR    `yaml:"frr"`
+	ControlSocket       string `yaml:"control_socket"`
+	StateDir            string `yaml:"state_dir"`
+	MetricsListen       string `yaml:"metrics_listen"`
+	// Damping is every service's flap damping unless it sets its own.
+	Damping  Damping   `yaml:"damping"`
+	Services []Service `yaml:"services"`
 
 	// Path is the file the configuration was read from.
 	Path string `yaml:"-"`
@@ -79,7 +83,28 @@ type Service struct {
 	// DrainGrace is how long a drained prefix stays at last resort before
 	// it is removed, so that packets on their way still arrive.
 	DrainGrace time.Duration `yaml:"drain_grace"`
-	Checks     []Check       `yaml:"checks"`
+	// Damping is the top-level block, each key the service sets
+	// overriding it.
+	Damping Damping `yaml:"damping"`
+	Checks  []Check `yaml:"checks"`
+}
+
+// Damping is flap damping (package damping): a decaying penalty added at
+// each withdrawal that failing checks cause, which holds the service at
+// last resort while it is at or above Suppress.
+type Damping struct {
+	Mode        string        `yaml:"mode"` // damping.ModeSuppress, ModeObserve or ModeOff
+	Penalty     int           `yaml:"penalty"`
+	HalfLife    time.Duration `yaml:"half_life"`
+	Suppress    int           `yaml:"suppress"`
+	Reuse       int           `yaml:"reuse"`
+	MaxSuppress time.Duration `yaml:"max_suppress"`
+}
+
+// Params are the block as package damping takes them.
+func (d Damping) Params() damping.Params {
+	return damping.Params{Mode: d.Mode, Penalty: float64(d.Penalty), HalfLife: d.HalfLife,
+		Suppress: float64(d.Suppress), Reuse: float64(d.Reuse), MaxSuppress: d.MaxSuppress}
 }
 
 // Check is one probe. Which keys apply depends on Type: checkTypes

@@ -59,11 +59,14 @@ func TestFullConfigKeepsEveryValueAndNormalises(t *testing.T) {
 		FRR: FRR{Vtysh: "/usr/bin/vtysh", Pathspace: "node1", Timeout: 3 * time.Second, Verify: false,
 			FleetInterval: 2 * time.Second, LastResortMetric: 60000},
 		ControlSocket: "/run/aw/control.sock", StateDir: "/var/lib/aw", MetricsListen: "",
+		Damping: Damping{Mode: "suppress", Penalty: 500, HalfLife: 10 * time.Minute, Suppress: 1500, Reuse: 750, MaxSuppress: time.Hour},
 		Services: []Service{{
 			Name:     "dns",
 			Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32"), netip.MustParsePrefix("2001:db8::53/128")},
 			Interval: time.Second, FastInterval: 200 * time.Millisecond, Timeout: 500 * time.Millisecond,
 			Rise: 3, Fall: 2, FailOpen: false, DrainGrace: 5 * time.Second,
+			// The keys it sets, the rest from the top-level block.
+			Damping: Damping{Mode: "observe", Penalty: 500, HalfLife: 2 * time.Minute, Suppress: 1500, Reuse: 750, MaxSuppress: 20 * time.Minute},
 			Checks: []Check{
 				{Type: "dns", Timeout: 500 * time.Millisecond, Server: "127.0.0.1:53", Query: "health.example.",
 					QType: "AAAA", Transport: "tcp", Rcode: "NXDOMAIN", AnswerContains: "198.51.100.99"},
@@ -94,6 +97,11 @@ func TestAbsentKeysTakeDefaults(t *testing.T) {
 	if web.Interval != time.Second || web.FastInterval != 200*time.Millisecond || web.Timeout != 500*time.Millisecond ||
 		web.Rise != 3 || web.Fall != 2 || !web.FailOpen || web.DrainGrace != 2*time.Second || web.Checks[0].Timeout != 500*time.Millisecond {
 		t.Errorf("service defaults: %+v", web)
+	}
+	// The defaults: one or two withdrawals never damp, three a few
+	// minutes apart do.
+	if want := (Damping{Mode: "suppress", Penalty: 1000, HalfLife: 5 * time.Minute, Suppress: 2000, Reuse: 1000, MaxSuppress: 30 * time.Minute}); c.Damping != want || web.Damping != want {
+		t.Errorf("damping defaults: top %+v, service %+v, want %+v", c.Damping, web.Damping, want)
 	}
 	// A service faster than the defaults gets them capped at its interval
 	// rather than an error about keys it never wrote.

@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/damping"
+)
 
 // Every default lives here, and anycast-watchdog.yaml(5) documents each
 // (TestManPageCoversConfig holds it to every key). A key that is absent from the YAML takes the value below; a key
@@ -37,6 +41,13 @@ const (
 	defaultFailOpen     = true
 	defaultDrainGrace   = 2 * time.Second
 
+	defaultDampingMode        = damping.ModeSuppress
+	defaultDampingPenalty     = 1000
+	defaultDampingHalfLife    = 5 * time.Minute
+	defaultDampingSuppress    = 2000
+	defaultDampingReuse       = 1000
+	defaultDampingMaxSuppress = 30 * time.Minute
+
 	defaultDNSQType     = "A"
 	defaultDNSTransport = "udp"
 	defaultDNSRcode     = "NOERROR"
@@ -61,6 +72,8 @@ func applyDefaults(c *Config, present func(path string) bool) {
 	setDefault(&c.ControlSocket, present("control_socket"), defaultControlSocket)
 	setDefault(&c.StateDir, present("state_dir"), defaultStateDir)
 	setDefault(&c.MetricsListen, present("metrics_listen"), defaultMetricsListen)
+	defaultDamping(&c.Damping, "damping", present, Damping{Mode: defaultDampingMode, Penalty: defaultDampingPenalty,
+		HalfLife: defaultDampingHalfLife, Suppress: defaultDampingSuppress, Reuse: defaultDampingReuse, MaxSuppress: defaultDampingMaxSuppress})
 
 	for i := range c.Services {
 		s := &c.Services[i]
@@ -72,6 +85,7 @@ func applyDefaults(c *Config, present func(path string) bool) {
 		setDefault(&s.Fall, present(p+".fall"), defaultFall)
 		setDefault(&s.FailOpen, present(p+".fail_open"), defaultFailOpen)
 		setDefault(&s.DrainGrace, present(p+".drain_grace"), defaultDrainGrace)
+		defaultDamping(&s.Damping, p+".damping", present, c.Damping)
 		for j := range s.Checks {
 			ch := &s.Checks[j]
 			cp := checkPath(i, j)
@@ -87,4 +101,16 @@ func setDefault[T any](v *T, present bool, def T) {
 	if !present {
 		*v = def
 	}
+}
+
+// defaultDamping fills each key of the damping block at path that the file
+// did not set from base: the defaults for the top-level block, the
+// top-level block for a service's.
+func defaultDamping(d *Damping, path string, present func(string) bool, base Damping) {
+	setDefault(&d.Mode, present(path+".mode"), base.Mode)
+	setDefault(&d.Penalty, present(path+".penalty"), base.Penalty)
+	setDefault(&d.HalfLife, present(path+".half_life"), base.HalfLife)
+	setDefault(&d.Suppress, present(path+".suppress"), base.Suppress)
+	setDefault(&d.Reuse, present(path+".reuse"), base.Reuse)
+	setDefault(&d.MaxSuppress, present(path+".max_suppress"), base.MaxSuppress)
 }

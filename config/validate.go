@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/anycast-watchdog/anycast-watchdog/damping"
 	"github.com/anycast-watchdog/anycast-watchdog/trust"
 )
 
@@ -83,6 +84,8 @@ func validate(r *report, c *Config, sys system) {
 		}
 	}
 
+	validateDamping(v, "damping", c.Damping, nil)
+
 	names := map[string]string{}
 	owners := map[netip.Addr]string{} // anycast address → "service "x" (path)"
 	for i := range c.Services {
@@ -114,6 +117,7 @@ func validate(r *report, c *Config, sys system) {
 			owners[pfx.Addr()] = fmt.Sprintf("service %q (%s)", s.Name, pp)
 		}
 		validateTiming(v, p, s)
+		validateDamping(v, p+".damping", s.Damping, v.present)
 		if len(s.Checks) == 0 {
 			v.fail(p+".checks", "at least one check is required")
 		}
@@ -151,6 +155,70 @@ func validateTiming(v *validator, p string, s *Service) {
 	atLeastOne(v, p+".fall", s.Fall)
 	if s.DrainGrace < 0 {
 		v.fail(p+".drain_grace", "%s is negative", s.DrainGrace)
+	}
+}
+
+// maxSuppressHalfLives bounds max_suppress in half-lives: the ceiling is
+// reuse × 2^(max_suppress/half_life), and beyond this it is no number a
+// penalty can usefully reach.
+const maxSuppressHalfLives = 64
+
+// validateDamping checks the damping block at path. A service's block
+// (inherits non-nil: whether the service's file set a key) is judged only
+// for what it sets itself, so that a problem of the top-level block it
+// inherits is reported once, there.
+func validateDamping(v *validator, path string, d Damping, inherits func(string) bool) {
+	own := func(keys ...string) bool {
+		if inherits == nil {
+			return true
+		}
+		for _, k := range keys {
+			if inherits(path + "." + k) {
+				return true
+			}
+		}
+		return false
+	}
+	// at names the first of keys the block sets itself, for a rule that
+	// relates two keys.
+	at := func(keys ...string) string {
+		for _, k := range keys {
+			if own(k) {
+				return path + "." + k
+			}
+		}
+		return path + "." + keys[0]
+	}
+	if own("mode") {
+		oneOf(v, path+".mode", d.Mode, damping.ModeSuppress, damping.ModeObserve, damping.ModeOff)
+	}
+	if own("penalty") && d.Penalty <= 0 {
+		v.fail(path+".penalty", "%d must be above zero", d.Penalty)
+	}
+	if own("suppress") && d.Suppress <= 0 {
+		v.fail(path+".suppress", "%d must be above zero", d.Suppress)
+	}
+	if own("reuse") && d.Reuse <= 0 {
+		v.fail(path+".reuse", "%d must be above zero", d.Reuse)
+	}
+	if own("half_life") {
+		positive(v, path+".half_life", d.HalfLife)
+	}
+	if d.Reuse > 0 && d.Suppress > 0 && d.Reuse >= d.Suppress && own("reuse", "suppress") {
+		v.fail(at("reuse", "suppress"), "reuse %d must be below suppress %d: a damped service is released below reuse", d.Reuse, d.Suppress)
+	}
+	if d.HalfLife <= 0 || d.Reuse <= 0 || !own("max_suppress", "half_life", "reuse", "suppress") {
+		return
+	}
+	halfLives := float64(d.MaxSuppress) / float64(d.HalfLife)
+	switch {
+	case d.MaxSuppress < d.HalfLife:
+		v.fail(at("max_suppress", "half_life"), "max_suppress %s must be at least half_life %s", d.MaxSuppress, d.HalfLife)
+	case halfLives > maxSuppressHalfLives:
+		v.fail(at("max_suppress", "half_life"), "max_suppress %s is more than %d half-lives (half_life %s)", d.MaxSuppress, maxSuppressHalfLives, d.HalfLife)
+	case d.Suppress > 0 && d.Params().Ceiling() < float64(d.Suppress):
+		v.fail(at("max_suppress", "suppress"), "the penalty's ceiling, reuse × 2^(max_suppress/half_life) = %.0f, is below suppress %d: "+
+			"the service could never be damped; raise max_suppress or lower suppress", d.Params().Ceiling(), d.Suppress)
 	}
 }
 

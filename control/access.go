@@ -8,8 +8,8 @@ import (
 	"strconv"
 )
 
-// Access says who may change the daemon's state (drain, undrain, check,
-// reload): root, the daemon's own user, and members of its group. Anyone who
+// Access says who may change the daemon's state (drain, undrain, undamp,
+// check, reload): root, the daemon's own user, and members of its group. Anyone who
 // can reach the socket may read status.
 type Access struct {
 	UID   int    // the daemon's user

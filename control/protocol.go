@@ -12,6 +12,7 @@ const (
 	CmdStatus  = "status"
 	CmdDrain   = "drain"
 	CmdUndrain = "undrain"
+	CmdUndamp  = "undamp"
 	CmdCheck   = "check"
 	CmdReload  = "reload"
 )
@@ -19,7 +20,7 @@ const (
 // Request is what a client sends.
 type Request struct {
 	Command  string   `json:"command"`
-	Services []string `json:"services,omitempty"` // drain/undrain/check; empty with All
+	Services []string `json:"services,omitempty"` // drain/undrain/undamp/check; empty with All
 	All      bool     `json:"all,omitempty"`
 	Reason   string   `json:"reason,omitempty"`
 	For      string   `json:"for,omitempty"`   // drain: a Go duration; empty: until undrained

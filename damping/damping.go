@@ -36,6 +36,10 @@ type Params struct {
 	MaxSuppress time.Duration
 }
 
+// Keeps says whether the mode keeps a penalty at all: suppress or observe.
+// Any other mode (off, or none given) keeps nothing.
+func (p Params) Keeps() bool { return p.Mode == ModeSuppress || p.Mode == ModeObserve }
+
 // Ceiling is the highest penalty: from it the penalty decays to Reuse in
 // exactly MaxSuppress.
 func (p Params) Ceiling() float64 {
@@ -43,11 +47,12 @@ func (p Params) Ceiling() float64 {
 }
 
 // State is one service's damping, as of At.
+// Its JSON form is what the daemon keeps in state_dir.
 type State struct {
-	Penalty     float64   // as of At
-	At          time.Time // when Penalty was last computed (zero: never)
-	Damped      bool      // the penalty crossed Suppress and has not decayed below Reuse
-	Withdrawals int       // counted since the penalty was last zero or cleared
+	Penalty     float64   `json:"penalty"`     // as of At
+	At          time.Time `json:"at"`          // when Penalty was last computed (zero: never)
+	Damped      bool      `json:"damped"`      // the penalty crossed Suppress and has not decayed below Reuse
+	Withdrawals int       `json:"withdrawals"` // counted since the penalty was last zero or cleared
 }
 
 // decayed is the penalty at now.

@@ -31,6 +31,7 @@ type Source interface {
 type Metrics struct {
 	Registry      *prometheus.Registry
 	transitions   *prometheus.CounterVec
+	withdrawals   *prometheus.CounterVec
 	checkDuration *prometheus.HistogramVec
 	checkFailures *prometheus.CounterVec
 	lateness      prometheus.Histogram
@@ -43,6 +44,9 @@ func New(version string) *Metrics {
 		Registry: prometheus.NewRegistry(),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "transitions_total",
 			Help: "State changes of a service, by the state entered."}, []string{"service", "to"}),
+		withdrawals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "withdrawals_total",
+			Help: "Withdrawals that failing checks caused (the service left normal advertisement), each adding to its damping penalty; drains, reloads and restarts are not counted."},
+			[]string{"service"}),
 		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "check_duration_seconds",
 			Help:    "How long each check took, passing or failing.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"service", "check"}),
@@ -56,7 +60,7 @@ func New(version string) *Metrics {
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 		Help: "Always 1; the labels say which build runs."}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
-	m.Registry.MustRegister(m.transitions, m.checkDuration, m.checkFailures, m.lateness, buildInfo,
+	m.Registry.MustRegister(m.transitions, m.withdrawals, m.checkDuration, m.checkFailures, m.lateness, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -76,6 +80,9 @@ func (m *Metrics) ObserveRound(r advertise.Round) {
 	if r.From != r.To {
 		m.transitions.WithLabelValues(r.Service, string(r.To)).Inc()
 	}
+	if r.Withdrawn {
+		m.withdrawals.WithLabelValues(r.Service).Inc()
+	}
 }
 
 // Handler serves the registry.
@@ -84,7 +91,7 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 var (
-	descState = prometheus.NewDesc(ns+"_service_state", "1 for the state the service is in (up, falling, rising, last_resort, down, draining, drained), 0 for the others.",
+	descState = prometheus.NewDesc(ns+"_service_state", "1 for the state the service is in (up, falling, rising, damped, last_resort, down, draining, drained), 0 for the others.",
 		[]string{"service", "state"}, nil)
 	descPresent = prometheus.NewDesc(ns+"_prefix_present", "1 when the anycast prefix is on the interface.",
 		[]string{"service", "prefix"}, nil)
@@ -92,6 +99,10 @@ var (
 		[]string{"service", "prefix", "advertised"}, nil)
 	descMismatches = prometheus.NewDesc(ns+"_frr_readback_mismatches_total", "Episodes where FRR's advertisement disagreed with the interface.",
 		[]string{"service", "prefix"}, nil)
+	descDampingPenalty = prometheus.NewDesc(ns+"_damping_penalty", "The service's flap-damping penalty now; damped at or above suppress until it decays below reuse. Absent when its damping mode is off.",
+		[]string{"service"}, nil)
+	descDamped = prometheus.NewDesc(ns+"_service_damped", "1 while the service's penalty damps it (in observe mode: would damp it, without holding it); absent when its damping mode is off.",
+		[]string{"service", "mode"}, nil)
 	descDrained = prometheus.NewDesc(ns+"_service_drained", "1 while an operator has drained the service.",
 		[]string{"service"}, nil)
 	descDrainExpiry = prometheus.NewDesc(ns+"_service_drain_expiry_timestamp_seconds", "When a timed drain ends (Unix time); absent for untimed drains.",
@@ -121,7 +132,7 @@ type stateCollector struct{ src Source }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descPresent, descAdvertised, descMismatches, descDrained, descBGPOriginated, descBGPPeers,
-		descDrainExpiry, descVtyshErrors, descFRRUp, descAdvertisers, descLastResortUp, descDoctor, descReloads, descReloadOK, descReloadTime} {
+		descDrainExpiry, descDampingPenalty, descDamped, descVtyshErrors, descFRRUp, descAdvertisers, descLastResortUp, descDoctor, descReloads, descReloadOK, descReloadTime} {
 		ch <- d
 	}
 }
@@ -139,6 +150,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descState, b2f(s.State == state), s.Name, string(state))
 		}
 		gauge(descDrained, b2f(s.State.Drained()), s.Name)
+		if d := s.Damping; d != nil {
+			gauge(descDampingPenalty, d.Penalty, s.Name)
+			gauge(descDamped, b2f(d.Damped), s.Name, d.Mode)
+		}
 		if s.Drain != nil && !s.Drain.Until.IsZero() {
 			gauge(descDrainExpiry, float64(s.Drain.Until.Unix()), s.Name)
 		}

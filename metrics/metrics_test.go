@@ -33,6 +33,7 @@ func TestRegistryContents(t *testing.T) {
 					{RouterID: "203.0.113.3", Metric: 65535, Class: status.ClassLastResort}},
 					BGP: &status.BGP{Originated: true, PeersAdvertised: 1, PeersEstablished: 2}},
 				{Prefix: "2001:db8::53/128", Present: true, Advertised: status.AdvertisedUnknown, Mismatches: 2, FleetError: "ospf6d is not running"}}},
+			{Name: "ntp", State: status.Damped, Damping: &status.Damping{Mode: "suppress", Penalty: 2950, Damped: true, Withdrawals: 3, Suppress: 2000, Reuse: 1000}},
 			{Name: "web", State: status.Drained, Drain: &status.Drain{Reason: "x", Until: until},
 				Prefixes: []status.Prefix{{Prefix: "203.0.113.80/32", Advertised: status.AdvertisedNo}}},
 		}}}
@@ -40,10 +41,12 @@ func TestRegistryContents(t *testing.T) {
 	m.Attach(src)
 	m.ObserveRound(advertise.Round{Service: "dns", Scheduled: time.Unix(0, 0), Started: time.Unix(0, 2e6), From: status.Up, To: status.Falling,
 		Results: []advertise.CheckResult{{Check: "tcp 127.0.0.1:53", Err: errors.New("x"), Latency: 3 * time.Millisecond}}})
+	m.ObserveRound(advertise.Round{Service: "ntp", From: status.Falling, To: status.Down, Withdrawn: true})
 
 	expected := `
-# HELP anycast_watchdog_service_state 1 for the state the service is in (up, falling, rising, last_resort, down, draining, drained), 0 for the others.
+# HELP anycast_watchdog_service_state 1 for the state the service is in (up, falling, rising, damped, last_resort, down, draining, drained), 0 for the others.
 # TYPE anycast_watchdog_service_state gauge
+anycast_watchdog_service_state{service="dns",state="damped"} 0
 anycast_watchdog_service_state{service="dns",state="down"} 0
 anycast_watchdog_service_state{service="dns",state="drained"} 0
 anycast_watchdog_service_state{service="dns",state="draining"} 0
@@ -51,6 +54,15 @@ anycast_watchdog_service_state{service="dns",state="falling"} 0
 anycast_watchdog_service_state{service="dns",state="last_resort"} 0
 anycast_watchdog_service_state{service="dns",state="rising"} 0
 anycast_watchdog_service_state{service="dns",state="up"} 1
+anycast_watchdog_service_state{service="ntp",state="damped"} 1
+anycast_watchdog_service_state{service="ntp",state="down"} 0
+anycast_watchdog_service_state{service="ntp",state="drained"} 0
+anycast_watchdog_service_state{service="ntp",state="draining"} 0
+anycast_watchdog_service_state{service="ntp",state="falling"} 0
+anycast_watchdog_service_state{service="ntp",state="last_resort"} 0
+anycast_watchdog_service_state{service="ntp",state="rising"} 0
+anycast_watchdog_service_state{service="ntp",state="up"} 0
+anycast_watchdog_service_state{service="web",state="damped"} 0
 anycast_watchdog_service_state{service="web",state="down"} 0
 anycast_watchdog_service_state{service="web",state="drained"} 1
 anycast_watchdog_service_state{service="web",state="draining"} 0
@@ -100,9 +112,19 @@ anycast_watchdog_config_last_reload_successful 0
 # HELP anycast_watchdog_config_last_load_timestamp_seconds When the running configuration was loaded (Unix time).
 # TYPE anycast_watchdog_config_last_load_timestamp_seconds gauge
 anycast_watchdog_config_last_load_timestamp_seconds 1.795e+09
+# HELP anycast_watchdog_damping_penalty The service's flap-damping penalty now; damped at or above suppress until it decays below reuse. Absent when its damping mode is off.
+# TYPE anycast_watchdog_damping_penalty gauge
+anycast_watchdog_damping_penalty{service="ntp"} 2950
+# HELP anycast_watchdog_service_damped 1 while the service's penalty damps it (in observe mode: would damp it, without holding it); absent when its damping mode is off.
+# TYPE anycast_watchdog_service_damped gauge
+anycast_watchdog_service_damped{mode="suppress",service="ntp"} 1
+# HELP anycast_watchdog_withdrawals_total Withdrawals that failing checks caused (the service left normal advertisement), each adding to its damping penalty; drains, reloads and restarts are not counted.
+# TYPE anycast_watchdog_withdrawals_total counter
+anycast_watchdog_withdrawals_total{service="ntp"} 1
 # HELP anycast_watchdog_transitions_total State changes of a service, by the state entered.
 # TYPE anycast_watchdog_transitions_total counter
 anycast_watchdog_transitions_total{service="dns",to="falling"} 1
+anycast_watchdog_transitions_total{service="ntp",to="down"} 1
 # HELP anycast_watchdog_check_failures_total Failed checks, by reason (timeout, refused, rcode, answer, status, body, exit, unreachable, starved, error).
 # TYPE anycast_watchdog_check_failures_total counter
 anycast_watchdog_check_failures_total{check="tcp 127.0.0.1:53",reason="error",service="dns"} 1
@@ -120,6 +142,7 @@ anycast_watchdog_build_info{goversion="` + runtime.Version() + `",version="0.1.0
 	names := []string{"anycast_watchdog_service_state", "anycast_watchdog_prefix_advertisers", "anycast_watchdog_last_resort_up", "anycast_watchdog_prefix_advertised", "anycast_watchdog_frr_readback_mismatches_total",
 		"anycast_watchdog_service_drain_expiry_timestamp_seconds", "anycast_watchdog_frr_vtysh_errors_total", "anycast_watchdog_config_reloads_total",
 		"anycast_watchdog_config_last_reload_successful", "anycast_watchdog_config_last_load_timestamp_seconds", "anycast_watchdog_transitions_total", "anycast_watchdog_check_failures_total",
+		"anycast_watchdog_damping_penalty", "anycast_watchdog_service_damped", "anycast_watchdog_withdrawals_total",
 		"anycast_watchdog_prefix_bgp_originated", "anycast_watchdog_prefix_bgp_peers", "anycast_watchdog_build_info"}
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(expected), names...); err != nil {
 		t.Error(err)

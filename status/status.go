@@ -17,12 +17,15 @@ import (
 type State string
 
 // The states of a service. Up, Falling, Rising and Down are the hysteresis's;
-// LastResort is Down while a prefix is held at last resort; Draining and
-// Drained override them while an operator has drained the service.
+// Damped is Up or Falling while flap damping holds the service back from
+// normal metric; LastResort is Down while a prefix is held at last resort;
+// Draining and Drained override them while an operator has drained the
+// service.
 const (
 	Up         State = "up"          // advertised
 	Falling    State = "falling"     // advertised, failing, not yet fall failures in a row
 	Rising     State = "rising"      // not advertised at normal metric, passing, not yet rise passes in a row
+	Damped     State = "damped"      // passing, but flapping: held at last resort (absent without one) until its penalty decays
 	LastResort State = "last_resort" // down, but a prefix is held at last-resort metric: no other router advertises it at normal metric
 	Down       State = "down"        // withdrawn
 	Draining   State = "draining"    // drained; prefixes at last resort until drain_grace has passed
@@ -30,7 +33,9 @@ const (
 )
 
 // States lists every state, in the order a summary names them.
-func States() []State { return []State{Up, Falling, Rising, LastResort, Down, Draining, Drained} }
+func States() []State {
+	return []State{Up, Falling, Rising, Damped, LastResort, Down, Draining, Drained}
+}
 
 func (s State) String() string { return string(s) }
 
@@ -136,6 +141,22 @@ type Service struct {
 	Fall     int       `json:"fall"`
 	Prefixes []Prefix  `json:"prefixes"`
 	Checks   []Check   `json:"checks"` // of the last round
+	// Damping is the service's flap damping; absent when its mode is off.
+	Damping *Damping `json:"damping,omitempty"`
+}
+
+// Damping is a service's flap-damping penalty (package damping) as of
+// the status request.
+type Damping struct {
+	Mode    string  `json:"mode"` // suppress or observe
+	Penalty float64 `json:"penalty"`
+	// Damped: the penalty reached suppress and has not decayed below
+	// reuse; in observe mode the service would be damped, and is not held.
+	Damped      bool      `json:"damped"`
+	ReleaseAt   time.Time `json:"release_at,omitzero"` // when a damped service is released if it withdraws no more
+	Withdrawals int       `json:"withdrawals"`         // counted since the penalty was last zero
+	Suppress    float64   `json:"suppress"`
+	Reuse       float64   `json:"reuse"`
 }
 
 // Drain takes a service out of rotation whatever its checks say, until it
@@ -237,7 +258,7 @@ func Summary(services []Service) string {
 		counts[s.State]++
 		switch {
 		case s.State == Up:
-		case s.State.Drained():
+		case s.State.Drained(), s.State == Damped:
 			why = append(why, s.Name+": "+s.State.String())
 		default:
 			why = append(why, s.Name+": "+shortReason(s))

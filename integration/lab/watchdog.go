@@ -30,6 +30,10 @@ type WatchdogConfig struct {
 	// drain_grace; zero leaves the daemon's defaults (5s, 2s).
 	FleetInterval time.Duration
 	DrainGrace    time.Duration
+	// Damping is the top-level damping block as YAML flow, e.g. "{mode:
+	// off}" or "{half_life: 20s, max_suppress: 60s}"; empty leaves the
+	// daemon's defaults.
+	Damping string
 	// Services is YAML for more services, appended to the list as written
 	// (each item indented by two spaces, like the dns service).
 	Services string
@@ -58,7 +62,11 @@ func (c WatchdogConfig) Write(path string) error {
 	if c.DrainGrace == 0 {
 		c.DrainGrace = 2 * time.Second
 	}
-	return os.WriteFile(path, []byte(fmt.Sprintf(`interface: lo
+	damping := ""
+	if c.Damping != "" {
+		damping = "damping: " + c.Damping + "\n"
+	}
+	return os.WriteFile(path, []byte(damping+fmt.Sprintf(`interface: lo
 ip: %s
 on_exit: %s
 log_level: %s
