@@ -49,7 +49,10 @@ func main() {
 		os.Exit(2)
 	}
 	o := lab.AnycastOptions{Interval: *interval, FastInterval: *fast, Rise: *rise, Fall: *fall, MinArrival0: *minArrival0,
-		LastResort: *lastResort, SPFHold: *spfHold, BGP: *protocol == "bgp"}
+		LastResort: *lastResort, SPFHold: *spfHold, BGP: *protocol == "bgp",
+		// Its trials fail the same node again and again: the default
+		// flap damping would hold it at last resort from the third on.
+		Damping: "{mode: off}"}
 	if *trial != "break" && *trial != "drain" {
 		fmt.Fprintln(os.Stderr, "failover: -trial is break or drain")
 		os.Exit(2)

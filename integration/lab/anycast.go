@@ -41,6 +41,9 @@ type AnycastOptions struct {
 	// the nodes share AS 64512 and peer iBGP with each other, each with
 	// docs/bgp.md's recipe. One router only; it implies LastResort.
 	BGP bool
+	// Damping is every node's damping block (WatchdogConfig.Damping); ""
+	// leaves the daemon's defaults.
+	Damping string
 }
 
 // LastResortDev is the nodes' last-resort interface, the daemon's default.
@@ -270,7 +273,7 @@ func (n *Node) StartDNS() error {
 func (n *Node) WatchdogConfig() WatchdogConfig {
 	o := n.lab.Opts
 	return WatchdogConfig{OnExit: "keep", Pathspace: n.NS.Name, Verify: true, Dir: n.lab.Dir, Name: n.NS.Name,
-		Interval: o.Interval, FastInterval: o.FastInterval, Rise: o.Rise, Fall: o.Fall}
+		Interval: o.Interval, FastInterval: o.FastInterval, Rise: o.Rise, Fall: o.Fall, Damping: o.Damping}
 }
 
 // WriteConfig writes the standard configuration with on_exit set.
