@@ -61,6 +61,12 @@ func (l *serviceLoop) logDamping(st damping.State, p damping.Params) *logrus.Ent
 	return l.log.WithFields(f)
 }
 
+// releasedReason is the reason of a service released from damping. (The
+// only other way whether it is held changes without a withdrawal, a reload
+// that sets a damped service's mode to suppress, is judged when the new
+// loop is adopted, and status's reason then says it is damped.)
+const releasedReason = "released from damping: its penalty decayed below reuse"
+
 // releaseIn is how long until the service's penalty is due to release it
 // (damped, in either mode); ok is false when it is not damped. Call with mu
 // held.
@@ -83,7 +89,7 @@ func (l *serviceLoop) release(ctx context.Context) {
 	prev := l.wish()
 	var gen uint64
 	if l.judgeDamping() && prev != l.wish() {
-		l.since, l.reason = l.clock.Wall(), "released from damping: its penalty decayed below reuse"
+		l.since, l.reason = l.clock.Wall(), releasedReason
 		gen = l.addrs.set(l.cfg.Prefixes, l.wish(), l.reason)
 	}
 	l.mu.Unlock()

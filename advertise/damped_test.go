@@ -31,6 +31,21 @@ func startDamped(t *testing.T, d config.Damping, stateDir string) *failOpenWorld
 	return w
 }
 
+// dampingMode is shortDamping in another mode.
+func dampingMode(mode string) config.Damping {
+	d := shortDamping
+	d.Mode = mode
+	return d
+}
+
+// flaps flaps the service n times.
+func (w *failOpenWorld) flaps(n int) {
+	w.t.Helper()
+	for range n {
+		w.flap()
+	}
+}
+
 // flap fails the service until it is withdrawn, then lets it pass until it
 // is back (up, or damped).
 func (w *failOpenWorld) flap() {
@@ -93,9 +108,7 @@ func TestFlappingServiceIsHeldAtLastResortAndReleased(t *testing.T) {
 func TestDampedServiceThatFailsIsWithdrawn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := startDamped(t, shortDamping, t.TempDir())
-		for range 3 {
-			w.flap()
-		}
+		w.flaps(3)
 		before := w.service("dns").Damping.Penalty
 		w.checks["dns"].healthy.Store(false)
 		w.until("withdrawn from last resort", func() bool { return w.where() == "absent" })
@@ -108,9 +121,7 @@ func TestDampedServiceThatFailsIsWithdrawn(t *testing.T) {
 func TestUndampReleasesAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := startDamped(t, shortDamping, t.TempDir())
-		for range 3 {
-			w.flap()
-		}
+		w.flaps(3)
 		done, err := w.sup.Undamp(context.Background(), []string{"dns"}, "uid 0")
 		if err != nil || len(done) != 1 {
 			t.Fatalf("Undamp: %v, %v", done, err)
@@ -135,9 +146,7 @@ func TestDampingSurvivesARestart(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		w := startDamped(t, shortDamping, dir)
-		for range 3 {
-			w.flap()
-		}
+		w.flaps(3)
 		w.sup.Stop(context.Background(), config.OnExitKeep)
 	})
 	if data, err := os.ReadFile(filepath.Join(dir, dampingFile)); err != nil || !strings.Contains(string(data), `"damped": true`) {
@@ -156,12 +165,8 @@ func TestDampingSurvivesARestart(t *testing.T) {
 
 func TestObserveModeNeverHolds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		d := shortDamping
-		d.Mode = damping.ModeObserve
-		w := startDamped(t, d, t.TempDir())
-		for range 3 {
-			w.flap()
-		}
+		w := startDamped(t, dampingMode(damping.ModeObserve), t.TempDir())
+		w.flaps(3)
 		st := w.service("dns")
 		if st.State != status.Up || w.where() != "lo" || !st.Damping.Damped || st.Damping.Mode != "observe" {
 			t.Errorf("observe: %s on %s, damping %+v", st.State, w.where(), st.Damping)
@@ -181,21 +186,15 @@ func TestDampedWithoutLastResortAndModeOff(t *testing.T) {
 		c := cfgOf(service("dns", "192.0.2.53/32"))
 		c.Services[0].Damping = shortDamping
 		w.world.start(c)
-		for range 3 {
-			w.flap()
-		}
+		w.flaps(3)
 		st := w.service("dns")
 		if st.State != status.Damped || w.iface.has("192.0.2.53/32") || !strings.Contains(st.Reason, "withdrawn (no last-resort interface") {
 			t.Errorf("damped without a last-resort interface: %s, present %v, %q", st.State, w.iface.has("192.0.2.53/32"), st.Reason)
 		}
 	})
 	synctest.Test(t, func(t *testing.T) {
-		d := shortDamping
-		d.Mode = damping.ModeOff
-		w := startDamped(t, d, t.TempDir())
-		for range 4 {
-			w.flap()
-		}
+		w := startDamped(t, dampingMode(damping.ModeOff), t.TempDir())
+		w.flaps(4)
 		if st := w.service("dns"); st.State != status.Up || st.Damping != nil {
 			t.Errorf("mode off: %s, damping %+v", st.State, st.Damping)
 		}
@@ -226,6 +225,42 @@ func TestDrainsAndReloadsAddNoPenalty(t *testing.T) {
 		w.settle()
 		if st := w.service("dns"); st.Damping.Withdrawals != 1 || st.Damping.Damped {
 			t.Errorf("after three drains and a reload: damping %+v, want the one withdrawal", st.Damping)
+		}
+	})
+}
+
+// A reload keeps the penalty and applies new parameters from then on:
+// observe to suppress holds a service that would be damped; a higher reuse
+// releases it at once; mode off forgets it.
+func TestReloadAppliesNewDampingParameters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := startDamped(t, dampingMode(damping.ModeObserve), t.TempDir())
+		w.flaps(3)
+		reload := func(d config.Damping) {
+			t.Helper()
+			c := cfgOf(service("dns", "192.0.2.53/32"))
+			c.Services[0].Damping = d
+			c.FRR.Verify = true
+			if err := w.reload(withChecks(c)); err != nil {
+				t.Fatal(err)
+			}
+			w.until("a round after the reload", func() bool { return w.service("dns").Damping == nil || w.service("dns").Damping.Mode == d.Mode })
+			w.nextRound()
+			w.settle()
+		}
+		reload(shortDamping)
+		if st := w.service("dns"); st.State != status.Damped || w.where() != "last resort" || !strings.Contains(st.Reason, "damped: penalty") {
+			t.Errorf("observe → suppress: %s on %s, %q", st.State, w.where(), st.Reason)
+		}
+		higher := shortDamping
+		higher.Reuse, higher.Suppress = 3500, 4000
+		reload(higher)
+		if st := w.service("dns"); st.State != status.Up || w.where() != "lo" || st.Damping.Withdrawals != 3 || st.Damping.Damped {
+			t.Errorf("reuse above the penalty: %s on %s, damping %+v", st.State, w.where(), st.Damping)
+		}
+		reload(dampingMode(damping.ModeOff))
+		if st := w.service("dns"); st.Damping != nil {
+			t.Errorf("mode off keeps %+v", st.Damping)
 		}
 	})
 }

@@ -77,7 +77,7 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 	if withdrawn {
 		l.withdrawn()
 	} else if l.judgeDamping() && from == to {
-		l.since, l.reason = l.clock.Wall(), "released from damping: its penalty decayed below reuse"
+		l.since, l.reason = l.clock.Wall(), releasedReason
 	}
 	if prev != l.wish() {
 		why := l.reason
@@ -115,7 +115,7 @@ func (l *serviceLoop) judgeAgain() uint64 {
 	if !l.judgeDamping() || prev == l.wish() {
 		return 0
 	}
-	l.since, l.reason = l.clock.Wall(), "released from damping: its penalty decayed below reuse"
+	l.since, l.reason = l.clock.Wall(), releasedReason
 	return l.addrs.set(l.cfg.Prefixes, l.wish(), l.reason)
 }
 
