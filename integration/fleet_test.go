@@ -501,28 +501,18 @@ func (f *fleet) allFail(t *testing.T) {
 }
 
 // flapping freezes and thaws the DNS servers of four nodes (1 s each) for
-// 60 s, with the default flap damping (turned on by a reload): each router
-// changes its route toward a flapping node twice for each of its first two
-// withdrawals and never again (it is damped, held at last resort, after
-// the third), the healthy nodes never leave the ECMP set,
-// AnycastServiceFlapping fires for exactly the four (its watchdog still
-// counts every down and up), and undamp brings them back.
+// 60 s, twice in one sitting: first with damping off, as the lab runs, then
+// with the default flap damping (turned on by a reload). Without damping
+// each router changes its route toward a flapping node at most twice per
+// down-and-up its watchdog counted (the hysteresis is the only source of
+// changes); with it, out and back for each of the first two withdrawals,
+// out at the third and never again (it is damped, held at last resort),
+// and undamp brings it back. The healthy nodes never leave the ECMP set,
+// and AnycastServiceFlapping fires for exactly the four (their watchdogs
+// count every down and up either way).
 func (f *fleet) flapping(t *testing.T) {
-	const period, duration = 2 * time.Second, 60 * time.Second
 	flappers := f.pick(4)
 	steady := f.others(flappers)
-	for _, n := range flappers {
-		if err := fleetConfig(n, "").Write(n.Config); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := cli(t, n, "reload"); err != nil {
-			t.Fatalf("reload node %d with the default damping: %v: %s", n.Index, err, out)
-		}
-	}
-	downsBefore := map[int]float64{}
-	for _, n := range flappers {
-		downsBefore[n.Index] = metricAt(t, n, n.Loopback()+":"+fleetMetrics, "anycast_watchdog_transitions_total", `service="dns"`, `to="down"`)
-	}
 	// The flapping alert counts up and down transitions over 15 minutes,
 	// longer than this lab has lived: a node that changed state more than 6
 	// times in the earlier patterns may fire too, and no other node may.
@@ -533,6 +523,58 @@ func (f *fleet) flapping(t *testing.T) {
 		if up+down > 6 {
 			mayFire = append(mayFire, instance(n))
 		}
+	}
+	start := time.Now()
+	off := f.flapFor(t, flappers, steady, false)
+	for _, n := range flappers {
+		if err := fleetConfig(n, "").Write(n.Config); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := cli(t, n, "reload"); err != nil {
+			t.Fatalf("reload node %d with the default damping: %v: %s", n.Index, err, out)
+		}
+	}
+	on := f.flapFor(t, flappers, steady, true)
+	t.Logf("per minute of 4 nodes flapping, damping off → default: %.0f → %.0f withdrawals, %.0f → %.0f router-LSAs, %.0f → %.0f SPF runs at each router, "+
+		"%.0f → %.0f route changes toward each flapper at each router (IPv4), ospfd at the routers %.1f → %.1f %% of a core",
+		off.withdrawals, on.withdrawals, off.lsas, on.lsas, off.routerSPF, on.routerSPF, off.changesPerFlapper, on.changesPerFlapper, off.ospfdCPU, on.ospfdCPU)
+
+	alerts, _ := f.waitAlerts(t, start, time.Since(start)+30*time.Second, "AnycastServiceFlapping firing for the four", func(as []lab.Alert) bool {
+		firing := alertSet(as, "AnycastServiceFlapping", "firing", "instance")
+		for _, i := range instances(flappers) {
+			if !slices.Contains(firing, i) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, i := range alertSet(alerts, "AnycastServiceFlapping", "", "instance") {
+		if !slices.Contains(mayFire, i) {
+			t.Errorf("AnycastServiceFlapping fires for %s, which neither flapped nor changed state more than 6 times before", i)
+		}
+	}
+	for _, a := range alerts {
+		if a.Name() == "AnycastServiceFlapping" {
+			t.Logf("AnycastServiceFlapping on %s active since %s after the flapping began (earlier patterns' transitions count too)", a.Labels["instance"], a.ActiveAt.Sub(start).Round(100*time.Millisecond))
+		}
+	}
+	t.Logf("other alerts resolved %s after the flapping (AnycastServiceFlapping stays for its 15-minute window)", f.quiet(t, 30*time.Second, "others resolve").Round(100*time.Millisecond))
+}
+
+// flapFigures are one flapping run's costs, per minute.
+type flapFigures struct {
+	withdrawals, lsas, routerSPF, changesPerFlapper, ospfdCPU float64
+}
+
+// flapFor flaps the four for 60 s, out of phase, checks the routers'
+// changes toward them (damped says whether the default damping is on) and
+// returns what it cost; every node is back in the routers' sets after it.
+func (f *fleet) flapFor(t *testing.T, flappers, steady []*lab.Node, damped bool) flapFigures {
+	const period, duration = 2 * time.Second, 60 * time.Second
+	mode := map[bool]string{false: "damping off", true: "default damping"}[damped]
+	downsBefore := map[int]float64{}
+	for _, n := range flappers {
+		downsBefore[n.Index] = metricAt(t, n, n.Loopback()+":"+fleetMetrics, "anycast_watchdog_transitions_total", `service="dns"`, `to="down"`)
 	}
 	before := f.ospfCounters(t)
 	cpuBefore := f.routerCPU()
@@ -555,30 +597,40 @@ func (f *fleet) flapping(t *testing.T) {
 	elapsed := time.Since(start)
 	cpuAfter := f.routerCPU()
 	after := f.ospfCounters(t)
-	for _, n := range flappers {
-		st := waitStatus(t, n, 5*time.Second, fmt.Sprintf("node %d damped", n.Index), func(st status.Document) bool {
-			return serviceNamed(st, "dns").State == status.Damped
-		})
-		d := serviceNamed(st, "dns").Damping
-		t.Logf("node %d after the flapping: damped, penalty %.0f after %d withdrawals, released at %s (in %s) unless undamped",
-			n.Index, d.Penalty, d.Withdrawals, d.ReleaseAt.Format(time.TimeOnly), time.Until(d.ReleaseAt).Round(time.Second))
-		if out, err := cli(t, n, "undamp", "dns"); err != nil {
-			t.Fatalf("undamp node %d: %v: %s", n.Index, err, out)
+	if damped {
+		for _, n := range flappers {
+			st := waitStatus(t, n, 5*time.Second, fmt.Sprintf("node %d damped", n.Index), func(st status.Document) bool {
+				return serviceNamed(st, "dns").State == status.Damped
+			})
+			d := serviceNamed(st, "dns").Damping
+			t.Logf("node %d after the flapping: damped, penalty %.0f after %d withdrawals, released at %s (in %s) unless undamped",
+				n.Index, d.Penalty, d.Withdrawals, d.ReleaseAt.Format(time.TimeOnly), time.Until(d.ReleaseAt).Round(time.Second))
+			if out, err := cli(t, n, "undamp", "dns"); err != nil {
+				t.Fatalf("undamp node %d: %v: %s", n.Index, err, out)
+			}
 		}
 	}
-	f.wait(t, time.Now(), f.devs(f.a.Nodes), 10*time.Second, "every node back after undamp")
+	f.wait(t, time.Now(), f.devs(f.a.Nodes), 10*time.Second, "every node back after the flapping ("+mode+")")
 
 	// The route changes while they flapped: the undamps come after.
 	changes := slices.DeleteFunc(f.routes.Changes(start), func(c lab.RouteChange) bool { return c.At.After(start.Add(elapsed)) })
-	totalDowns := 0.0
+	totalDowns, v4Changes := 0.0, 0
 	for _, n := range flappers {
 		downs := metricAt(t, n, n.Loopback()+":"+fleetMetrics, "anycast_watchdog_transitions_total", `service="dns"`, `to="down"`) - downsBefore[n.Index]
 		totalDowns += downs
 		for ri, r := range f.a.Routers {
 			for _, p := range []netip.Prefix{lab.AnycastV4, lab.AnycastV6} {
 				count := toggles(changes, ri, p, n.RouterDev, f.devs(steady))
-				if count > 4 {
-					t.Errorf("%s changed its %s route toward flapping node %d %d times; its watchdog went down %v times: damped after the third, it must change at most 4 times",
+				if p == lab.AnycastV4 {
+					v4Changes += count
+				}
+				switch {
+				case !damped && float64(count) > 2*downs:
+					t.Errorf("%s changed its %s route toward flapping node %d %d times; its watchdog went down %v times (at most 2 changes each)", r.Name, p, n.Index, count, downs)
+				case damped && count > 5:
+					// Out and back for each of the first two withdrawals,
+					// out at the third, and no more.
+					t.Errorf("%s changed its %s route toward flapping node %d %d times; its watchdog went down %v times: damped at the third, it must change at most 5 times",
 						r.Name, p, n.Index, count, downs)
 				}
 			}
@@ -601,34 +653,21 @@ func (f *fleet) flapping(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("4 nodes (%s) flapping %s (period %s), default damping: %v withdrawals in all, %d route changes at the routers (2 routers × 2 prefixes) up to the undamps; the 12 steady nodes never left the IPv4 ECMP set (%d samples)",
-		names(flappers), elapsed.Round(time.Second), period, totalDowns, len(changes), f.routes.Samples())
-	f.logOSPF(t, fmt.Sprintf("the flapping (%v withdrawals and as many returns)", totalDowns), before, after, flappers)
+	t.Logf("4 nodes (%s) flapping %s (period %s), %s: %v withdrawals in all, %d route changes at the routers (2 routers × 2 prefixes); the 12 steady nodes never left the IPv4 ECMP set (%d samples)",
+		names(flappers), elapsed.Round(time.Second), period, mode, totalDowns, len(changes), f.routes.Samples())
+	f.logOSPF(t, fmt.Sprintf("the flapping, %s (%v withdrawals)", mode, totalDowns), before, after, flappers)
+	perMinute := func(x float64) float64 { return x * time.Minute.Seconds() / elapsed.Seconds() }
+	fig := flapFigures{withdrawals: perMinute(totalDowns), changesPerFlapper: perMinute(float64(v4Changes) / float64(len(flappers)*len(f.a.Routers)))}
+	for _, n := range flappers {
+		fig.lsas += perMinute(float64(after[n.NS.Name].seq - before[n.NS.Name].seq))
+	}
 	for i, r := range f.a.Routers {
 		pct := func(d int) float64 { return float64(d) / 100 / elapsed.Seconds() * 100 } // ticks are 10 ms
-		t.Logf("%s CPU during the flapping: ospfd %.1f%%, ospf6d %.1f%% of a core", r.Name, pct(cpuAfter[i][0]-cpuBefore[i][0]), pct(cpuAfter[i][1]-cpuBefore[i][1]))
+		t.Logf("%s CPU during the flapping (%s): ospfd %.1f%%, ospf6d %.1f%% of a core", r.Name, mode, pct(cpuAfter[i][0]-cpuBefore[i][0]), pct(cpuAfter[i][1]-cpuBefore[i][1]))
+		fig.routerSPF += perMinute(float64(after[r.Name].spf-before[r.Name].spf)) / float64(len(f.a.Routers))
+		fig.ospfdCPU += pct(cpuAfter[i][0]-cpuBefore[i][0]) / float64(len(f.a.Routers))
 	}
-
-	alerts, _ := f.waitAlerts(t, start, duration+30*time.Second, "AnycastServiceFlapping firing for the four", func(as []lab.Alert) bool {
-		firing := alertSet(as, "AnycastServiceFlapping", "firing", "instance")
-		for _, i := range instances(flappers) {
-			if !slices.Contains(firing, i) {
-				return false
-			}
-		}
-		return true
-	})
-	for _, i := range alertSet(alerts, "AnycastServiceFlapping", "", "instance") {
-		if !slices.Contains(mayFire, i) {
-			t.Errorf("AnycastServiceFlapping fires for %s, which neither flapped nor changed state more than 6 times before", i)
-		}
-	}
-	for _, a := range alerts {
-		if a.Name() == "AnycastServiceFlapping" {
-			t.Logf("AnycastServiceFlapping on %s active since %s after the flapping began (earlier patterns' transitions count too)", a.Labels["instance"], a.ActiveAt.Sub(start).Round(100*time.Millisecond))
-		}
-	}
-	t.Logf("other alerts resolved %s after the flapping (AnycastServiceFlapping stays for its 15-minute window)", f.quiet(t, 30*time.Second, "others resolve").Round(100*time.Millisecond))
+	return fig
 }
 
 // toggles counts the changes of router ri's route to p in which dev came
