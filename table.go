@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strconv"
@@ -91,14 +92,14 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Prefix, s.Name, yes(p.Wanted), on, p.Advertised, fleet(p), p.Mismatches, printable(note))
 		}
 	}
-	fmt.Fprintln(tw, "\nSERVICE\tCHECK\tRESULT\tLATENCY\tIN A ROW\tERROR")
+	fmt.Fprintln(tw, "\nSERVICE\tCHECK\tON FAIL\tRESULT\tLATENCY\tIN A ROW\tERROR")
 	for _, s := range st.Services {
 		for _, c := range s.Checks {
 			result, msg := "pass", ""
 			if !c.OK {
 				result, msg = "FAIL", c.Reason+": "+c.Error
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, printable(c.Check), result, c.Latency(), c.Consecutive, printable(msg))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, printable(c.Check), cmp.Or(c.OnFail, "withdraw"), result, c.Latency(), c.Consecutive, printable(msg))
 		}
 	}
 	return tw.Flush()

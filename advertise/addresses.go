@@ -77,6 +77,7 @@ type prefixState struct {
 	grace    time.Duration
 	intent   Intent
 	damped   bool      // IntentAdvertise held back from normal metric (wish.Damped)
+	degraded bool      // IntentAdvertise with its degrade checks fallen (wish.Degraded)
 	since    time.Time // when intent last changed: a drain's grace runs from it
 	reason   string    // why intent was last set
 	release  bool      // stop managing once it is absent (tried once)
@@ -155,7 +156,7 @@ func (m *addressManager) manage(s managed, primary, lastResort ifaddr.Link) {
 	now := m.clock.Now()
 	for _, p := range s.prefixes {
 		st := &prefixState{service: s.service, failOpen: s.failOpen, grace: s.grace,
-			intent: s.wish.Intent, damped: s.wish.Damped, since: now, reason: s.reason,
+			intent: s.wish.Intent, damped: s.wish.Damped, degraded: s.wish.Degraded, since: now, reason: s.reason,
 			onPrimary: primary.Has(p), onLastResort: lastResort.Has(p), movedAt: now}
 		st.target = st.location() // until the worker decides
 		m.prefixes[p] = st
@@ -184,7 +185,7 @@ func (m *addressManager) record(prefixes []netip.Prefix, w wish, reason string, 
 			if st.intent != w.Intent {
 				st.since = now
 			}
-			st.intent, st.damped, st.reason, st.release = w.Intent, w.Damped, reason, release
+			st.intent, st.damped, st.degraded, st.reason, st.release = w.Intent, w.Damped, w.Degraded, reason, release
 		}
 	}
 	return m.next()

@@ -33,7 +33,7 @@ func (m *addressManager) step() {
 
 		m.mu.Lock()
 		now := m.clock.Now()
-		d := decision{Intent: st.intent, Damped: st.damped, FailOpen: st.failOpen, LastResort: m.lastResort != nil, At: st.location(),
+		d := decision{Intent: st.intent, Damped: st.damped, Degraded: st.degraded, FailOpen: st.failOpen, LastResort: m.lastResort != nil, At: st.location(),
 			Fleet: sight, GraceOver: !now.Before(st.since.Add(st.grace))}
 		if st.release {
 			d = decision{Intent: IntentWithdraw, At: st.location()} // straight off: the service is gone
@@ -76,8 +76,10 @@ type change struct {
 // placementReason says why a prefix goes to target, for the log.
 func placementReason(d decision, target Location, sight fleetSight, reason string) string {
 	switch {
-	case target == OnLastResort && d.Intent == IntentAdvertise:
+	case target == OnLastResort && d.Intent == IntentAdvertise && d.Damped:
 		return reason + "; damped: held at last resort until released"
+	case target == OnLastResort && d.Intent == IntentAdvertise:
+		return reason + "; degraded: at last resort, every node at normal metric preferred"
 	case target == Absent && d.Intent == IntentAdvertise:
 		return reason + "; damped, and nothing to hold it at (no last-resort interface, or fail_open false): withdrawn until released"
 	case target == OnLastResort && d.Intent == IntentDrain:

@@ -17,11 +17,12 @@ import (
 // metric (wish.Damped), and it is released when the penalty has decayed,
 // at the time the loop's schedule wakes it for (releaseIn).
 
-// withdrawn counts a withdrawal that failing checks caused, and logs the
-// service damped when it is. Call with mu held.
-func (l *serviceLoop) withdrawn() {
+// withdrawn counts a withdrawal that failing checks caused (weight 1; a
+// move into degraded weighs 0.5), and logs the service damped when it is.
+// Call with mu held.
+func (l *serviceLoop) withdrawn(weight float64) {
 	p := l.cfg.Damping.Params()
-	before, after := l.penalties.withdrawn(l.cfg.Name, p, l.clock.Wall(), 1)
+	before, after := l.penalties.withdrawn(l.cfg.Name, p, l.clock.Wall(), weight)
 	l.held = after.Holds(p)
 	if after.Damped && !before.Damped {
 		l.logDamping(after, p).Warn(dampedMessage(p))

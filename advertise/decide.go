@@ -31,10 +31,12 @@ const (
 )
 
 // wish is what a service asks of its prefixes: its intent and, for
-// IntentAdvertise, whether flap damping holds it back from normal metric.
+// IntentAdvertise, whether flap damping holds it back from normal metric
+// and whether its degrade checks have fallen.
 type wish struct {
-	Intent Intent
-	Damped bool
+	Intent   Intent
+	Damped   bool
+	Degraded bool
 }
 
 // fleetSettle is how long after this node moved a prefix the link-state
@@ -56,6 +58,7 @@ type fleetSight struct {
 type decision struct {
 	Intent     Intent
 	Damped     bool // IntentAdvertise, but flap damping holds the service back from normal metric
+	Degraded   bool // IntentAdvertise, but its degrade checks have fallen: let every other node go first
 	FailOpen   bool // the service's fail_open
 	LastResort bool // the last-resort interface can be used
 	At         Location
@@ -72,6 +75,10 @@ type decision struct {
 //     preferred), whatever the fleet, so that damping never takes an
 //     address off the network; absent without a last-resort interface or
 //     with fail_open false;
+//   - advertise while degraded (and not damped): at last resort, whatever
+//     the fleet and fail_open; on the primary interface without a
+//     last-resort interface (degrading is then unavailable: a node that
+//     serves is never taken off for a degrade check);
 //   - drain: at last resort for drain_grace, then absent (drain refuses,
 //     before, when nobody else advertises at normal metric);
 //   - withdraw, failing open: from primary to last resort; from last resort
@@ -81,14 +88,16 @@ type decision struct {
 //     absent, as before failing open existed.
 func decide(d decision) Location {
 	switch {
-	case d.Intent == IntentAdvertise && !d.Damped:
-		return OnPrimary
-	case !d.LastResort:
-		return Absent
-	case d.Intent == IntentAdvertise:
-		if d.FailOpen {
+	case d.Intent == IntentAdvertise && d.Damped:
+		if d.LastResort && d.FailOpen {
 			return OnLastResort
 		}
+		return Absent
+	case d.Intent == IntentAdvertise && d.Degraded && d.LastResort:
+		return OnLastResort
+	case d.Intent == IntentAdvertise:
+		return OnPrimary
+	case !d.LastResort:
 		return Absent
 	case d.Intent == IntentDrain:
 		if d.At == Absent || (d.At == OnLastResort && d.GraceOver) {

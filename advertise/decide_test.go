@@ -28,6 +28,13 @@ func TestDecide(t *testing.T) {
 		{"damped with fail_open false: absent", decision{Intent: IntentAdvertise, Damped: true, LastResort: true, At: OnPrimary, Fleet: none}, Absent},
 		{"damped and failing: withdrawn as any other", decision{Intent: IntentWithdraw, Damped: false, FailOpen: true, LastResort: true, At: OnLastResort, Fleet: normal}, Absent},
 
+		// Passing but degraded: at last resort while it can be; damping wins.
+		{"degraded, on primary: to last resort", decision{Intent: IntentAdvertise, Degraded: true, FailOpen: true, LastResort: true, At: OnPrimary, Fleet: normal}, OnLastResort},
+		{"degraded, nobody else at all: still last resort (and serving)", decision{Intent: IntentAdvertise, Degraded: true, FailOpen: true, LastResort: true, At: Absent, Fleet: none}, OnLastResort},
+		{"degraded with fail_open false: last resort still", decision{Intent: IntentAdvertise, Degraded: true, LastResort: true, At: OnPrimary}, OnLastResort},
+		{"degraded without a last-resort interface: stays on primary", decision{Intent: IntentAdvertise, Degraded: true, FailOpen: true, At: OnPrimary}, OnPrimary},
+		{"degraded and damped without a last-resort interface: absent", decision{Intent: IntentAdvertise, Degraded: true, Damped: true, FailOpen: true, At: OnPrimary}, Absent},
+
 		// Failing, failing open.
 		{"down on primary: move to last resort first", decision{Intent: IntentWithdraw, FailOpen: true, LastResort: true, At: OnPrimary, Fleet: normal}, OnLastResort},
 		{"down at last resort, another at normal metric: remove", decision{Intent: IntentWithdraw, FailOpen: true, LastResort: true, At: OnLastResort, Fleet: normal}, Absent},

@@ -1,9 +1,10 @@
 // Package advertise decides, service by service, where its anycast prefixes
 // go — the primary interface (lo), the last-resort interface, or neither —
 // and keeps them there: it runs the checks on a schedule, feeds the results
-// through rise/fall hysteresis, remembers its flaps (flap damping), turns
-// the state into a wish (advertise, withdraw, drain; held back from normal
-// metric while damped), decides each prefix's place from the wish, where it is
+// through rise/fall hysteresis (the withdraw checks' and, apart, the
+// degrade checks'), remembers its flaps (flap damping), turns the state
+// into a wish (advertise, withdraw, drain; held back from normal metric
+// while damped or degraded), decides each prefix's place from the wish, where it is
 // and the fleet view (who else advertises it, from the link-state database
 // and from bgpd's iBGP paths), applies it with ip and confirms with FRR that
 // the routing daemons (ospfd, ospf6d, bgpd: whichever run) follow.
@@ -18,7 +19,8 @@
 //   - serviceLoop (loop.go): one per service, its state and its drain.
 //     Its jobs: scheduling the rounds (schedule.go: the loop, the 25 ms
 //     grid, the service's phase), its place in the interval (placement.go),
-//     running a round (round.go: checks, a round's verdict), observing
+//     running a round (round.go: checks, a round's verdict per on_fail
+//     class), observing
 //     it (observe.go: Hysteresis (hysteresis.go) → the wish, the log
 //     line, status), and its damping (damped.go: a withdrawal adds to the
 //     penalty; the loop wakes at the release time).

@@ -44,6 +44,7 @@ type serviceLoop struct {
 	// after mu is released.
 	mu         sync.Mutex
 	hyst       Hysteresis
+	degrade    Hysteresis // the degrade checks' own rise and fall; down: degraded
 	drain      *status.Drain
 	held       bool           // flap damping holds the service back from normal metric, as last told to the address manager
 	streaks    []int          // per check: consecutive passes (> 0) or failures (< 0)
@@ -82,6 +83,7 @@ func newServiceLoop(cfg config.Service, offset time.Duration, advertised bool, d
 // startAs sets the initial state before the loop runs.
 func (l *serviceLoop) startAs(advertised bool, reason string) {
 	l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, advertised)
+	l.degrade = NewHysteresis(l.cfg.Rise, l.cfg.Fall, true) // not degraded until its degrade checks fall
 	l.streaks = make([]int, len(l.checks))
 	l.lastChecks = nil
 	l.since, l.reason = l.clock.Wall(), reason
@@ -94,7 +96,7 @@ func (l *serviceLoop) startAs(advertised bool, reason string) {
 // is advertised carries over and it must prove itself again.
 func (l *serviceLoop) takeOver(old *serviceLoop) {
 	old.mu.Lock()
-	hyst, streaks, checks, since, reason, held := old.hyst, old.streaks, old.lastChecks, old.since, old.reason, old.held
+	hyst, degrade, streaks, checks, since, reason, held := old.hyst, old.degrade, old.streaks, old.lastChecks, old.since, old.reason, old.held
 	old.mu.Unlock()
 	// The penalty decayed under the old parameters until now; the new
 	// ones apply from here on.
@@ -108,6 +110,7 @@ func (l *serviceLoop) takeOver(old *serviceLoop) {
 		return
 	}
 	l.hyst = hyst.WithThresholds(l.cfg.Rise, l.cfg.Fall)
+	l.degrade = degrade.WithThresholds(l.cfg.Rise, l.cfg.Fall)
 	l.streaks, l.lastChecks = append([]int(nil), streaks...), checks
 	l.since, l.reason = since, reason
 }
@@ -115,8 +118,11 @@ func (l *serviceLoop) takeOver(old *serviceLoop) {
 // wish is what the service asks of its prefixes now. Call with mu held.
 func (l *serviceLoop) wish() wish {
 	i := l.intent()
-	return wish{Intent: i, Damped: i == IntentAdvertise && l.held}
+	return wish{Intent: i, Damped: i == IntentAdvertise && l.held, Degraded: i == IntentAdvertise && l.degraded()}
 }
+
+// degraded says whether the degrade checks have fallen. Call with mu held.
+func (l *serviceLoop) degraded() bool { return !advertised(l.degrade.State()) }
 
 // intent is what the service's state asks of its prefixes. Call with mu held.
 func (l *serviceLoop) intent() Intent {

@@ -28,6 +28,7 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 	l.lastRound = l.clock.Now()
 	l.lastChecks = make([]status.Check, len(results))
 	for i, r := range results {
+		was := l.streaks[i]
 		switch s := l.streaks[i]; {
 		case r.Err == nil && s > 0:
 			l.streaks[i]++
@@ -39,6 +40,9 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 			l.streaks[i] = -1
 		}
 		l.lastChecks[i] = checkStatus(r, abs(l.streaks[i]))
+		if r.onFail() == config.OnFailReport && (r.Err != nil) != (was < 0) && (was != 0 || r.Err != nil) {
+			l.logReport(r)
+		}
 	}
 	if l.drain != nil {
 		// Drained: checks run and are shown, but decide nothing.
@@ -73,10 +77,16 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 		l.log.WithFields(logrus.Fields{"check": r.Check, "failure": checker.Reason(r.Err), "latency": r.Latency.Round(time.Microsecond).String()}).
 			WithError(r.Err).Debug("check failed")
 	}
+	degradedNow := l.observeDegrade(results)
 	withdrawn = advertised(from) && to == status.Down
-	if withdrawn {
-		l.withdrawn()
-	} else if l.judgeDamping() && from == to {
+	switch {
+	case withdrawn:
+		l.withdrawn(1)
+	case degradedNow && advertised(to):
+		// A move into degraded leaves normal advertisement too: half a
+		// withdrawal.
+		l.withdrawn(0.5)
+	case l.judgeDamping() && from == to:
 		l.since, l.reason = l.clock.Wall(), releasedReason
 	}
 	if prev != l.wish() {
@@ -105,6 +115,48 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 		entry.Info("service " + to.String())
 	}
 	return from, to, first, withdrawn, gen
+}
+
+// observeDegrade feeds the round's degrade checks into their own
+// hysteresis, logs a change with its cause and records it as the
+// service's reason while the service is advertised; it reports whether
+// the service just became degraded. Call with mu held.
+func (l *serviceLoop) observeDegrade(results []CheckResult) (became bool) {
+	failed, decided := classVerdict(results, config.OnFailDegrade)
+	if !decided {
+		return false
+	}
+	from, to := l.degrade.Observe(len(failed) == 0)
+	if advertised(from) == advertised(to) {
+		return false
+	}
+	passes, fails := l.degrade.Streak()
+	entry := l.log.WithFields(logrus.Fields{"degraded": !advertised(to)})
+	if advertised(to) {
+		why := fmt.Sprintf("degrade checks pass again: %d consecutive passing rounds (rise %d)", passes, l.cfg.Rise)
+		entry.WithField("reason", why).Info("service no longer degraded")
+		if advertised(l.hyst.State()) {
+			l.since, l.reason = l.clock.Wall(), why
+		}
+		return false
+	}
+	why := fmt.Sprintf("degraded: %d consecutive failing rounds of its degrade checks (fall %d): %s", fails, l.cfg.Fall, failureText(failed))
+	entry.WithField("reason", why).Warn("service degraded: at last resort, every node at normal metric preferred")
+	if advertised(l.hyst.State()) {
+		l.since, l.reason = l.clock.Wall(), why
+	}
+	return true
+}
+
+// logReport logs a report check that starts or stops failing: it moves
+// nothing, so the log, status and metrics are all it does.
+func (l *serviceLoop) logReport(r CheckResult) {
+	entry := l.log.WithFields(logrus.Fields{"check": r.Check, "on_fail": config.OnFailReport})
+	if r.Err != nil {
+		entry.WithFields(logrus.Fields{"failure": checker.Reason(r.Err), "error": r.Err.Error()}).Warn("report check failing (it moves no address)")
+		return
+	}
+	entry.Info("report check passes again")
 }
 
 // judgeAgain brings damping up to now in a round that decides nothing
@@ -159,6 +211,7 @@ func (l *serviceLoop) snapshot() status.Service {
 	s.Passes, s.Fails = l.hyst.Streak()
 	s.Damping = l.dampingStatus()
 	held := l.held && l.drain == nil && advertised(s.State)
+	degraded := !held && l.degraded() && l.drain == nil && advertised(s.State)
 	if l.drain != nil {
 		s.State = status.Drained
 		d := *l.drain
@@ -173,9 +226,15 @@ func (l *serviceLoop) snapshot() status.Service {
 			atLastResort = append(atLastResort, l.cfg.Prefixes[i])
 		}
 	}
-	if held {
+	switch {
+	case held:
 		s.State = status.Damped
 		s.Reason += "; " + dampedReason(s.Damping, len(atLastResort) > 0)
+	case degraded:
+		s.State = status.Degraded
+		if l.addrs.lastResort == nil { // set before the loops start, never changed
+			s.Reason += "; degrading is unavailable: no usable last-resort interface (last_resort_interface \"\" or it could not be created), so it stays at normal metric"
+		}
 	}
 	switch {
 	case len(atLastResort) == 0:

@@ -1,6 +1,7 @@
 package advertise
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,9 +16,13 @@ import (
 // CheckResult is one check's outcome in one round.
 type CheckResult struct {
 	Check   string // config.Check.String()
+	OnFail  string // config.OnFailWithdraw, OnFailDegrade or OnFailReport; "" counts as withdraw
 	Err     error
 	Latency time.Duration
 }
+
+// onFail is what the check's failure does: "" is the default, withdraw.
+func (r CheckResult) onFail() string { return cmp.Or(r.OnFail, config.OnFailWithdraw) }
 
 // Round is what one round did, for observers (metrics, benchmarks).
 type Round struct {
@@ -68,7 +73,7 @@ func runChecks(ctx context.Context, clock Clock, checks []namedChecker) []CheckR
 	run := func(i int) {
 		start := clock.Now()
 		err := checks[i].checker.Check(ctxs[i])
-		results[i] = CheckResult{Check: checks[i].name, Err: err, Latency: clock.Now().Sub(start)}
+		results[i] = CheckResult{Check: checks[i].name, OnFail: checks[i].cfg.OnFail, Err: err, Latency: clock.Now().Sub(start)}
 	}
 	var wg sync.WaitGroup
 	for i := range len(checks) - 1 {
@@ -85,17 +90,24 @@ func runChecks(ctx context.Context, clock Clock, checks []namedChecker) []CheckR
 	return results
 }
 
-// roundVerdict judges a round: failed are the checks that ran and failed,
-// and the round fails when there is one, passes when every check passed. A
+// roundVerdict judges a round by its withdraw checks (classVerdict).
+func roundVerdict(results []CheckResult) (failed []CheckResult, decided bool) {
+	return classVerdict(results, config.OnFailWithdraw)
+}
+
+// classVerdict judges a round by its checks of one on_fail class: failed
+// are the checks that ran and failed, and the round fails when there is
+// one, passes when every check passed (a class without checks passes). A
 // check that could not start in time (*checker.Starved) proves nothing
 // either way, so a round with one and no failure has no verdict (decided
 // false): withdrawing on it would take healthy services off the network
 // for the daemon's own load (docs/performance.md, "Exec checks"), and
 // rising on it would advertise on a part of the checks.
-func roundVerdict(results []CheckResult) (failed []CheckResult, decided bool) {
+func classVerdict(results []CheckResult, onFail string) (failed []CheckResult, decided bool) {
 	starved := false
 	for _, r := range results {
 		switch {
+		case r.onFail() != onFail:
 		case r.Err == nil:
 		case isStarved(r.Err):
 			starved = true
@@ -135,7 +147,7 @@ func buildCheckers(svc config.Service, newChecker func(config.Check) (checker.Ch
 
 // checkStatus is one check's result as status shows it.
 func checkStatus(r CheckResult, consecutive int) status.Check {
-	c := status.Check{Check: r.Check, OK: r.Err == nil, LatencySeconds: r.Latency.Seconds(), Consecutive: consecutive}
+	c := status.Check{Check: r.Check, OnFail: r.onFail(), OK: r.Err == nil, LatencySeconds: r.Latency.Seconds(), Consecutive: consecutive}
 	if r.Err != nil {
 		c.Reason, c.Error = checker.Reason(r.Err), r.Err.Error()
 	}

@@ -21,7 +21,7 @@ import (
 // (tested there).
 type checkType struct {
 	name     string
-	keys     []string                                       // besides type and timeout, which every check has
+	keys     []string                                       // besides type, timeout and on_fail, which every check has
 	defaults func(ch *Check, present func(key string) bool) // nil: none
 	validate func(v *validator, path string, ch *Check)
 	// describe names a check in logs, status and metrics: "tcp 127.0.0.1:53".

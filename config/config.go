@@ -20,6 +20,13 @@ const (
 	OnExitWithdraw = "withdraw"
 )
 
+// Values of Check.OnFail: what a failing check does.
+const (
+	OnFailWithdraw = "withdraw" // take the service out (the default)
+	OnFailDegrade  = "degrade"  // hold it at last resort while it passes its withdraw checks
+	OnFailReport   = "report"   // say so in status, metrics and the log; never move an address
+)
+
 // Values of Check.Type.
 const (
 	CheckDNS  = "dns"
@@ -113,6 +120,7 @@ func (d Damping) Params() damping.Params {
 type Check struct {
 	Type    string        `yaml:"type"`
 	Timeout time.Duration `yaml:"timeout"`
+	OnFail  string        `yaml:"on_fail"` // OnFailWithdraw, OnFailDegrade or OnFailReport
 
 	Server         string `yaml:"server"`
 	Query          string `yaml:"query"`

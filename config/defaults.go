@@ -90,6 +90,7 @@ func applyDefaults(c *Config, present func(path string) bool) {
 			ch := &s.Checks[j]
 			cp := checkPath(i, j)
 			setDefault(&ch.Timeout, present(cp+".timeout"), s.Timeout)
+			setDefault(&ch.OnFail, present(cp+".on_fail"), OnFailWithdraw)
 			if t, ok := lookupCheckType(ch.Type); ok && t.defaults != nil {
 				t.defaults(ch, func(key string) bool { return present(cp + "." + key) })
 			}

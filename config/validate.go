@@ -121,8 +121,13 @@ func validate(r *report, c *Config, sys system) {
 		if len(s.Checks) == 0 {
 			v.fail(p+".checks", "at least one check is required")
 		}
+		withdraws := false
 		for j := range s.Checks {
 			validateCheck(v, checkPath(i, j), s, &s.Checks[j])
+			withdraws = withdraws || s.Checks[j].OnFail == OnFailWithdraw
+		}
+		if len(s.Checks) > 0 && !withdraws {
+			v.fail(p+".checks", "no check has on_fail: withdraw, so nothing could take the service out when it is dead; give one check on_fail: withdraw (the default)")
 		}
 	}
 	// Only after every service's prefixes are known can a check be tested
@@ -227,6 +232,7 @@ func validateCheck(v *validator, p string, s *Service, ch *Check) {
 	if v.present(p+".timeout") && positive(v, p+".timeout", ch.Timeout) && s.Interval > 0 && ch.Timeout > s.Interval {
 		v.fail(p+".timeout", "%s is longer than the service's interval %s", ch.Timeout, s.Interval)
 	}
+	oneOf(v, p+".on_fail", ch.OnFail, OnFailWithdraw, OnFailDegrade, OnFailReport)
 	if t, ok := lookupCheckType(ch.Type); ok {
 		t.validate(v, p, ch)
 	} else if ch.Type == "" {

@@ -91,7 +91,7 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 var (
-	descState = prometheus.NewDesc(ns+"_service_state", "1 for the state the service is in (up, falling, rising, damped, last_resort, down, draining, drained), 0 for the others.",
+	descState = prometheus.NewDesc(ns+"_service_state", "1 for the state the service is in (up, falling, rising, degraded, damped, last_resort, down, draining, drained), 0 for the others.",
 		[]string{"service", "state"}, nil)
 	descPresent = prometheus.NewDesc(ns+"_prefix_present", "1 when the anycast prefix is on the interface.",
 		[]string{"service", "prefix"}, nil)
@@ -99,6 +99,8 @@ var (
 		[]string{"service", "prefix", "advertised"}, nil)
 	descMismatches = prometheus.NewDesc(ns+"_frr_readback_mismatches_total", "Episodes where FRR's advertisement disagreed with the interface.",
 		[]string{"service", "prefix"}, nil)
+	descCheckUp = prometheus.NewDesc(ns+"_check_up", "1 when the check passed in the service's last round, 0 when it failed; on_fail says what its failure does (withdraw, degrade, report).",
+		[]string{"service", "check", "on_fail"}, nil)
 	descDampingPenalty = prometheus.NewDesc(ns+"_damping_penalty", "The service's flap-damping penalty now; damped at or above suppress until it decays below reuse. Absent when its damping mode is off.",
 		[]string{"service"}, nil)
 	descDamped = prometheus.NewDesc(ns+"_service_damped", "1 while the service's penalty damps it (in observe mode: would damp it, without holding it); absent when its damping mode is off.",
@@ -132,7 +134,7 @@ type stateCollector struct{ src Source }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descPresent, descAdvertised, descMismatches, descDrained, descBGPOriginated, descBGPPeers,
-		descDrainExpiry, descDampingPenalty, descDamped, descVtyshErrors, descFRRUp, descAdvertisers, descLastResortUp, descDoctor, descReloads, descReloadOK, descReloadTime} {
+		descDrainExpiry, descCheckUp, descDampingPenalty, descDamped, descVtyshErrors, descFRRUp, descAdvertisers, descLastResortUp, descDoctor, descReloads, descReloadOK, descReloadTime} {
 		ch <- d
 	}
 }
@@ -150,6 +152,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descState, b2f(s.State == state), s.Name, string(state))
 		}
 		gauge(descDrained, b2f(s.State.Drained()), s.Name)
+		for _, c := range s.Checks {
+			gauge(descCheckUp, b2f(c.OK), s.Name, c.Check, c.OnFail)
+		}
 		if d := s.Damping; d != nil {
 			gauge(descDampingPenalty, d.Penalty, s.Name)
 			gauge(descDamped, b2f(d.Damped), s.Name, d.Mode)

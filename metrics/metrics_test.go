@@ -33,7 +33,8 @@ func TestRegistryContents(t *testing.T) {
 					{RouterID: "203.0.113.3", Metric: 65535, Class: status.ClassLastResort}},
 					BGP: &status.BGP{Originated: true, PeersAdvertised: 1, PeersEstablished: 2}},
 				{Prefix: "2001:db8::53/128", Present: true, Advertised: status.AdvertisedUnknown, Mismatches: 2, FleetError: "ospf6d is not running"}}},
-			{Name: "ntp", State: status.Damped, Damping: &status.Damping{Mode: "suppress", Penalty: 2950, Damped: true, Withdrawals: 3, Suppress: 2000, Reuse: 1000}},
+			{Name: "ntp", State: status.Damped, Checks: []status.Check{{Check: "tcp 127.0.0.1:123", OnFail: "withdraw", OK: true},
+				{Check: "exec /usr/local/bin/cert-days", OnFail: "report", OK: false}}, Damping: &status.Damping{Mode: "suppress", Penalty: 2950, Damped: true, Withdrawals: 3, Suppress: 2000, Reuse: 1000}},
 			{Name: "web", State: status.Drained, Drain: &status.Drain{Reason: "x", Until: until},
 				Prefixes: []status.Prefix{{Prefix: "203.0.113.80/32", Advertised: status.AdvertisedNo}}},
 		}}}
@@ -44,9 +45,10 @@ func TestRegistryContents(t *testing.T) {
 	m.ObserveRound(advertise.Round{Service: "ntp", From: status.Falling, To: status.Down, Withdrawn: true})
 
 	expected := `
-# HELP anycast_watchdog_service_state 1 for the state the service is in (up, falling, rising, damped, last_resort, down, draining, drained), 0 for the others.
+# HELP anycast_watchdog_service_state 1 for the state the service is in (up, falling, rising, degraded, damped, last_resort, down, draining, drained), 0 for the others.
 # TYPE anycast_watchdog_service_state gauge
 anycast_watchdog_service_state{service="dns",state="damped"} 0
+anycast_watchdog_service_state{service="dns",state="degraded"} 0
 anycast_watchdog_service_state{service="dns",state="down"} 0
 anycast_watchdog_service_state{service="dns",state="drained"} 0
 anycast_watchdog_service_state{service="dns",state="draining"} 0
@@ -55,6 +57,7 @@ anycast_watchdog_service_state{service="dns",state="last_resort"} 0
 anycast_watchdog_service_state{service="dns",state="rising"} 0
 anycast_watchdog_service_state{service="dns",state="up"} 1
 anycast_watchdog_service_state{service="ntp",state="damped"} 1
+anycast_watchdog_service_state{service="ntp",state="degraded"} 0
 anycast_watchdog_service_state{service="ntp",state="down"} 0
 anycast_watchdog_service_state{service="ntp",state="drained"} 0
 anycast_watchdog_service_state{service="ntp",state="draining"} 0
@@ -63,6 +66,7 @@ anycast_watchdog_service_state{service="ntp",state="last_resort"} 0
 anycast_watchdog_service_state{service="ntp",state="rising"} 0
 anycast_watchdog_service_state{service="ntp",state="up"} 0
 anycast_watchdog_service_state{service="web",state="damped"} 0
+anycast_watchdog_service_state{service="web",state="degraded"} 0
 anycast_watchdog_service_state{service="web",state="down"} 0
 anycast_watchdog_service_state{service="web",state="drained"} 1
 anycast_watchdog_service_state{service="web",state="draining"} 0
@@ -112,6 +116,10 @@ anycast_watchdog_config_last_reload_successful 0
 # HELP anycast_watchdog_config_last_load_timestamp_seconds When the running configuration was loaded (Unix time).
 # TYPE anycast_watchdog_config_last_load_timestamp_seconds gauge
 anycast_watchdog_config_last_load_timestamp_seconds 1.795e+09
+# HELP anycast_watchdog_check_up 1 when the check passed in the service's last round, 0 when it failed; on_fail says what its failure does (withdraw, degrade, report).
+# TYPE anycast_watchdog_check_up gauge
+anycast_watchdog_check_up{check="exec /usr/local/bin/cert-days",on_fail="report",service="ntp"} 0
+anycast_watchdog_check_up{check="tcp 127.0.0.1:123",on_fail="withdraw",service="ntp"} 1
 # HELP anycast_watchdog_damping_penalty The service's flap-damping penalty now; damped at or above suppress until it decays below reuse. Absent when its damping mode is off.
 # TYPE anycast_watchdog_damping_penalty gauge
 anycast_watchdog_damping_penalty{service="ntp"} 2950
@@ -142,7 +150,7 @@ anycast_watchdog_build_info{goversion="` + runtime.Version() + `",version="0.1.0
 	names := []string{"anycast_watchdog_service_state", "anycast_watchdog_prefix_advertisers", "anycast_watchdog_last_resort_up", "anycast_watchdog_prefix_advertised", "anycast_watchdog_frr_readback_mismatches_total",
 		"anycast_watchdog_service_drain_expiry_timestamp_seconds", "anycast_watchdog_frr_vtysh_errors_total", "anycast_watchdog_config_reloads_total",
 		"anycast_watchdog_config_last_reload_successful", "anycast_watchdog_config_last_load_timestamp_seconds", "anycast_watchdog_transitions_total", "anycast_watchdog_check_failures_total",
-		"anycast_watchdog_damping_penalty", "anycast_watchdog_service_damped", "anycast_watchdog_withdrawals_total",
+		"anycast_watchdog_damping_penalty", "anycast_watchdog_service_damped", "anycast_watchdog_check_up", "anycast_watchdog_withdrawals_total",
 		"anycast_watchdog_prefix_bgp_originated", "anycast_watchdog_prefix_bgp_peers", "anycast_watchdog_build_info"}
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(expected), names...); err != nil {
 		t.Error(err)

@@ -16,15 +16,17 @@ import (
 // State is where a service stands, as operators see it.
 type State string
 
-// The states of a service. Up, Falling, Rising and Down are the hysteresis's;
-// Damped is Up or Falling while flap damping holds the service back from
-// normal metric; LastResort is Down while a prefix is held at last resort;
-// Draining and Drained override them while an operator has drained the
-// service.
+// The states of a service. Up, Falling, Rising and Down are the
+// hysteresis's; Degraded is Up or Falling while its degrade checks have
+// fallen; Damped is Up or Falling while flap damping holds the service back
+// from normal metric (it wins over Degraded); LastResort is Down while a
+// prefix is held at last resort; Draining and Drained override them while
+// an operator has drained the service.
 const (
 	Up         State = "up"          // advertised
 	Falling    State = "falling"     // advertised, failing, not yet fall failures in a row
 	Rising     State = "rising"      // not advertised at normal metric, passing, not yet rise passes in a row
+	Degraded   State = "degraded"    // passing, but its degrade checks have fallen: held at last resort, other nodes preferred
 	Damped     State = "damped"      // passing, but flapping: held at last resort (absent without one) until its penalty decays
 	LastResort State = "last_resort" // down, but a prefix is held at last-resort metric: no other router advertises it at normal metric
 	Down       State = "down"        // withdrawn
@@ -34,7 +36,7 @@ const (
 
 // States lists every state, in the order a summary names them.
 func States() []State {
-	return []State{Up, Falling, Rising, Damped, LastResort, Down, Draining, Drained}
+	return []State{Up, Falling, Rising, Degraded, Damped, LastResort, Down, Draining, Drained}
 }
 
 func (s State) String() string { return string(s) }
@@ -233,7 +235,9 @@ const (
 
 // Check is one check's last result.
 type Check struct {
-	Check          string  `json:"check"`
+	Check string `json:"check"`
+	// OnFail is what its failure does: withdraw, degrade or report.
+	OnFail         string  `json:"on_fail,omitempty"`
 	OK             bool    `json:"ok"`
 	Reason         string  `json:"reason,omitempty"` // timeout, refused, rcode, … (checker.Reason)
 	Error          string  `json:"error,omitempty"`
@@ -286,7 +290,7 @@ func Summary(services []Service) string {
 func shortReason(s Service) string {
 	var reasons []string
 	for _, c := range s.Checks {
-		if !c.OK {
+		if !c.OK && c.OnFail != "report" {
 			reasons = append(reasons, c.Reason)
 		}
 	}
