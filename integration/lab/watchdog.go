@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -34,6 +35,9 @@ type WatchdogConfig struct {
 	// off}" or "{half_life: 20s, max_suppress: 60s}"; empty leaves the
 	// daemon's defaults.
 	Damping string
+	// MoreChecks are more checks of the dns service, YAML flow mappings
+	// (e.g. "{type: exec, command: [...], on_fail: degrade}").
+	MoreChecks []string
 	// Services is YAML for more services, appended to the list as written
 	// (each item indented by two spaces, like the dns service).
 	Services string
@@ -93,8 +97,16 @@ services:
         server: 127.0.0.1:53
         query: health.example.
         answer_contains: 198.51.100.99
-%s`, c.IP, c.OnExit, c.LogLevel, c.Vtysh, c.Pathspace, c.FRRTimeout, c.Verify, c.FleetInterval, c.Dir, c.Name, c.Dir, c.Name, c.Metrics, AnycastV4, AnycastV6,
-		c.Interval, c.FastInterval, c.Timeout, c.Rise, c.Fall, c.DrainGrace, c.Services)), 0o644)
+%s%s`, c.IP, c.OnExit, c.LogLevel, c.Vtysh, c.Pathspace, c.FRRTimeout, c.Verify, c.FleetInterval, c.Dir, c.Name, c.Dir, c.Name, c.Metrics, AnycastV4, AnycastV6,
+		c.Interval, c.FastInterval, c.Timeout, c.Rise, c.Fall, c.DrainGrace, moreChecks(c.MoreChecks), c.Services)), 0o644)
+}
+
+func moreChecks(checks []string) string {
+	var b strings.Builder
+	for _, c := range checks {
+		b.WriteString("      - " + c + "\n")
+	}
+	return b.String()
 }
 
 // NewTemp returns a lab in a new temporary directory; its cleanup closes
