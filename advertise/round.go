@@ -19,7 +19,13 @@ type CheckResult struct {
 	OnFail  string // config.OnFailWithdraw, OnFailDegrade or OnFailReport; "" counts as withdraw
 	Err     error
 	Latency time.Duration
+	// CertExpiry is when the first certificate of a tls check's verified
+	// chain expires, as of its last handshake; zero for other checks.
+	CertExpiry time.Time
 }
+
+// certExpirer is a checker that knows a certificate's expiry (tls).
+type certExpirer interface{ CertExpiry() time.Time }
 
 // onFail is what the check's failure does: "" is the default, withdraw.
 func (r CheckResult) onFail() string { return cmp.Or(r.OnFail, config.OnFailWithdraw) }
@@ -74,6 +80,9 @@ func runChecks(ctx context.Context, clock Clock, checks []namedChecker) []CheckR
 		start := clock.Now()
 		err := checks[i].checker.Check(ctxs[i])
 		results[i] = CheckResult{Check: checks[i].name, OnFail: checks[i].cfg.OnFail, Err: err, Latency: clock.Now().Sub(start)}
+		if e, ok := checks[i].checker.(certExpirer); ok {
+			results[i].CertExpiry = e.CertExpiry()
+		}
 	}
 	var wg sync.WaitGroup
 	for i := range len(checks) - 1 {
@@ -147,7 +156,8 @@ func buildCheckers(svc config.Service, newChecker func(config.Check) (checker.Ch
 
 // checkStatus is one check's result as status shows it.
 func checkStatus(r CheckResult, consecutive int) status.Check {
-	c := status.Check{Check: r.Check, OnFail: r.onFail(), OK: r.Err == nil, LatencySeconds: r.Latency.Seconds(), Consecutive: consecutive}
+	c := status.Check{Check: r.Check, OnFail: r.onFail(), OK: r.Err == nil, LatencySeconds: r.Latency.Seconds(), Consecutive: consecutive,
+		CertExpiry: r.CertExpiry}
 	if r.Err != nil {
 		c.Reason, c.Error = checker.Reason(r.Err), r.Err.Error()
 	}

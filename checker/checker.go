@@ -36,6 +36,7 @@ func constructors() map[string]constructor {
 		config.CheckTCP:  newTCP,
 		config.CheckHTTP: newHTTP,
 		config.CheckExec: newExec,
+		config.CheckTLS:  newTLS,
 	}
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -49,6 +51,10 @@ func checkTypes() []checkType {
 		{name: CheckExec, keys: []string{"command", "user"}, validate: validateExec,
 			describe: func(ch Check) string { return "exec " + strings.Join(ch.Command, " ") },
 			targets:  execTargets},
+		{name: CheckTLS, keys: []string{"address", "server_name", "ca_file", "min_validity"},
+			defaults: tlsDefaults, validate: validateTLS,
+			describe: func(ch Check) string { return "tls " + ch.Address + " " + ch.ServerName },
+			targets:  func(ch Check) []string { return []string{ch.Address} }},
 	}
 }
 
@@ -69,21 +75,29 @@ func lookupCheckType(name string) (checkType, bool) {
 	return checkTypes()[i], true
 }
 
-// checkKeyOwner names the type a check key belongs to; "" for the keys
-// every check has.
-func checkKeyOwner(key string) string {
+// checkKeyOwners names the types a check key belongs to (address is tcp's
+// and tls's); none for the keys every check has.
+func checkKeyOwners(key string) []string {
+	var owners []string
 	for _, t := range checkTypes() {
 		if slices.Contains(t.keys, key) {
-			return t.name
+			owners = append(owners, t.name)
 		}
 	}
-	return ""
+	return owners
+}
+
+// orList is "a", "a or b", "a, b or c".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // checkTypeList is "dns, tcp, http or exec".
 func checkTypeList() string {
-	names := CheckTypes()
-	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+	return orList(CheckTypes())
 }
 
 func httpTargets(ch Check) []string {
@@ -164,6 +178,40 @@ func validateHTTP(v *validator, p string, ch *Check) {
 	}
 	if ch.Status < 100 || ch.Status > 599 {
 		v.fail(p+".status", "%d is not an HTTP status code", ch.Status)
+	}
+}
+
+// defaultMinValidity: two weeks' notice of an expiring certificate.
+const defaultMinValidity = 14 * 24 * time.Hour
+
+func tlsDefaults(ch *Check, present func(string) bool) {
+	setDefault(&ch.MinValidity, present("min_validity"), defaultMinValidity)
+}
+
+func validateTLS(v *validator, p string, ch *Check) {
+	if !v.present(p + ".address") {
+		v.fail(p, "a tls check needs address (an IP address and port, such as 127.0.0.1:853)")
+	} else if ap, err := netip.ParseAddrPort(ch.Address); err != nil || ap.Port() == 0 {
+		v.fail(p+".address", "%q is not an IP address and port such as 127.0.0.1:853", ch.Address)
+	}
+	if !v.present(p + ".server_name") {
+		v.fail(p, "a tls check needs server_name (sent as SNI, and the name the certificate must carry)")
+	} else if _, ok := dns.IsDomainName(ch.ServerName); !ok || ch.ServerName == "" || strings.ContainsAny(ch.ServerName, " /") {
+		v.fail(p+".server_name", "%q is not a host name", ch.ServerName)
+	}
+	if ch.CAFile != "" {
+		if !filepath.IsAbs(ch.CAFile) {
+			v.fail(p+".ca_file", "%q is not an absolute path", ch.CAFile)
+		} else if _, err := os.Stat(ch.CAFile); err != nil {
+			v.fail(p+".ca_file", "%q cannot be read: %v", ch.CAFile, errors.Unwrap(err))
+		}
+	}
+	if ch.MinValidity < 0 {
+		v.fail(p+".min_validity", "%s is negative", ch.MinValidity)
+	}
+	if ch.MinValidity > 0 && ch.OnFail == OnFailWithdraw {
+		v.warn(p+".on_fail", "a tls check with min_validity %s withdraws the service when its certificate nears expiry; "+
+			"every node usually carries the same certificate, so every node would withdraw at once: consider on_fail: report", ch.MinValidity)
 	}
 }
 

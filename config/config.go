@@ -33,6 +33,7 @@ const (
 	CheckTCP  = "tcp"
 	CheckHTTP = "http"
 	CheckExec = "exec"
+	CheckTLS  = "tls"
 )
 
 // Config is the whole configuration file.
@@ -130,6 +131,14 @@ type Check struct {
 	AnswerContains string `yaml:"answer_contains"`
 
 	Address string `yaml:"address"`
+
+	// ServerName is a tls check's SNI and the name its certificate must
+	// carry; CAFile its trust anchors (PEM; empty: the system's roots);
+	// MinValidity how long every certificate of the verified chain must
+	// still be valid.
+	ServerName  string        `yaml:"server_name"`
+	CAFile      string        `yaml:"ca_file"`
+	MinValidity time.Duration `yaml:"min_validity"`
 
 	URL          string `yaml:"url"`
 	Status       int    `yaml:"status"`

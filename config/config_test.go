@@ -311,3 +311,32 @@ func TestKeys(t *testing.T) {
 		}
 	}
 }
+
+// A tls check: days in min_validity, its default, and the warning when it
+// would withdraw on an expiring certificate that every node shares.
+func TestTLSCheck(t *testing.T) {
+	for _, tt := range []struct {
+		name, check string
+		validity    time.Duration
+		warns       bool
+	}{
+		{"default, withdraw: warned", `{type: tls, address: 127.0.0.1:853, server_name: dns.example}`, 14 * 24 * time.Hour, true},
+		{"days and hours, report", `{type: tls, address: "[::1]:853", server_name: dns.example, min_validity: 9d4h, on_fail: report}`, 9*24*time.Hour + 4*time.Hour, false},
+		{"no validity asked, withdraw", `{type: tls, address: 127.0.0.1:853, server_name: dns.example, min_validity: 0s}`, 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("t.yaml", []byte("services:\n  - {name: dot, prefixes: [192.0.2.53/32], checks: [{type: tcp, address: 127.0.0.1:53}, "+tt.check+"]}\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch := c.Services[0].Checks[1]
+			if ch.MinValidity != tt.validity || ch.String() != "tls "+ch.Address+" dns.example" {
+				t.Errorf("min_validity %s, described %q", ch.MinValidity, ch)
+			}
+			warned := len(c.Warnings) == 1 && strings.Contains(c.Warnings[0], "t.yaml:2: services[0].checks[1].on_fail: a tls check with min_validity 336h0m0s withdraws the service")
+			if warned != tt.warns {
+				t.Errorf("warnings %q, want a warning: %v", c.Warnings, tt.warns)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,12 +86,12 @@ func (w *walker) walk(n *yaml.Node, v reflect.Value, path string) {
 	switch {
 	case v.Type() == durationType:
 		if n.Kind != yaml.ScalarNode {
-			w.fail(n, path, "want a duration such as 500ms or 2s, got a %s", kindName(n))
+			w.fail(n, path, "want a duration such as 500ms, 2s or 14d, got a %s", kindName(n))
 			return
 		}
-		d, err := time.ParseDuration(n.Value)
+		d, err := parseDuration(n.Value)
 		if err != nil {
-			w.fail(n, path, "want a duration such as 500ms or 2s, got %q", n.Value)
+			w.fail(n, path, "want a duration such as 500ms, 2s or 14d, got %q", n.Value)
 			return
 		}
 		v.SetInt(int64(d))
@@ -181,14 +182,36 @@ func (w *walker) walkStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		if v.Type() == checkStruct {
 			_, known := lookupCheckType(checkType)
-			if owner := checkKeyOwner(key.Value); owner != "" && known && owner != checkType {
-				w.fail(key, p, "key %q belongs to %s checks, not to %s checks", key.Value, owner, checkType)
+			if owners := checkKeyOwners(key.Value); len(owners) > 0 && known && !slices.Contains(owners, checkType) {
+				w.fail(key, p, "key %q belongs to %s checks, not to %s checks", key.Value, orList(owners), checkType)
 				continue
 			}
 		}
 		w.r.lines[p] = val.Line
 		w.walk(val, v.Field(idx), p)
 	}
+}
+
+// parseDuration is time.ParseDuration with days in front: "14d", "9d4h"
+// (a certificate's validity is counted in days).
+func parseDuration(s string) (time.Duration, error) {
+	days, rest, ok := strings.Cut(s, "d")
+	if !ok {
+		return time.ParseDuration(s)
+	}
+	n, err := strconv.ParseUint(days, 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("bad day count in %q", s)
+	}
+	d := time.Duration(n) * 24 * time.Hour
+	if rest == "" {
+		return d, nil
+	}
+	r, err := time.ParseDuration(rest)
+	if err != nil || r < 0 {
+		return 0, fmt.Errorf("bad duration after the days in %q", s)
+	}
+	return d + r, nil
 }
 
 // yamlFields maps each key a struct takes to its field's index: the

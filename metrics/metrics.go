@@ -51,7 +51,7 @@ func New(version string) *Metrics {
 			Help:    "How long each check took, passing or failing.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"service", "check"}),
 		checkFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "check_failures_total",
-			Help: "Failed checks, by reason (timeout, refused, rcode, answer, status, body, exit, unreachable, starved, error)."},
+			Help: "Failed checks, by reason (timeout, refused, rcode, answer, status, body, exit, handshake, name, chain, expiry, unreachable, starved, untrusted, error)."},
 			[]string{"service", "check", "reason"}),
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "round_lateness_seconds",
 			Help:    "How late rounds started against their schedule.",
@@ -101,6 +101,8 @@ var (
 		[]string{"service", "prefix"}, nil)
 	descCheckUp = prometheus.NewDesc(ns+"_check_up", "1 when the check passed in the service's last round, 0 when it failed; on_fail says what its failure does (withdraw, degrade, report).",
 		[]string{"service", "check", "on_fail"}, nil)
+	descCertExpiry = prometheus.NewDesc(ns+"_tls_cert_expiry_timestamp_seconds", "When the first certificate of a tls check's verified chain expires (Unix time), as of its last handshake that verified.",
+		[]string{"service", "check"}, nil)
 	descDampingPenalty = prometheus.NewDesc(ns+"_damping_penalty", "The service's flap-damping penalty now; damped at or above suppress until it decays below reuse. Absent when its damping mode is off.",
 		[]string{"service"}, nil)
 	descDamped = prometheus.NewDesc(ns+"_service_damped", "1 while the service's penalty damps it (in observe mode: would damp it, without holding it); absent when its damping mode is off.",
@@ -134,7 +136,7 @@ type stateCollector struct{ src Source }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descPresent, descAdvertised, descMismatches, descDrained, descBGPOriginated, descBGPPeers,
-		descDrainExpiry, descCheckUp, descDampingPenalty, descDamped, descVtyshErrors, descFRRUp, descAdvertisers, descLastResortUp, descDoctor, descReloads, descReloadOK, descReloadTime} {
+		descDrainExpiry, descCheckUp, descCertExpiry, descDampingPenalty, descDamped, descVtyshErrors, descFRRUp, descAdvertisers, descLastResortUp, descDoctor, descReloads, descReloadOK, descReloadTime} {
 		ch <- d
 	}
 }
@@ -154,6 +156,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descDrained, b2f(s.State.Drained()), s.Name)
 		for _, c := range s.Checks {
 			gauge(descCheckUp, b2f(c.OK), s.Name, c.Check, c.OnFail)
+			if !c.CertExpiry.IsZero() {
+				gauge(descCertExpiry, float64(c.CertExpiry.Unix()), s.Name, c.Check)
+			}
 		}
 		if d := s.Damping; d != nil {
 			gauge(descDampingPenalty, d.Penalty, s.Name)

@@ -34,7 +34,7 @@ func TestRegistryContents(t *testing.T) {
 					BGP: &status.BGP{Originated: true, PeersAdvertised: 1, PeersEstablished: 2}},
 				{Prefix: "2001:db8::53/128", Present: true, Advertised: status.AdvertisedUnknown, Mismatches: 2, FleetError: "ospf6d is not running"}}},
 			{Name: "ntp", State: status.Damped, Checks: []status.Check{{Check: "tcp 127.0.0.1:123", OnFail: "withdraw", OK: true},
-				{Check: "exec /usr/local/bin/cert-days", OnFail: "report", OK: false}}, Damping: &status.Damping{Mode: "suppress", Penalty: 2950, Damped: true, Withdrawals: 3, Suppress: 2000, Reuse: 1000}},
+				{Check: "tls 127.0.0.1:853 dns.example", OnFail: "report", OK: false, CertExpiry: time.Unix(1795000000, 0)}}, Damping: &status.Damping{Mode: "suppress", Penalty: 2950, Damped: true, Withdrawals: 3, Suppress: 2000, Reuse: 1000}},
 			{Name: "web", State: status.Drained, Drain: &status.Drain{Reason: "x", Until: until},
 				Prefixes: []status.Prefix{{Prefix: "203.0.113.80/32", Advertised: status.AdvertisedNo}}},
 		}}}
@@ -118,8 +118,11 @@ anycast_watchdog_config_last_reload_successful 0
 anycast_watchdog_config_last_load_timestamp_seconds 1.795e+09
 # HELP anycast_watchdog_check_up 1 when the check passed in the service's last round, 0 when it failed; on_fail says what its failure does (withdraw, degrade, report).
 # TYPE anycast_watchdog_check_up gauge
-anycast_watchdog_check_up{check="exec /usr/local/bin/cert-days",on_fail="report",service="ntp"} 0
+anycast_watchdog_check_up{check="tls 127.0.0.1:853 dns.example",on_fail="report",service="ntp"} 0
 anycast_watchdog_check_up{check="tcp 127.0.0.1:123",on_fail="withdraw",service="ntp"} 1
+# HELP anycast_watchdog_tls_cert_expiry_timestamp_seconds When the first certificate of a tls check's verified chain expires (Unix time), as of its last handshake that verified.
+# TYPE anycast_watchdog_tls_cert_expiry_timestamp_seconds gauge
+anycast_watchdog_tls_cert_expiry_timestamp_seconds{check="tls 127.0.0.1:853 dns.example",service="ntp"} 1.795e+09
 # HELP anycast_watchdog_damping_penalty The service's flap-damping penalty now; damped at or above suppress until it decays below reuse. Absent when its damping mode is off.
 # TYPE anycast_watchdog_damping_penalty gauge
 anycast_watchdog_damping_penalty{service="ntp"} 2950
@@ -133,7 +136,7 @@ anycast_watchdog_withdrawals_total{service="ntp"} 1
 # TYPE anycast_watchdog_transitions_total counter
 anycast_watchdog_transitions_total{service="dns",to="falling"} 1
 anycast_watchdog_transitions_total{service="ntp",to="down"} 1
-# HELP anycast_watchdog_check_failures_total Failed checks, by reason (timeout, refused, rcode, answer, status, body, exit, unreachable, starved, error).
+# HELP anycast_watchdog_check_failures_total Failed checks, by reason (timeout, refused, rcode, answer, status, body, exit, handshake, name, chain, expiry, unreachable, starved, untrusted, error).
 # TYPE anycast_watchdog_check_failures_total counter
 anycast_watchdog_check_failures_total{check="tcp 127.0.0.1:53",reason="error",service="dns"} 1
 # HELP anycast_watchdog_prefix_bgp_originated 1 when bgpd has a valid path for the prefix sourced here; absent where bgpd does not run with router bgp.
@@ -150,7 +153,7 @@ anycast_watchdog_build_info{goversion="` + runtime.Version() + `",version="0.1.0
 	names := []string{"anycast_watchdog_service_state", "anycast_watchdog_prefix_advertisers", "anycast_watchdog_last_resort_up", "anycast_watchdog_prefix_advertised", "anycast_watchdog_frr_readback_mismatches_total",
 		"anycast_watchdog_service_drain_expiry_timestamp_seconds", "anycast_watchdog_frr_vtysh_errors_total", "anycast_watchdog_config_reloads_total",
 		"anycast_watchdog_config_last_reload_successful", "anycast_watchdog_config_last_load_timestamp_seconds", "anycast_watchdog_transitions_total", "anycast_watchdog_check_failures_total",
-		"anycast_watchdog_damping_penalty", "anycast_watchdog_service_damped", "anycast_watchdog_check_up", "anycast_watchdog_withdrawals_total",
+		"anycast_watchdog_damping_penalty", "anycast_watchdog_service_damped", "anycast_watchdog_check_up", "anycast_watchdog_tls_cert_expiry_timestamp_seconds", "anycast_watchdog_withdrawals_total",
 		"anycast_watchdog_prefix_bgp_originated", "anycast_watchdog_prefix_bgp_peers", "anycast_watchdog_build_info"}
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(expected), names...); err != nil {
 		t.Error(err)

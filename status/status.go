@@ -243,6 +243,9 @@ type Check struct {
 	Error          string  `json:"error,omitempty"`
 	LatencySeconds float64 `json:"latency_seconds"`
 	Consecutive    int     `json:"consecutive"` // rounds in a row with this result
+	// CertExpiry is when the first certificate of a tls check's verified
+	// chain expires; absent for other checks and before a handshake verified.
+	CertExpiry time.Time `json:"cert_expiry,omitzero"`
 }
 
 // Latency is LatencySeconds as a duration, rounded for people.

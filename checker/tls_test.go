@@ -1,0 +1,135 @@
+package checker
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/config"
+)
+
+// testCA makes a CA and writes it as PEM to dir/ca.pem.
+func testCA(t *testing.T, dir string) (*x509.Certificate, *ecdsa.PrivateKey, string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(der)
+	path := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ca, key, path
+}
+
+// tlsServer serves TLS handshakes on 127.0.0.1 with a leaf for name, valid
+// from notBefore to notAfter, signed by ca; it returns its address.
+func tlsServer(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string, notBefore, notAfter time.Time) string {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.(*tls.Conn).Handshake()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestTLSCheck(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey, caFile := testCA(t, dir)
+	now := time.Now()
+	valid := tlsServer(t, ca, caKey, "dns.example", now.Add(-time.Hour), now.Add(90*24*time.Hour))
+	expiring := tlsServer(t, ca, caKey, "dns.example", now.Add(-time.Hour), now.Add(9*24*time.Hour+4*time.Hour+30*time.Minute))
+	expired := tlsServer(t, ca, caKey, "dns.example", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	plain, err := net.Listen("tcp", "127.0.0.1:0") // accepts and says nothing TLS
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	go func() {
+		for {
+			c, err := plain.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n"))
+			c.Close()
+		}
+	}()
+	closed := closedPort(t, "tcp")
+
+	for _, tt := range []struct {
+		name, address, serverName, caFile string
+		reason, contains                  string
+	}{
+		{"valid", valid, "dns.example", caFile, "", ""},
+		{"expiring within min_validity", expiring, "dns.example", caFile, "expiry", "expires in 9d 4h (min_validity 14d): CN=dns.example"},
+		{"expired", expired, "dns.example", caFile, "chain", "chain: x509: certificate has expired"},
+		{"wrong name", valid, "other.example", caFile, "name", "name: x509: certificate is valid for dns.example, not other.example"},
+		{"unknown authority (the system's roots)", valid, "dns.example", "", "chain", "chain: x509: certificate signed by unknown authority"},
+		{"not TLS", plain.Addr().String(), "dns.example", caFile, "handshake", "handshake: "},
+		{"refused", closed, "dns.example", caFile, "refused", "connection refused"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := New(config.Check{Type: config.CheckTLS, Address: tt.address, ServerName: tt.serverName, CAFile: tt.caFile, MinValidity: 14 * 24 * time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			err = c.Check(ctx)
+			if got := Reason(err); got != tt.reason || (err != nil && !strings.Contains(err.Error(), tt.contains)) {
+				t.Errorf("Check = %v (reason %q), want reason %q containing %q", err, got, tt.reason, tt.contains)
+			}
+			if exp := c.(interface{ CertExpiry() time.Time }).CertExpiry(); (tt.reason == "" || tt.reason == "expiry") == exp.IsZero() {
+				t.Errorf("CertExpiry %s after %v", exp, err)
+			}
+		})
+	}
+}
+
+func TestDays(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		14 * 24 * time.Hour: "14d", 9*24*time.Hour + 4*time.Hour + 59*time.Minute: "9d 4h", 3 * time.Hour: "3h", -50 * time.Hour: "expired 2d 2h ago",
+	} {
+		if got := days(d); got != want {
+			t.Errorf("days(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
