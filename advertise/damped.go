@@ -99,18 +99,21 @@ func (l *serviceLoop) release(ctx context.Context) {
 	}
 }
 
-// undamp clears the service's hold (its penalty is cleared by the caller);
-// it returns the generation to wait for.
-func (l *serviceLoop) undamp(by string) (gen uint64) {
+// undamp clears the service's penalty, saved, and its hold, together
+// under mu so that no round judges the cleared penalty in between (and
+// records the release itself, unwaited for); it returns the state the
+// penalty had and the generation to wait for.
+func (l *serviceLoop) undamp(by string) (had damping.State, gen uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	had = l.penalties.clear([]string{l.cfg.Name})[l.cfg.Name]
 	prev := l.wish()
 	l.held = false
 	if prev != l.wish() {
 		l.since, l.reason = l.clock.Wall(), "undamped by "+by
 		gen = l.addrs.set(l.cfg.Prefixes, l.wish(), l.reason)
 	}
-	return gen
+	return had, gen
 }
 
 // dampingStatus is the service's damping as status shows it; nil when its

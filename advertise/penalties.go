@@ -142,16 +142,15 @@ func (s *Supervisor) Undamp(ctx context.Context, names []string, by string) ([]s
 		s.mu.Unlock()
 		return nil, err
 	}
-	had := s.penalties.clear(targets)
 	var cleared []string
 	var gen uint64
 	for _, name := range targets {
-		st := had[name]
+		st, g := s.loops[name].undamp(by)
+		gen = max(gen, g)
 		if st.Penalty == 0 && !st.Damped {
 			continue
 		}
 		cleared = append(cleared, name)
-		gen = max(gen, s.loops[name].undamp(by))
 		s.opts.Log.WithFields(logrus.Fields{"service": name, "by": by, "penalty": int(st.Penalty), "withdrawals": st.Withdrawals,
 			"was_damped": st.Damped}).Warn("damping penalty cleared (undamp)")
 	}

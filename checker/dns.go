@@ -3,6 +3,7 @@ package checker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,8 +19,9 @@ import (
 // the answer records. Each round asks with a fresh query ID.
 type dnsChecker struct {
 	server         string
-	transport      string
-	question       []byte // the query packed once; each round writes a copy with its own ID
+	transport      string      // miekg/dns's: udp, tcp, or tcp-tls for DNS over TLS
+	tls            *tls.Config // over tls; with a session cache, so a round resumes the last session
+	question       []byte      // the query packed once; each round writes a copy with its own ID
 	rcode          int
 	answerContains string
 	// idle keeps, over UDP, the socket of the last exchange that got a
@@ -56,6 +58,13 @@ func newDNS(_ *Builder, c config.Check) (Checker, error) {
 	}
 	d := dnsChecker{server: c.Server, transport: c.Transport, question: question,
 		rcode: rcode, answerContains: c.AnswerContains}
+	if c.Transport == "tls" {
+		if d.tls, err = tlsClientConfig(c); err != nil {
+			return nil, err
+		}
+		d.tls.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+		d.transport = "tcp-tls"
+	}
 	if c.Transport == "udp" {
 		d.idle = make(chan dnsSocket, 1)
 	}
@@ -90,10 +99,10 @@ func (d dnsChecker) Check(ctx context.Context) error {
 	case s = <-d.idle:
 	default:
 		// The client's own dial timeout would cut a connect short at 2 s.
-		client := &dns.Client{Net: d.transport, Timeout: time.Hour}
+		client := &dns.Client{Net: d.transport, TLSConfig: d.tls, Timeout: time.Hour}
 		conn, err := client.DialContext(ctx, d.server)
 		if err != nil {
-			return err
+			return certificateError(err)
 		}
 		s = dnsSocket{conn: conn, buf: make([]byte, dns.MinMsgSize)}
 	}

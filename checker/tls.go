@@ -37,6 +37,16 @@ type tlsChecker struct {
 }
 
 func newTLS(_ *Builder, c config.Check) (Checker, error) {
+	cfg, err := tlsClientConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	return &tlsChecker{address: c.Address, minValidity: c.MinValidity, config: cfg, now: time.Now}, nil
+}
+
+// tlsClientConfig is the client side of a tls check or of a dns check
+// over tls: server_name, and ca_file's roots (else the system's).
+func tlsClientConfig(c config.Check) (*tls.Config, error) {
 	cfg := &tls.Config{ServerName: c.ServerName, MinVersion: tls.VersionTLS12}
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
@@ -48,7 +58,7 @@ func newTLS(_ *Builder, c config.Check) (Checker, error) {
 			return nil, fmt.Errorf("ca_file %s holds no PEM certificate", c.CAFile)
 		}
 	}
-	return &tlsChecker{address: c.Address, minValidity: c.MinValidity, config: cfg, now: time.Now}, nil
+	return cfg, nil
 }
 
 func (t *tlsChecker) Check(ctx context.Context) error {
@@ -88,20 +98,30 @@ func (t *tlsChecker) CertExpiry() time.Time {
 	return time.Time{}
 }
 
-// handshakeError names what failed in a handshake.
-func handshakeError(ctx context.Context, err error) error {
+// certificateError names a certificate's failure in err (name, chain),
+// or returns err as it is.
+func certificateError(err error) error {
 	var name x509.HostnameError
 	var authority x509.UnknownAuthorityError
 	var invalid x509.CertificateInvalidError
 	switch {
-	case ctx.Err() != nil:
-		return err // a timeout, as its reason says
 	case errors.As(err, &name):
 		return mismatch("name", "name: %v", name)
 	case errors.As(err, &authority):
 		return mismatch("chain", "chain: %v", authority)
 	case errors.As(err, &invalid):
 		return mismatch("chain", "chain: %v", invalid)
+	}
+	return err
+}
+
+// handshakeError names what failed in a handshake.
+func handshakeError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return err // a timeout, as its reason says
+	}
+	if named := certificateError(err); named != err {
+		return named
 	}
 	return mismatch("handshake", "handshake: %v", err)
 }

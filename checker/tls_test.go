@@ -14,8 +14,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 )
@@ -43,14 +46,7 @@ func testCA(t *testing.T, dir string) (*x509.Certificate, *ecdsa.PrivateKey, str
 // from notBefore to notAfter, signed by ca; it returns its address.
 func tlsServer(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string, notBefore, notAfter time.Time) string {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf(t, ca, caKey, name, notBefore, notAfter)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +64,19 @@ func tlsServer(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// leaf is a server certificate for name signed by ca.
+func leaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string, notBefore, notAfter time.Time) tls.Certificate {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 func TestTLSCheck(t *testing.T) {
@@ -131,5 +140,59 @@ func TestDays(t *testing.T) {
 		if got := days(d); got != want {
 			t.Errorf("days(%s) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// DNS over TLS against a real DoT listener: the answer is judged as over
+// udp, and a certificate for another name fails as name; sessions resume.
+func TestDNSOverTLS(t *testing.T) {
+	ca, caKey, caFile := testCA(t, t.TempDir())
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{leaf(t, ca, caKey, "dns.example", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := 0
+	var mu sync.Mutex
+	srv := &dns.Server{Listener: ln, Net: "tcp-tls", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		if cs, ok := w.(dns.ConnectionStater); ok && cs.ConnectionState() != nil && cs.ConnectionState().DidResume {
+			mu.Lock()
+			resumed++
+			mu.Unlock()
+		}
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+			A: net.ParseIP("198.51.100.99")})
+		w.WriteMsg(m)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	for _, tt := range []struct {
+		name, serverName, reason string
+	}{
+		{"valid", "dns.example", ""},
+		{"wrong name", "other.example", "name"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := New(config.Check{Type: config.CheckDNS, Server: ln.Addr().String(), Query: "health.example.", QType: "A", Rcode: "NOERROR",
+				Transport: "tls", ServerName: tt.serverName, CAFile: caFile, AnswerContains: "198.51.100.99"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				err = c.Check(ctx)
+				cancel()
+				if got := Reason(err); got != tt.reason {
+					t.Fatalf("Check = %v (reason %q), want reason %q", err, got, tt.reason)
+				}
+			}
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if resumed != 2 {
+		t.Errorf("%d of 3 rounds resumed the TLS session, want 2", resumed)
 	}
 }

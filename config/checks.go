@@ -36,7 +36,7 @@ type checkType struct {
 // checkTypes lists the types in the order messages name them.
 func checkTypes() []checkType {
 	return []checkType{
-		{name: CheckDNS, keys: []string{"server", "query", "qtype", "transport", "rcode", "answer_contains"},
+		{name: CheckDNS, keys: []string{"server", "query", "qtype", "transport", "rcode", "answer_contains", "server_name", "ca_file"},
 			defaults: dnsDefaults, validate: validateDNS,
 			describe: func(ch Check) string {
 				return fmt.Sprintf("dns %s %s/%s %s", ch.Server, ch.Query, ch.QType, ch.Transport)
@@ -134,9 +134,25 @@ func httpDefaults(ch *Check, present func(string) bool) {
 }
 
 func validateDNS(v *validator, p string, ch *Check) {
+	ch.Transport = strings.ToLower(ch.Transport)
+	oneOf(v, p+".transport", ch.Transport, "udp", "tcp", "tls")
+	port := uint16(defaultDNSPort)
+	if ch.Transport == "tls" {
+		port = defaultDoTPort
+		if !v.present(p + ".server_name") {
+			v.fail(p, "a dns check over tls needs server_name (sent as SNI, and the name the certificate must carry)")
+		}
+	} else {
+		for _, key := range []string{"server_name", "ca_file"} {
+			if v.present(p + "." + key) {
+				v.fail(p+"."+key, "applies to transport: tls only (transport is %s)", ch.Transport)
+			}
+		}
+	}
+	validateTLSNames(v, p, ch)
 	if !v.present(p + ".server") {
 		v.fail(p, "a dns check needs server (address or address:port)")
-	} else if ap, ok := ipPort(ch.Server, defaultDNSPort); ok && ap.Port() != 0 {
+	} else if ap, ok := ipPort(ch.Server, port); ok && ap.Port() != 0 {
 		ch.Server = ap.String()
 	} else {
 		v.fail(p+".server", "%q is not an IP address with an optional port", ch.Server)
@@ -152,8 +168,6 @@ func validateDNS(v *validator, p string, ch *Check) {
 	if _, ok := dns.StringToType[ch.QType]; !ok {
 		v.fail(p+".qtype", "%q is not a DNS record type", ch.QType)
 	}
-	ch.Transport = strings.ToLower(ch.Transport)
-	oneOf(v, p+".transport", ch.Transport, "udp", "tcp")
 	ch.Rcode = strings.ToUpper(ch.Rcode)
 	if _, ok := dns.StringToRcode[ch.Rcode]; !ok {
 		v.fail(p+".rcode", "%q is not a DNS response code such as NOERROR or NXDOMAIN", ch.Rcode)
@@ -196,7 +210,21 @@ func validateTLS(v *validator, p string, ch *Check) {
 	}
 	if !v.present(p + ".server_name") {
 		v.fail(p, "a tls check needs server_name (sent as SNI, and the name the certificate must carry)")
-	} else if _, ok := dns.IsDomainName(ch.ServerName); !ok || ch.ServerName == "" || strings.ContainsAny(ch.ServerName, " /") {
+	}
+	validateTLSNames(v, p, ch)
+	if ch.MinValidity < 0 {
+		v.fail(p+".min_validity", "%s is negative", ch.MinValidity)
+	}
+	if ch.MinValidity > 0 && ch.OnFail == OnFailWithdraw {
+		v.warn(p+".on_fail", "a tls check with min_validity %s withdraws the service when its certificate nears expiry; "+
+			"every node usually carries the same certificate, so every node would withdraw at once: consider on_fail: report", ch.MinValidity)
+	}
+}
+
+// validateTLSNames checks server_name and ca_file where they are set (tls
+// checks, dns checks over tls).
+func validateTLSNames(v *validator, p string, ch *Check) {
+	if v.present(p+".server_name") && !hostName(ch.ServerName) {
 		v.fail(p+".server_name", "%q is not a host name", ch.ServerName)
 	}
 	if ch.CAFile != "" {
@@ -206,13 +234,11 @@ func validateTLS(v *validator, p string, ch *Check) {
 			v.fail(p+".ca_file", "%q cannot be read: %v", ch.CAFile, errors.Unwrap(err))
 		}
 	}
-	if ch.MinValidity < 0 {
-		v.fail(p+".min_validity", "%s is negative", ch.MinValidity)
-	}
-	if ch.MinValidity > 0 && ch.OnFail == OnFailWithdraw {
-		v.warn(p+".on_fail", "a tls check with min_validity %s withdraws the service when its certificate nears expiry; "+
-			"every node usually carries the same certificate, so every node would withdraw at once: consider on_fail: report", ch.MinValidity)
-	}
+}
+
+func hostName(s string) bool {
+	_, ok := dns.IsDomainName(s)
+	return ok && s != "" && !strings.ContainsAny(s, " /")
 }
 
 func validateExec(v *validator, p string, ch *Check) {

@@ -340,3 +340,14 @@ func TestTLSCheck(t *testing.T) {
 		})
 	}
 }
+
+// DNS over TLS: port 853 unless given, server_name required (testdata).
+func TestDNSOverTLSDefaultsTo853(t *testing.T) {
+	c, err := Parse("t.yaml", []byte("services:\n  - {name: dot, prefixes: [192.0.2.53/32], checks: [{type: dns, server: 127.0.0.1, query: health.example, transport: TLS, server_name: dns.example}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := c.Services[0].Checks[0]; ch.Server != "127.0.0.1:853" || ch.Transport != "tls" {
+		t.Errorf("server %q, transport %q", ch.Server, ch.Transport)
+	}
+}

@@ -51,7 +51,8 @@ const (
 	defaultDNSQType     = "A"
 	defaultDNSTransport = "udp"
 	defaultDNSRcode     = "NOERROR"
-	defaultDNSPort      = 53 // where a dns check's server names no port
+	defaultDNSPort      = 53  // where a dns check's server names no port
+	defaultDoTPort      = 853 // the same, over tls (RFC 7858)
 	defaultHTTPStatus   = 200
 )
 
