@@ -110,3 +110,30 @@ func TestClassVerdict(t *testing.T) {
 		}
 	}
 }
+
+// The degrade checks rise and fall at the fast interval, as the others do.
+func TestDegradeChecksUseTheFastInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, newFakeInterface("192.0.2.53/32"), map[string]bool{"dns": true, "degrade": true})
+		c := withChecks(cfgOf(service("dns", "192.0.2.53/32")))
+		c.Services[0].Checks = append(c.Services[0].Checks,
+			config.Check{Type: "tcp", Address: "degrade", Timeout: 15 * time.Millisecond, OnFail: config.OnFailDegrade})
+		c.StateDir = t.TempDir()
+		if err := w.sup.Start(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.sup.Stop(context.Background(), config.OnExitKeep) })
+		w.settle()
+		w.nextRound()
+		w.checks["degrade"].healthy.Store(false)
+		var failing []Round
+		for len(failing) < 2 {
+			if r := w.nextRound(); r.Results[1].Err != nil {
+				failing = append(failing, r)
+			}
+		}
+		if gap := failing[1].Scheduled.Sub(failing[0].Scheduled); gap != 5*time.Millisecond {
+			t.Errorf("the second failing round of the degrade check came %s after the first, want the fast interval 5ms", gap)
+		}
+	})
+}

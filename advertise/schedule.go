@@ -59,7 +59,8 @@ func (l *serviceLoop) run(ctx context.Context) {
 		}
 		waiting = nil
 		l.mu.Lock()
-		period := l.hyst.Period(l.cfg.Interval, l.cfg.FastInterval)
+		// The degrade checks rise and fall at the same pace as the others.
+		period := min(l.hyst.Period(l.cfg.Interval, l.cfg.FastInterval), l.degrade.Period(l.cfg.Interval, l.cfg.FastInterval))
 		l.mu.Unlock()
 		if period == l.cfg.Interval {
 			scheduled = onGrid(notBefore(onPhase(scheduled, phase, period), ended), l.epoch)
