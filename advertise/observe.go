@@ -15,10 +15,12 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
-// observe feeds a round into the hysteresis, logs a state change with its
-// cause, and records a change of advertisement with the address manager;
-// gen is the generation to wait for (0: no change). first is true for the
-// loop's first round.
+// observe feeds a round's withdraw checks into the hysteresis and its
+// degrade checks into theirs (observeDegrade), logs a state change with
+// its cause (and a report check that starts or stops failing), adds a
+// withdrawal to the damping penalty, and records a change of advertisement
+// with the address manager; gen is the generation to wait for (0: no
+// change). first is true for the loop's first round.
 func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, first, withdrawn bool, gen uint64) {
 	failed, decided := roundVerdict(results)
 	l.mu.Lock()
