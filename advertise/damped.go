@@ -13,9 +13,17 @@ import (
 
 // The service loop's part of flap damping: a withdrawal that failing checks
 // cause adds to the service's penalty (penaltyBook); while the penalty
-// holds it, a passing service asks for last resort rather than normal
-// metric (wish.Damped), and it is released when the penalty has decayed,
-// at the time the loop's schedule wakes it for (releaseIn).
+// holds it (held), a passing service asks for last resort rather than
+// normal metric (wish.Damped), and it is released when the penalty has
+// decayed, at the time the loop's schedule wakes it for (releaseIn). The
+// book is the one record: the loop reads it, under its own lock, each time
+// it asks what to wish for.
+
+// held says whether the service's penalty, as last judged, holds it back
+// from normal metric. Call with mu held.
+func (l *serviceLoop) held() bool {
+	return l.penalties.peek(l.cfg.Name).Holds(l.cfg.Damping.Params())
+}
 
 // withdrawn counts a withdrawal that failing checks caused (weight 1; a
 // move into degraded weighs 0.5), and logs the service damped when it is.
@@ -23,7 +31,6 @@ import (
 func (l *serviceLoop) withdrawn(weight float64) {
 	p := l.cfg.Damping.Params()
 	before, after := l.penalties.withdrawn(l.cfg.Name, p, l.clock.Wall(), weight)
-	l.held = after.Holds(p)
 	if after.Damped && !before.Damped {
 		l.logDamping(after, p).Warn(dampedMessage(p))
 	}
@@ -37,8 +44,8 @@ func dampedMessage(p damping.Params) string {
 }
 
 // judgeDamping brings the service's damping up to now, logging a release,
-// and reports whether that changes whether it is held. Call with mu held.
-func (l *serviceLoop) judgeDamping() (changed bool) {
+// and reports whether that released a service it held. Call with mu held.
+func (l *serviceLoop) judgeDamping() (released bool) {
 	p := l.cfg.Damping.Params()
 	before, after := l.penalties.asOf(l.cfg.Name, p, l.clock.Wall())
 	if before.Damped && !after.Damped {
@@ -48,9 +55,20 @@ func (l *serviceLoop) judgeDamping() (changed bool) {
 		}
 		l.logDamping(after, p).Info(msg)
 	}
-	held := after.Holds(p)
-	changed, l.held = held != l.held, held
-	return changed
+	return before.Holds(p) && !after.Holds(p)
+}
+
+// judgeAgain brings damping up to now outside a round's verdict (a round
+// without one, the release time) and records a release with the address
+// manager; it returns the generation to wait for (0: no change). Call with
+// mu held.
+func (l *serviceLoop) judgeAgain() uint64 {
+	prev := l.wish()
+	if !l.judgeDamping() || prev == l.wish() {
+		return 0
+	}
+	l.since, l.reason = l.clock.Wall(), releasedReason
+	return l.addrs.set(l.cfg.Prefixes, l.wish(), l.reason)
 }
 
 func (l *serviceLoop) logDamping(st damping.State, p damping.Params) *logrus.Entry {
@@ -87,28 +105,22 @@ func (l *serviceLoop) releaseIn() (d time.Duration, ok bool) {
 // to normal metric if it is up, at once rather than at its next round.
 func (l *serviceLoop) release(ctx context.Context) {
 	l.mu.Lock()
-	prev := l.wish()
-	var gen uint64
-	if l.judgeDamping() && prev != l.wish() {
-		l.since, l.reason = l.clock.Wall(), releasedReason
-		gen = l.addrs.set(l.cfg.Prefixes, l.wish(), l.reason)
-	}
+	gen := l.judgeAgain()
 	l.mu.Unlock()
 	if gen != 0 {
 		l.addrs.wait(ctx, gen)
 	}
 }
 
-// undamp clears the service's penalty, saved, and its hold, together
-// under mu so that no round judges the cleared penalty in between (and
-// records the release itself, unwaited for); it returns the state the
-// penalty had and the generation to wait for.
+// undamp clears the service's penalty (the caller saves the book) and
+// records the release, under mu so that no round judges the cleared
+// penalty in between and records the release itself, unwaited for; it
+// returns the state the penalty had and the generation to wait for.
 func (l *serviceLoop) undamp(by string) (had damping.State, gen uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	had = l.penalties.clear([]string{l.cfg.Name})[l.cfg.Name]
 	prev := l.wish()
-	l.held = false
+	had = l.penalties.clear(l.cfg.Name)
 	if prev != l.wish() {
 		l.since, l.reason = l.clock.Wall(), "undamped by "+by
 		gen = l.addrs.set(l.cfg.Prefixes, l.wish(), l.reason)
@@ -128,10 +140,11 @@ func (l *serviceLoop) dampingStatus() *status.Damping {
 		Withdrawals: st.Withdrawals, Suppress: p.Suppress, Reuse: p.Reuse}
 }
 
-// dampedReason says why a damped service is where it is.
-func dampedReason(d *status.Damping, lastResort bool) string {
+// dampedReason says why a damped service is where it is; canHold: it has
+// a last-resort interface and fails open (decide).
+func dampedReason(d *status.Damping, canHold bool) string {
 	where := "held at last resort"
-	if !lastResort {
+	if !canHold {
 		where = "withdrawn (no last-resort interface, or fail_open false, to hold it at)"
 	}
 	return fmt.Sprintf("damped: penalty %.0f after %d withdrawals (suppress %.0f); %s until its penalty decays below reuse %.0f",

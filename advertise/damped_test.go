@@ -120,11 +120,19 @@ func TestDampedServiceThatFailsIsWithdrawn(t *testing.T) {
 
 func TestUndampReleasesAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := startDamped(t, shortDamping, t.TempDir())
+		dir := t.TempDir()
+		w := startDamped(t, shortDamping, dir)
 		w.flaps(3)
 		done, err := w.sup.Undamp(context.Background(), []string{"dns"}, "uid 0")
 		if err != nil || len(done) != 1 {
 			t.Fatalf("Undamp: %v, %v", done, err)
+		}
+		// Back when Undamp returns, not at a later round; the file says so.
+		if w.where() != "lo" {
+			t.Errorf("on %s when Undamp returned", w.where())
+		}
+		if data, err := os.ReadFile(filepath.Join(dir, dampingFile)); err != nil || strings.Contains(string(data), `"dns"`) {
+			t.Errorf("%s after undamp: %s (%v)", dampingFile, data, err)
 		}
 		w.settle()
 		st := w.service("dns")

@@ -46,7 +46,6 @@ type serviceLoop struct {
 	hyst       Hysteresis
 	degrade    Hysteresis // the degrade checks' own rise and fall; down: degraded
 	drain      *status.Drain
-	held       bool           // flap damping holds the service back from normal metric, as last told to the address manager
 	streaks    []int          // per check: consecutive passes (> 0) or failures (< 0)
 	lastChecks []status.Check // of the last round
 	since      time.Time      // wall time the state (or the drain) was entered
@@ -96,14 +95,13 @@ func (l *serviceLoop) startAs(advertised bool, reason string) {
 // is advertised carries over and it must prove itself again.
 func (l *serviceLoop) takeOver(old *serviceLoop) {
 	old.mu.Lock()
-	hyst, degrade, streaks, checks, since, reason, held := old.hyst, old.degrade, old.streaks, old.lastChecks, old.since, old.reason, old.held
+	hyst, degrade, streaks, checks, since, reason := old.hyst, old.degrade, old.streaks, old.lastChecks, old.since, old.reason
 	old.mu.Unlock()
 	// The penalty decayed under the old parameters until now; the new
 	// ones apply from here on.
 	l.penalties.asOf(old.cfg.Name, old.cfg.Damping.Params(), l.clock.Wall())
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.held = held
 	if !reflect.DeepEqual(old.cfg.Checks, l.cfg.Checks) {
 		l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, advertised(hyst.State()))
 		l.reason, l.since = "configuration changed", l.clock.Wall()
@@ -118,7 +116,7 @@ func (l *serviceLoop) takeOver(old *serviceLoop) {
 // wish is what the service asks of its prefixes now. Call with mu held.
 func (l *serviceLoop) wish() wish {
 	i := l.intent()
-	return wish{Intent: i, Damped: i == IntentAdvertise && l.held, Degraded: i == IntentAdvertise && l.degraded()}
+	return wish{Intent: i, Damped: i == IntentAdvertise && l.held(), Degraded: i == IntentAdvertise && l.degraded()}
 }
 
 // degraded says whether the degrade checks have fallen. Call with mu held.

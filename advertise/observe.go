@@ -111,7 +111,7 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 	switch {
 	case to == status.Down:
 		entry.Warn("service down")
-	case to == status.Up && l.held:
+	case to == status.Up && l.held():
 		entry.Info("service up, but damped: held at last resort until released")
 	default:
 		entry.Info("service " + to.String())
@@ -161,18 +161,6 @@ func (l *serviceLoop) logReport(r CheckResult) {
 	entry.Info("report check passes again")
 }
 
-// judgeAgain brings damping up to now in a round that decides nothing
-// else, and records a release with the address manager; it returns the
-// generation to wait for (0: no change). Call with mu held.
-func (l *serviceLoop) judgeAgain() uint64 {
-	prev := l.wish()
-	if !l.judgeDamping() || prev == l.wish() {
-		return 0
-	}
-	l.since, l.reason = l.clock.Wall(), releasedReason
-	return l.addrs.set(l.cfg.Prefixes, l.wish(), l.reason)
-}
-
 // transitionReason says in a few words why a state was entered; the
 // failing checks go alongside it.
 func transitionReason(to status.State, passes, fails int, s config.Service) string {
@@ -212,7 +200,7 @@ func (l *serviceLoop) snapshot() status.Service {
 		Rise: l.cfg.Rise, Fall: l.cfg.Fall, Checks: append([]status.Check{}, l.lastChecks...)}
 	s.Passes, s.Fails = l.hyst.Streak()
 	s.Damping = l.dampingStatus()
-	held := l.held && l.drain == nil && advertised(s.State)
+	held := l.held() && l.drain == nil && advertised(s.State)
 	degraded := !held && l.degraded() && l.drain == nil && advertised(s.State)
 	if l.drain != nil {
 		s.State = status.Drained
@@ -231,7 +219,7 @@ func (l *serviceLoop) snapshot() status.Service {
 	switch {
 	case held:
 		s.State = status.Damped
-		s.Reason += "; " + dampedReason(s.Damping, len(atLastResort) > 0)
+		s.Reason += "; " + dampedReason(s.Damping, l.addrs.lastResort != nil && l.cfg.FailOpen)
 	case degraded:
 		s.State = status.Degraded
 		if l.addrs.lastResort == nil { // set before the loops start, never changed

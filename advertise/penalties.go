@@ -80,18 +80,21 @@ func (b *penaltyBook) withdrawn(service string, p damping.Params, now time.Time,
 	return before, after
 }
 
-// clear forgets the named services' penalties, saved (undamp); it returns
-// the state each had.
-func (b *penaltyBook) clear(services []string) map[string]damping.State {
+// clear forgets a service's penalty (undamp) and returns the state it had;
+// save writes it.
+func (b *penaltyBook) clear(service string) damping.State {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	had := map[string]damping.State{}
-	for _, s := range services {
-		had[s] = b.states[s]
-		delete(b.states, s)
-	}
-	b.saveLocked()
+	had := b.states[service]
+	delete(b.states, service)
 	return had
+}
+
+// save writes the states (see saveLocked).
+func (b *penaltyBook) save() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.saveLocked()
 }
 
 // keepOnly forgets every service that keep does not say to keep (removed
@@ -132,8 +135,8 @@ func (b *penaltyBook) peek(service string) damping.State {
 }
 
 // Undamp clears the named services' damping penalties (all services when
-// names is empty), saved first: a damped service whose checks pass goes
-// back to normal metric at once. It returns the services that had a
+// names is empty), saved once for all: a damped service whose checks pass
+// goes back to normal metric at once. It returns the services that had a
 // penalty; an unknown name is an error that changes nothing.
 func (s *Supervisor) Undamp(ctx context.Context, names []string, by string) ([]string, error) {
 	s.mu.Lock()
@@ -154,6 +157,7 @@ func (s *Supervisor) Undamp(ctx context.Context, names []string, by string) ([]s
 		s.opts.Log.WithFields(logrus.Fields{"service": name, "by": by, "penalty": int(st.Penalty), "withdrawals": st.Withdrawals,
 			"was_damped": st.Damped}).Warn("damping penalty cleared (undamp)")
 	}
+	s.penalties.save()
 	s.mu.Unlock()
 	s.addrs.wait(ctx, gen)
 	return cleared, nil

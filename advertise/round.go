@@ -48,6 +48,7 @@ type namedChecker struct {
 	cfg     config.Check
 	name    string // cfg.String(), made once rather than every round
 	checker checker.Checker
+	expirer certExpirer // the checker, when it knows a certificate's expiry (tls); else nil
 }
 
 func (l *serviceLoop) runChecks(ctx context.Context) []CheckResult {
@@ -80,7 +81,7 @@ func runChecks(ctx context.Context, clock Clock, checks []namedChecker) []CheckR
 		start := clock.Now()
 		err := checks[i].checker.Check(ctxs[i])
 		results[i] = CheckResult{Check: checks[i].name, OnFail: checks[i].cfg.OnFail, Err: err, Latency: clock.Now().Sub(start)}
-		if e, ok := checks[i].checker.(certExpirer); ok {
+		if e := checks[i].expirer; e != nil {
 			results[i].CertExpiry = e.CertExpiry()
 		}
 	}
@@ -149,7 +150,8 @@ func buildCheckers(svc config.Service, newChecker func(config.Check) (checker.Ch
 		if err != nil {
 			return nil, fmt.Errorf("service %s: check %s: %w", svc.Name, c, err)
 		}
-		out = append(out, namedChecker{cfg: c, name: c.String(), checker: ch})
+		expirer, _ := ch.(certExpirer)
+		out = append(out, namedChecker{cfg: c, name: c.String(), checker: ch, expirer: expirer})
 	}
 	return out, nil
 }

@@ -30,7 +30,6 @@ type tlsChecker struct {
 	address     string
 	minValidity time.Duration
 	config      *tls.Config
-	now         func() time.Time
 	// expiry is the earliest NotAfter of the last verified chain (Unix
 	// nanoseconds; 0: none verified yet), for the expiry metric.
 	expiry atomic.Int64
@@ -41,7 +40,7 @@ func newTLS(_ *Builder, c config.Check) (Checker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tlsChecker{address: c.Address, minValidity: c.MinValidity, config: cfg, now: time.Now}, nil
+	return &tlsChecker{address: c.Address, minValidity: c.MinValidity, config: cfg}, nil
 }
 
 // tlsClientConfig is the client side of a tls check or of a dns check
@@ -83,7 +82,7 @@ func (t *tlsChecker) Check(ctx context.Context) error {
 		}
 	}
 	t.expiry.Store(earliest.NotAfter.UnixNano())
-	if left := earliest.NotAfter.Sub(t.now()); left < t.minValidity {
+	if left := time.Until(earliest.NotAfter); left < t.minValidity {
 		return mismatch("expiry", "expires in %s (min_validity %s): %s", days(left), days(t.minValidity), earliest.Subject)
 	}
 	return nil
