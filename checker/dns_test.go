@@ -20,15 +20,7 @@ import (
 func startDNS(t testing.TB, network string) string {
 	t.Helper()
 	mux := dns.NewServeMux()
-	mux.HandleFunc("health.example.", func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		m.Answer = append(m.Answer, &dns.A{
-			Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5},
-			A:   net.ParseIP("198.51.100.99"),
-		})
-		w.WriteMsg(m)
-	})
+	mux.HandleFunc("health.example.", answerHealth)
 	mux.HandleFunc("broken.example.", func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetRcode(r, dns.RcodeServerFailure)
@@ -41,6 +33,18 @@ func startDNS(t testing.TB, network string) string {
 	})
 	mux.HandleFunc("silent.example.", func(dns.ResponseWriter, *dns.Msg) {}) // never answers
 	return serveDNS(t, network, mux)
+}
+
+// answerHealth answers a query with an A record of 198.51.100.99, what the
+// tests' dns checks expect.
+func answerHealth(w dns.ResponseWriter, r *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Answer = append(m.Answer, &dns.A{
+		Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5},
+		A:   net.ParseIP("198.51.100.99"),
+	})
+	w.WriteMsg(m)
 }
 
 // serveDNS serves h on 127.0.0.1:0 over network until the test ends and

@@ -2,16 +2,7 @@ package checker
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,71 +12,43 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
+	"github.com/anycast-watchdog/anycast-watchdog/internal/tlstest"
 )
 
 // testCA makes a CA and writes it as PEM to dir/ca.pem.
-func testCA(t *testing.T, dir string) (*x509.Certificate, *ecdsa.PrivateKey, string) {
+func testCA(t testing.TB, dir string) (*tlstest.CA, string) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	ca, err := tlstest.NewCA()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := x509.ParseCertificate(der)
 	path := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := ca.WritePEM(path); err != nil {
 		t.Fatal(err)
 	}
-	return ca, key, path
+	return ca, path
 }
 
 // tlsServer serves TLS handshakes on 127.0.0.1 with a leaf for name, valid
 // from notBefore to notAfter, signed by ca; it returns its address.
-func tlsServer(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string, notBefore, notAfter time.Time) string {
+func tlsServer(t testing.TB, ca *tlstest.CA, name string, notBefore, notAfter time.Time) string {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf(t, ca, caKey, name, notBefore, notAfter)}})
+	ln, err := ca.Listen(name, notBefore, notAfter)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.(*tls.Conn).Handshake()
-			}()
-		}
-	}()
+	go tlstest.ServeHandshakes(ln)
 	return ln.Addr().String()
-}
-
-// leaf is a server certificate for name signed by ca.
-func leaf(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, name string, notBefore, notAfter time.Time) tls.Certificate {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 func TestTLSCheck(t *testing.T) {
 	dir := t.TempDir()
-	ca, caKey, caFile := testCA(t, dir)
+	ca, caFile := testCA(t, dir)
 	now := time.Now()
-	valid := tlsServer(t, ca, caKey, "dns.example", now.Add(-time.Hour), now.Add(90*24*time.Hour))
-	expiring := tlsServer(t, ca, caKey, "dns.example", now.Add(-time.Hour), now.Add(9*24*time.Hour+4*time.Hour+30*time.Minute))
-	expired := tlsServer(t, ca, caKey, "dns.example", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
+	valid := tlsServer(t, ca, "dns.example", now.Add(-time.Hour), now.Add(90*24*time.Hour))
+	expiring := tlsServer(t, ca, "dns.example", now.Add(-time.Hour), now.Add(9*24*time.Hour+4*time.Hour+30*time.Minute))
+	expired := tlsServer(t, ca, "dns.example", now.Add(-48*time.Hour), now.Add(-24*time.Hour))
 	plain, err := net.Listen("tcp", "127.0.0.1:0") // accepts and says nothing TLS
 	if err != nil {
 		t.Fatal(err)
@@ -146,9 +109,8 @@ func TestDays(t *testing.T) {
 // DNS over TLS against a real DoT listener: the answer is judged as over
 // udp, and a certificate for another name fails as name; sessions resume.
 func TestDNSOverTLS(t *testing.T) {
-	ca, caKey, caFile := testCA(t, t.TempDir())
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
-		Certificates: []tls.Certificate{leaf(t, ca, caKey, "dns.example", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))}})
+	ca, caFile := testCA(t, t.TempDir())
+	ln, err := ca.Listen("dns.example", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,11 +122,7 @@ func TestDNSOverTLS(t *testing.T) {
 			resumed++
 			mu.Unlock()
 		}
-		m := new(dns.Msg)
-		m.SetReply(q)
-		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-			A: net.ParseIP("198.51.100.99")})
-		w.WriteMsg(m)
+		answerHealth(w, q)
 	})}
 	go srv.ActivateAndServe()
 	t.Cleanup(func() { srv.Shutdown() })

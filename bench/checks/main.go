@@ -6,7 +6,9 @@
 // late and missed rounds, so that growth over a long run shows. Before the
 // supervisor starts and after it stops it runs the same checks alone, back
 // to back on one goroutine, and prints their CPU per check beside the
-// daemon's: what the checks cost by themselves on this machine.
+// daemon's: what the checks cost by themselves on this machine. After
+// those, a tls check and a dns check over TLS alone, the same way: what
+// the TLS checks cost beside the others.
 //
 // With -exec each service has one exec check of /bin/true instead, and
 // phases of the daemon alternate with phases of a bare loop that forks and
@@ -42,6 +44,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr/ifaddrtest"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/tcptest"
+	"github.com/anycast-watchdog/anycast-watchdog/internal/tlstest"
 )
 
 func main() {
@@ -72,8 +75,10 @@ func main() {
 	}
 }
 
-// runServers serves DNS (UDP) and TCP on 127.0.0.1 and prints both
-// addresses, then serves until stdin closes.
+// runServers serves DNS (UDP), TCP, TLS handshakes and DNS over TLS on
+// 127.0.0.1, the last two with a certificate for dns.example from a CA of
+// its own, and prints the four addresses and the CA's file, then serves
+// until stdin closes.
 func runServers() {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -84,15 +89,38 @@ func runServers() {
 		panic(err)
 	}
 	go tcptest.AcceptAndClose(l)
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+	ca, err := tlstest.NewCA()
+	if err != nil {
+		panic(err)
+	}
+	caFile, err := os.CreateTemp("", "bench-ca-*.pem")
+	if err != nil {
+		panic(err)
+	}
+	caFile.Close()
+	defer os.Remove(caFile.Name())
+	if err := ca.WritePEM(caFile.Name()); err != nil {
+		panic(err)
+	}
+	tlsListener, err := ca.Listen("dns.example", time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour))
+	if err != nil {
+		panic(err)
+	}
+	go tlstest.ServeHandshakes(tlsListener)
+	dotListener, err := ca.Listen("dns.example", time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour))
+	if err != nil {
+		panic(err)
+	}
+	answer := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
 		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5},
 			A: net.ParseIP("198.51.100.99")}}
 		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	fmt.Println(pc.LocalAddr(), l.Addr())
+	})
+	go (&dns.Server{PacketConn: pc, Handler: answer}).ActivateAndServe()
+	go (&dns.Server{Listener: dotListener, Net: "tcp-tls", Handler: answer}).ActivateAndServe()
+	fmt.Println(pc.LocalAddr(), l.Addr(), tlsListener.Addr(), dotListener.Addr(), caFile.Name())
 	io.Copy(io.Discard, os.Stdin)
 }
 
@@ -106,8 +134,8 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 		return err
 	}
 	defer func() { stdin.Close(); child.Wait() }()
-	var dnsAddr, tcpAddr string
-	if _, err := fmt.Fscan(stdout, &dnsAddr, &tcpAddr); err != nil {
+	var dnsAddr, tcpAddr, tlsAddr, dotAddr, caFile string
+	if _, err := fmt.Fscan(stdout, &dnsAddr, &tcpAddr, &tlsAddr, &dotAddr, &caFile); err != nil {
 		return fmt.Errorf("server process: %w", err)
 	}
 
@@ -204,6 +232,10 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 	if err != nil {
 		return err
 	}
+	tlsAlone, err := tlsChecksAlone(tlsAddr, dotAddr, caFile)
+	if err != nil {
+		return err
+	}
 
 	fmt.Println()
 	fmt.Printf("checks/s                   %.0f (%d checks, %d failed)\n", float64(total)/elapsed.Seconds(), total, failed)
@@ -212,6 +244,7 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 		100*used.sys.Seconds()/elapsed.Seconds(), 1000*cpu.Seconds()/float64(total)*1000)
 	perCheck, alone := cpu/time.Duration(max(total, 1)), (aloneBefore.mix+aloneAfter.mix)/2
 	fmt.Printf("the same checks alone      before: %s; after: %s\n", aloneBefore, aloneAfter)
+	fmt.Printf("TLS checks alone           %s\n", tlsAlone)
 	fmt.Printf("daemon / alone             %.2f× (%s per check against %s)\n", float64(perCheck)/float64(alone),
 		perCheck.Round(100*time.Nanosecond), alone.Round(100*time.Nanosecond))
 	fmt.Printf("context switches, GC       %.2f per check; %d GC cycles (%.1f/s)\n",
@@ -222,7 +255,8 @@ func bench(n, checksPer int, interval, lateAfter, duration time.Duration, cpuPro
 	return nil
 }
 
-// aloneCost is the CPU per check of checks run alone (checksAlone).
+// aloneCost is the CPU per check of checks run alone (checksAlone,
+// tlsChecksAlone).
 type aloneCost struct {
 	byType map[string]time.Duration // by check type
 	mix    time.Duration            // per check of the service's mix of types
@@ -232,6 +266,9 @@ func (a aloneCost) String() string {
 	var parts []string
 	for _, t := range slices.Sorted(maps.Keys(a.byType)) {
 		parts = append(parts, fmt.Sprintf("%s %s", t, a.byType[t].Round(100*time.Nanosecond)))
+	}
+	if a.mix == 0 { // no mix: checks measured one type at a time
+		return strings.Join(parts, ", ")
 	}
 	return fmt.Sprintf("%s, %s per check of the mix", strings.Join(parts, ", "), a.mix.Round(100*time.Nanosecond))
 }
@@ -252,7 +289,7 @@ func checksAlone(checks []config.Check) (aloneCost, error) {
 		if _, done := a.byType[c.Type]; done {
 			continue
 		}
-		cost, err := checkAlone(c)
+		cost, err := checkAlone(c, aloneRuns)
 		if err != nil {
 			return a, fmt.Errorf("%s check alone: %w", c.Type, err)
 		}
@@ -264,9 +301,35 @@ func checksAlone(checks []config.Check) (aloneCost, error) {
 	return a, nil
 }
 
-// checkAlone runs c aloneRuns times back to back and returns its CPU per
+// tlsAloneRuns is how many checks of each TLS type tlsChecksAlone runs:
+// a handshake costs some 25 times a TCP connect.
+const tlsAloneRuns = 1000
+
+// tlsChecksAlone runs a tls check (a full handshake and the chain's
+// verification every time) and a dns check over TLS (which resumes the
+// last session) against the server process's listeners, alone as
+// checksAlone does, and returns their CPU per check: what the TLS checks
+// cost beside the others, and what a handshake costs here.
+func tlsChecksAlone(tlsAddr, dotAddr, caFile string) (aloneCost, error) {
+	a := aloneCost{byType: map[string]time.Duration{}}
+	for name, y := range map[string]string{
+		"tls":          fmt.Sprintf("{type: tls, address: %q, server_name: dns.example, ca_file: %q}", tlsAddr, caFile),
+		"dns over tls": fmt.Sprintf("{type: dns, transport: tls, server: %q, server_name: dns.example, ca_file: %q, query: health.example., answer_contains: 198.51.100.99}", dotAddr, caFile),
+	} {
+		cfg, err := config.Parse("bench-tls.yaml", []byte("metrics_listen: \"\"\nservices:\n  - name: tls\n    prefixes: [192.0.2.1/32]\n    checks:\n      - "+y+"\n"))
+		if err != nil {
+			return a, err
+		}
+		if a.byType[name], err = checkAlone(cfg.Services[0].Checks[0], tlsAloneRuns); err != nil {
+			return a, fmt.Errorf("%s check alone: %w", name, err)
+		}
+	}
+	return a, nil
+}
+
+// checkAlone runs c runs times back to back and returns its CPU per
 // check; it closes what the check keeps between rounds on every way out.
-func checkAlone(c config.Check) (time.Duration, error) {
+func checkAlone(c config.Check, runs int) (time.Duration, error) {
 	ck, err := checker.New(c)
 	if err != nil {
 		return 0, err
@@ -275,7 +338,7 @@ func checkAlone(c config.Check) (time.Duration, error) {
 		defer closer.Close()
 	}
 	before := usage().self()
-	for i := range aloneRuns {
+	for i := range runs {
 		ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 		err := ck.Check(ctx)
 		cancel()
@@ -286,7 +349,7 @@ func checkAlone(c config.Check) (time.Duration, error) {
 			time.Sleep(time.Millisecond) // a pause for the TCP server's accept queue
 		}
 	}
-	return (usage().self() - before) / aloneRuns, nil
+	return (usage().self() - before) / time.Duration(runs), nil
 }
 
 // hostPrefix gives service i its own /32 from the documentation ranges.
