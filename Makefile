@@ -46,7 +46,7 @@ demo: build deps-lab
 ## deps-lab / deps-test: install with apt-get the Debian packages that the
 ## demo / the whole suite need, only those missing (root needed only then).
 LAB_PACKAGES  := frr dnsmasq-base iproute2
-TEST_PACKAGES := $(LAB_PACKAGES) bind9-dnsutils lintian debootstrap systemd-container prometheus
+TEST_PACKAGES := $(LAB_PACKAGES) bind9-dnsutils unbound lintian debootstrap systemd-container prometheus
 deps-lab:
 	@./packaging/install-missing $(LAB_PACKAGES)
 deps-test:
