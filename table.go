@@ -46,6 +46,15 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 	default:
 		fmt.Fprintf(w, "Last resort: %s UNAVAILABLE, failing open is off: %s\n", lr.Interface, printable(lr.Error))
 	}
+	switch u := st.UnitWatch; {
+	case u == nil:
+	case u.Up:
+		fmt.Fprintf(w, "Unit watch: following %s on the system bus\n", units(u.Units))
+	case u.Error == "":
+		fmt.Fprintf(w, "Unit watch: connecting to the system bus (%s)\n", units(u.Units))
+	default:
+		fmt.Fprintf(w, "Unit watch: DOWN, the checks alone decide: %s\n", printable(u.Error))
+	}
 	if d := st.Doctor; d != nil {
 		if d.Errors+d.Warnings+d.Infos == 0 {
 			fmt.Fprintln(w, "doctor: no findings")
@@ -71,6 +80,7 @@ func writeTable(w io.Writer, st status.Document, now time.Time) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d/%d\t%s\n", s.Name, s.State, ago(s.Since, now), s.Passes, s.Rise, s.Fails, s.Fall, printable(reason))
 	}
 	writeDamping(tw, st.Services, now)
+	writeUnits(tw, st.Services)
 	fmt.Fprintln(tw, "\nPREFIX\tSERVICE\tWANTED\tON\tADVERTISED\tFLEET (NORMAL/LAST RESORT)\tMISMATCHES\tNOTE")
 	for _, s := range st.Services {
 		for _, p := range s.Prefixes {
@@ -128,6 +138,31 @@ func writeDamping(w io.Writer, services []status.Service, now time.Time) {
 			line += fmt.Sprintf(" in ~%s, at %s", d.ReleaseAt.Sub(now).Round(time.Second), d.ReleaseAt.UTC().Format("15:04:05"))
 		}
 		fmt.Fprintf(w, "%s\t%s\n", s.Name, line)
+	}
+}
+
+func units(n int) string {
+	if n == 1 {
+		return "1 unit"
+	}
+	return fmt.Sprintf("%d units", n)
+}
+
+// writeUnits prints the watched units of the services that have some.
+func writeUnits(w io.Writer, services []status.Service) {
+	first := true
+	for _, s := range services {
+		for _, u := range s.Units {
+			if first {
+				fmt.Fprintln(w, "\nSERVICE\tUNIT\tSTATE\tWATCHED")
+				first = false
+			}
+			state, watched := strings.TrimPrefix(u.String(), "unit "+u.Name+" "), "yes"
+			if !u.Watched {
+				watched = "no: " + u.Error
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Name, printable(u.Name), printable(state), printable(watched))
+		}
 	}
 }
 

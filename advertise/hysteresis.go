@@ -77,6 +77,16 @@ func (h *Hysteresis) Observe(pass bool) (from, to status.State) {
 	return from, h.state
 }
 
+// FailAll records a failure that counts as fall failing rounds in a row
+// (a watched unit stopped: nothing serves) and returns the state before
+// and after it: down, whatever the streak was.
+func (h *Hysteresis) FailAll() (from, to status.State) {
+	from = h.state
+	h.passes, h.fails = 0, max(h.fails+1, h.fall)
+	h.state = status.Down
+	return from, h.state
+}
+
 // Period is how long after a round's scheduled start the next one is due.
 func (h *Hysteresis) Period(interval, fast time.Duration) time.Duration {
 	if pending(h.state) {

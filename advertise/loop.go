@@ -3,7 +3,9 @@ package advertise
 import (
 	"context"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,6 +35,7 @@ type serviceLoop struct {
 	checks []namedChecker
 	log    logrus.FieldLogger // with the service's fields
 	now    chan chan Round    // run a round now and send it back
+	kick   chan struct{}      // run a round now (a watched unit runs again); buffered 1
 	done   chan struct{}
 	// firstRound is closed after the first round's verdict is applied.
 	firstRound chan struct{}
@@ -51,9 +54,10 @@ type serviceLoop struct {
 	since      time.Time      // wall time the state (or the drain) was entered
 	reason     string         // why
 	rounds     uint64
-	undecided  int       // rounds in a row without a verdict (roundVerdict): checks starved
-	started    time.Time // Clock.Now when the loop started, for progress before its first round
-	lastRound  time.Time // Clock.Now of the last round
+	undecided  int                    // rounds in a row without a verdict (roundVerdict): checks starved
+	started    time.Time              // Clock.Now when the loop started, for progress before its first round
+	lastRound  time.Time              // Clock.Now of the last round
+	units      map[string]status.Unit // the watched units' last known states (units.go)
 }
 
 func newServiceLoop(cfg config.Service, offset time.Duration, advertised bool, deps loopDeps) (*serviceLoop, error) {
@@ -63,6 +67,7 @@ func newServiceLoop(cfg config.Service, offset time.Duration, advertised bool, d
 		offset:     offset,
 		log:        deps.log.WithFields(logrus.Fields{"service": cfg.Name, "prefixes": prefixList(cfg.Prefixes)}),
 		now:        make(chan chan Round),
+		kick:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		firstRound: make(chan struct{}),
 	}
@@ -85,6 +90,7 @@ func (l *serviceLoop) startAs(advertised bool, reason string) {
 	l.degrade = NewHysteresis(l.cfg.Rise, l.cfg.Fall, true) // not degraded until its degrade checks fall
 	l.streaks = make([]int, len(l.checks))
 	l.lastChecks = nil
+	l.units = map[string]status.Unit{}
 	l.since, l.reason = l.clock.Wall(), reason
 }
 
@@ -96,12 +102,20 @@ func (l *serviceLoop) startAs(advertised bool, reason string) {
 func (l *serviceLoop) takeOver(old *serviceLoop) {
 	old.mu.Lock()
 	hyst, degrade, streaks, checks, since, reason := old.hyst, old.degrade, old.streaks, old.lastChecks, old.since, old.reason
+	units := maps.Clone(old.units)
 	old.mu.Unlock()
 	// The penalty decayed under the old parameters until now; the new
 	// ones apply from here on.
 	l.penalties.asOf(old.cfg.Name, old.cfg.Damping.Params(), l.clock.Wall())
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// The units it still names keep their states (the watcher tells of
+	// new ones when the daemon asks it to watch them).
+	for name, u := range units {
+		if slices.Contains(l.cfg.Units, name) {
+			l.units[name] = u
+		}
+	}
 	if !reflect.DeepEqual(old.cfg.Checks, l.cfg.Checks) {
 		l.hyst = NewHysteresis(l.cfg.Rise, l.cfg.Fall, advertised(hyst.State()))
 		l.reason, l.since = "configuration changed", l.clock.Wall()

@@ -15,11 +15,11 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
-// observe feeds a round's withdraw checks into the hysteresis and its
-// degrade checks into theirs (observeDegrade), logs a state change with
-// its cause (and a report check that starts or stops failing), adds a
-// withdrawal to the damping penalty, and records a change of advertisement
-// with the address manager; gen is the generation to wait for (0: no
+// observe feeds a round's withdraw checks into the hysteresis (judge; a
+// stopped unit fails the round whatever they say) and its degrade checks
+// into theirs (observeDegrade), then follows the verdict through (settle:
+// damping, the address manager, the log line); it logs a report check
+// that starts or stops failing. gen is the generation to wait for (0: no
 // change). first is true for the loop's first round.
 func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, first, withdrawn bool, gen uint64) {
 	failed, decided := roundVerdict(results)
@@ -50,7 +50,8 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 		// Drained: checks run and are shown, but decide nothing.
 		return l.hyst.State(), l.hyst.State(), first, false, 0
 	}
-	if !decided {
+	stopped := l.stoppedUnit()
+	if !decided && stopped == nil {
 		// The daemon's own load kept a check from running: the round says
 		// nothing of the service, whose state holds. Logged when such rounds
 		// begin and end, not every round, so a storm cannot flood the log.
@@ -64,22 +65,44 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 		l.undecided = 0
 	}
 	prev := l.wish()
-	from, to = l.hyst.Observe(len(failed) == 0)
-	passes, fails := l.hyst.Streak()
-	reason := ""
-	if from != to {
-		reason = transitionReason(to, passes, fails, l.cfg)
-		l.since, l.reason = l.clock.Wall(), reason
-		if len(failed) > 0 {
-			l.reason += ": " + failureText(failed)
-		}
-	}
-
+	from, to, reason := l.judge(failed, stopped)
 	for _, r := range failed {
 		l.log.WithFields(logrus.Fields{"check": r.Check, "failure": checker.Reason(r.Err), "latency": r.Latency.Round(time.Microsecond).String()}).
 			WithError(r.Err).Debug("check failed")
 	}
 	degradedNow := l.observeDegrade(results)
+	withdrawn, gen = l.settle(prev, from, to, reason, degradedNow, failed, stopped)
+	return from, to, first, withdrawn, gen
+}
+
+// judge feeds one verdict into the hysteresis: a stopped unit's (down at
+// once, as fall failing rounds) when one is, else the round's withdraw
+// checks' (failed: those failing). It records a change's reason as the
+// service's and returns the states and that reason. Call with mu held.
+func (l *serviceLoop) judge(failed []CheckResult, stopped *status.Unit) (from, to status.State, reason string) {
+	if stopped != nil {
+		from, to = l.hyst.FailAll()
+		reason = stopped.String()
+	} else {
+		from, to = l.hyst.Observe(len(failed) == 0)
+		passes, fails := l.hyst.Streak()
+		reason = transitionReason(to, passes, fails, l.cfg)
+	}
+	if from != to {
+		l.since, l.reason = l.clock.Wall(), reason
+		if len(failed) > 0 {
+			l.reason += ": " + failureText(failed)
+		}
+	}
+	return from, to, reason
+}
+
+// settle follows a verdict through (prev: the wish before it): it adds a
+// withdrawal, or a move into degraded, to the damping penalty, records a
+// change of advertisement with the address manager and logs a change of
+// state with its cause; gen is the generation to wait for (0: no change).
+// Call with mu held.
+func (l *serviceLoop) settle(prev wish, from, to status.State, reason string, degradedNow bool, failed []CheckResult, stopped *status.Unit) (withdrawn bool, gen uint64) {
 	withdrawn = advertised(from) && to == status.Down
 	switch {
 	case withdrawn:
@@ -99,9 +122,12 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 		gen = l.addrs.set(l.cfg.Prefixes, l.wish(), why)
 	}
 	if from == to {
-		return from, to, first, withdrawn, gen
+		return withdrawn, gen
 	}
 	entry := l.log.WithFields(logrus.Fields{"from": from.String(), "to": to.String(), "reason": reason})
+	if stopped != nil {
+		entry = entry.WithFields(unitFields(*stopped))
+	}
 	if len(failed) > 0 {
 		entry = entry.WithFields(logrus.Fields{"check": failed[0].Check, "error": failed[0].Err.Error()})
 		if len(failed) > 1 {
@@ -116,7 +142,7 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 	default:
 		entry.Info("service " + to.String())
 	}
-	return from, to, first, withdrawn, gen
+	return withdrawn, gen
 }
 
 // observeDegrade feeds the round's degrade checks into their own
@@ -200,6 +226,7 @@ func (l *serviceLoop) snapshot() status.Service {
 		Rise: l.cfg.Rise, Fall: l.cfg.Fall, Checks: append([]status.Check{}, l.lastChecks...)}
 	s.Passes, s.Fails = l.hyst.Streak()
 	s.Damping = l.dampingStatus()
+	s.Units = l.unitStatus()
 	held := l.held() && l.drain == nil && advertised(s.State)
 	degraded := !held && l.degraded() && l.drain == nil && advertised(s.State)
 	if l.drain != nil {

@@ -42,6 +42,10 @@ type Round struct {
 	// advertisement in this round (from advertised to down), which adds to
 	// its damping penalty.
 	Withdrawn bool
+	// Unit is set when a watched unit's stop made the verdict rather than
+	// a round of checks (units.go): no check ran, and the times are the
+	// event's.
+	Unit *status.Unit
 }
 
 type namedChecker struct {

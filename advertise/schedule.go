@@ -77,7 +77,7 @@ func (l *serviceLoop) run(ctx context.Context) {
 // Why sleep returned.
 const (
 	wokeDue     = iota // the round is due
-	wokeAsked          // a round was asked for now (checkNow)
+	wokeAsked          // a round was asked for now (checkNow, a watched unit running again)
 	wokeRelease        // a damped service's release time came first
 	wokeStopped        // ctx ended
 )
@@ -112,6 +112,8 @@ func (l *serviceLoop) sleep(ctx context.Context, scheduled time.Time) (wake int,
 		return wake, nil
 	case reply := <-l.now:
 		return wokeAsked, reply
+	case <-l.kick:
+		return wokeAsked, nil
 	}
 }
 

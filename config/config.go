@@ -95,6 +95,26 @@ type Service struct {
 	// overriding it.
 	Damping Damping `yaml:"damping"`
 	Checks  []Check `yaml:"checks"`
+	// Units are systemd units the service runs as: one leaving active
+	// takes the service down at once (package unitwatch), without waiting
+	// for a round.
+	Units []string `yaml:"units"`
+}
+
+// AllUnits is every unit some service watches, each once, in the order
+// the services name them.
+func (c *Config) AllUnits() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range c.Services {
+		for _, u := range s.Units {
+			if !seen[u] {
+				seen[u] = true
+				out = append(out, u)
+			}
+		}
+	}
+	return out
 }
 
 // Damping is flap damping (package damping): a decaying penalty added at

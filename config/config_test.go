@@ -74,6 +74,7 @@ func TestFullConfigKeepsEveryValueAndNormalises(t *testing.T) {
 				{Type: "http", Timeout: 500 * time.Millisecond, URL: "http://127.0.0.1:8080/healthz", Status: 204, BodyContains: "ok", OnFail: OnFailReport},
 				{Type: "exec", Timeout: 900 * time.Millisecond, Command: []string{"/bin/true", "-H", "127.0.0.1"}, OnFail: OnFailWithdraw},
 			},
+			Units: []string{"unbound.service", "dnsdist@main.service"},
 		}},
 		Path: "testdata/valid-full.yaml",
 	}

@@ -23,6 +23,9 @@ var (
 	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 	// FRR pathspace names become a directory under /var/run/frr.
 	pathspaceName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+	// systemd unit names (systemd.unit(5)): a name, an optional @instance,
+	// and a unit type; at most 255 bytes (UNIT_NAME_MAX).
+	unitName = regexp.MustCompile(`^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|target|mount|path|timer|scope|slice|swap|device|automount)$`)
 )
 
 // validator checks a decoded, defaulted Config and normalises a few values
@@ -126,6 +129,7 @@ func validate(r *report, c *Config, sys system) {
 			validateCheck(v, checkPath(i, j), s, &s.Checks[j])
 			withdraws = withdraws || s.Checks[j].OnFail == OnFailWithdraw
 		}
+		validateUnits(v, p+".units", s.Units)
 		if len(s.Checks) > 0 && !withdraws {
 			v.fail(p+".checks", "no check has on_fail: withdraw, so nothing could take the service out when it is dead; give one check on_fail: withdraw (the default)")
 		}
@@ -142,6 +146,23 @@ func validate(r *report, c *Config, sys system) {
 				}
 			}
 		}
+	}
+}
+
+// validateUnits checks that each watched unit is a systemd unit name, named
+// once; whether systemd knows it is for check-config to ask (a warning):
+// a unit installed later is no error.
+func validateUnits(v *validator, path string, units []string) {
+	seen := map[string]bool{}
+	for i, u := range units {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		switch {
+		case len(u) > 255 || !unitName.MatchString(u) || strings.HasPrefix(u, "-"):
+			v.fail(p, "%q is not a systemd unit name (such as unbound.service)", u)
+		case seen[u]:
+			v.fail(p, "%q is listed twice", u)
+		}
+		seen[u] = true
 	}
 }
 

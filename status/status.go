@@ -67,6 +67,9 @@ type Document struct {
 	FRR        []FRR             `json:"frr"`
 	LastResort *LastResortHealth `json:"last_resort,omitempty"` // absent: failing open is off (last_resort_interface: "")
 	Services   []Service         `json:"services"`
+	// UnitWatch is the watch of the services' systemd units; absent when
+	// no service watches one.
+	UnitWatch *UnitWatch `json:"unit_watch,omitempty"`
 	// Doctor counts the findings of the last audit of this host's FRR
 	// (`anycast-watchdog doctor`), made at start and after each reload;
 	// absent until the first is done.
@@ -145,6 +148,57 @@ type Service struct {
 	Checks   []Check   `json:"checks"` // of the last round
 	// Damping is the service's flap damping; absent when its mode is off.
 	Damping *Damping `json:"damping,omitempty"`
+	// Units are the systemd units the service watches (units:), in the
+	// configuration's order; absent when it watches none.
+	Units []Unit `json:"units,omitempty"`
+}
+
+// Unit is a systemd unit a service watches, as the daemon last heard of it
+// on the system bus.
+type Unit struct {
+	Name        string `json:"name"`
+	LoadState   string `json:"load_state,omitempty"`   // loaded, not-found, masked, …
+	ActiveState string `json:"active_state,omitempty"` // active, reloading, inactive, failed, activating, deactivating
+	SubState    string `json:"sub_state,omitempty"`    // running, dead, auto-restart, …
+	// Result is how a service unit's main process last ended, in words:
+	// "signal KILL", "exit status 1", "oom-kill"; empty when it succeeded,
+	// for other units, or when not known.
+	Result string `json:"result,omitempty"`
+	// Watched: the daemon follows the unit on the bus, so the state is
+	// current and a stop takes the service down at once. Not watched (the
+	// bus lost, not yet read), the state is the last known and the checks
+	// alone decide.
+	Watched bool   `json:"watched"`
+	Error   string `json:"error,omitempty"` // why it is not watched
+}
+
+// Active reports whether the unit runs: active, or reloading.
+func (u Unit) Active() bool { return u.ActiveState == "active" || u.ActiveState == "reloading" }
+
+// Stopped reports whether a watched unit that systemd knows is not
+// running: its service serves nothing.
+func (u Unit) Stopped() bool { return u.Watched && u.LoadState == "loaded" && !u.Active() }
+
+// String is the unit's state in words: "unit unbound.service failed
+// (signal SEGV)", "unit unbound.service active (running)".
+func (u Unit) String() string {
+	switch {
+	case u.LoadState != "" && u.LoadState != "loaded":
+		return fmt.Sprintf("unit %s %s", u.Name, u.LoadState)
+	case u.ActiveState == "":
+		return fmt.Sprintf("unit %s (state not known)", u.Name)
+	case u.Result != "" && !u.Active():
+		return fmt.Sprintf("unit %s %s (%s)", u.Name, u.ActiveState, u.Result)
+	}
+	return fmt.Sprintf("unit %s %s (%s)", u.Name, u.ActiveState, u.SubState)
+}
+
+// UnitWatch is whether the daemon follows the watched units on the system
+// bus.
+type UnitWatch struct {
+	Up    bool   `json:"up"`
+	Error string `json:"error,omitempty"` // why not, while not
+	Units int    `json:"units"`           // how many units it watches
 }
 
 // Damping is a service's flap-damping penalty (package damping) as of

@@ -24,6 +24,7 @@ func sample() Document {
 			{Daemon: "bgpd", OK: true, Errors: map[string]uint64{"timeout": 1}}},
 		LastResort: &LastResortHealth{Interface: "anycast-lr", OK: true},
 		Doctor:     &Doctor{Errors: 1, Warnings: 2, At: time.Date(2026, 11, 20, 10, 0, 3, 0, time.UTC)},
+		UnitWatch:  &UnitWatch{Up: true, Units: 1},
 		Services: []Service{
 			{Name: "dns", State: Up, Since: t0.Add(-5 * time.Minute), Reason: "3 consecutive passing rounds (rise 3)",
 				Passes: 300, Rise: 3, Fall: 2,
@@ -38,7 +39,8 @@ func sample() Document {
 					{Check: "dns 127.0.0.1:53 health.example./A udp", OnFail: "withdraw", OK: true, LatencySeconds: 0.00123, Consecutive: 300},
 					{Check: "tcp 127.0.0.1:53", OnFail: "withdraw", OK: true, LatencySeconds: 0.0002, Consecutive: 300},
 					{Check: "exec /usr/local/bin/disk-free", OnFail: "report", OK: false, Reason: "exit", Error: "exit status 1: / is 93% full", LatencySeconds: 0.002, Consecutive: 7}},
-				Damping: &Damping{Mode: "suppress", Suppress: 2000, Reuse: 1000}},
+				Damping: &Damping{Mode: "suppress", Suppress: 2000, Reuse: 1000},
+				Units:   []Unit{{Name: "unbound.service", LoadState: "loaded", ActiveState: "active", SubState: "running", Watched: true}}},
 			{Name: "ntp", State: Damped, Since: t0.Add(-50 * time.Second), Reason: "3 consecutive passing rounds (rise 3); damped: penalty 2840 after 3 withdrawals (suppress 2000); held at last resort until its penalty decays below reuse 1000",
 				Passes: 40, Rise: 3, Fall: 2,
 				Prefixes: []Prefix{{Prefix: "192.0.2.123/32", Wanted: true, Present: true, Advertised: AdvertisedYes, Interface: "anycast-lr",
@@ -192,5 +194,32 @@ func TestDrainExpired(t *testing.T) {
 				t.Errorf("Expired = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// What a watched unit's state means for its service, and how it reads.
+func TestUnitStates(t *testing.T) {
+	for _, tt := range []struct {
+		u       Unit
+		stopped bool
+		text    string
+	}{
+		{Unit{Name: "u.service", LoadState: "loaded", ActiveState: "active", SubState: "running", Watched: true}, false, "unit u.service active (running)"},
+		{Unit{Name: "u.service", LoadState: "loaded", ActiveState: "reloading", SubState: "reload", Watched: true}, false, "unit u.service reloading (reload)"},
+		{Unit{Name: "u.service", LoadState: "loaded", ActiveState: "failed", SubState: "failed", Result: "signal SEGV", Watched: true}, true, "unit u.service failed (signal SEGV)"},
+		{Unit{Name: "u.service", LoadState: "loaded", ActiveState: "inactive", SubState: "dead", Watched: true}, true, "unit u.service inactive (dead)"},
+		{Unit{Name: "u.service", LoadState: "loaded", ActiveState: "activating", SubState: "auto-restart", Result: "exit status 1", Watched: true}, true, "unit u.service activating (exit status 1)"},
+		{Unit{Name: "u.service", LoadState: "loaded", ActiveState: "deactivating", SubState: "stop-sigterm", Watched: true}, true, "unit u.service deactivating (stop-sigterm)"},
+		{Unit{Name: "u.service", LoadState: "not-found", ActiveState: "inactive", SubState: "dead", Watched: true}, false, "unit u.service not-found"},
+		{Unit{Name: "u.service", LoadState: "masked", ActiveState: "inactive", SubState: "dead", Watched: true}, false, "unit u.service masked"},
+		{Unit{Name: "u.service", LoadState: "loaded", ActiveState: "failed", SubState: "failed", Error: "unit watch: lost"}, false, "unit u.service failed (failed)"},
+		{Unit{Name: "u.service", Error: "not read yet"}, false, "unit u.service (state not known)"},
+	} {
+		if got := tt.u.Stopped(); got != tt.stopped {
+			t.Errorf("%+v: Stopped() = %v", tt.u, got)
+		}
+		if got := tt.u.String(); got != tt.text {
+			t.Errorf("%+v: String() = %q, want %q", tt.u, got, tt.text)
+		}
 	}
 }
