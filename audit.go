@@ -10,6 +10,8 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/doctor"
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
+	"github.com/anycast-watchdog/anycast-watchdog/unitwatch"
 )
 
 // startAudit runs doctor's audit of cfg on its own goroutine: it reads FRR
@@ -61,9 +63,19 @@ func (d *daemon) startAudit(ctx context.Context, cfg *config.Config) {
 	}()
 }
 
-// audit gathers this host's facts with the real ip and vtysh and audits
-// them; the daemon and the doctor command share it.
+// audit gathers this host's facts with the real ip, vtysh and system bus
+// and audits them; the daemon and the doctor command share it.
 func audit(ctx context.Context, cfg *config.Config, run command.Runner) doctor.Report {
 	fr := frr.New(run, cfg.FRR.Vtysh, cfg.FRR.Pathspace, cfg.FRR.Timeout)
-	return doctor.Audit(doctor.Gather(ctx, cfg, run, fr))
+	return doctor.Audit(doctor.Gather(ctx, cfg, run, fr, lookupUnits))
 }
+
+// lookupUnits reads units once on the system bus, within unitLookupTimeout.
+func lookupUnits(ctx context.Context, names []string) ([]status.Unit, error) {
+	ctx, cancel := context.WithTimeout(ctx, unitLookupTimeout)
+	defer cancel()
+	return unitwatch.Lookup(ctx, unitwatch.SystemBus, names)
+}
+
+// unitLookupTimeout bounds check-config's and doctor's question to systemd.
+const unitLookupTimeout = 2 * time.Second

@@ -18,6 +18,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/doctor"
 	"github.com/anycast-watchdog/anycast-watchdog/metrics"
 	"github.com/anycast-watchdog/anycast-watchdog/status"
+	"github.com/anycast-watchdog/anycast-watchdog/unitwatch"
 )
 
 // daemon is a running anycast-watchdog: the supervisor that guards the
@@ -35,6 +36,7 @@ type daemon struct {
 	version string
 	log     *logrus.Logger
 	sup     *advertise.Supervisor
+	units   *unitwatch.Watcher // nil: units are not watched (no bus)
 	metrics *metrics.Metrics
 	notify  notifier
 	reloads chan chan error // reload requests from the control socket, for serve
@@ -73,6 +75,9 @@ type daemonDeps struct {
 	// audit is doctor's audit of this host (nil: none), run at start and
 	// after each reload, off the check path.
 	audit func(context.Context, *config.Config) doctor.Report
+	// unitBus dials the system bus to watch the services' units (nil:
+	// units are not watched, and the checks alone decide).
+	unitBus unitwatch.Dialer
 }
 
 // listeners are the sockets the daemon serves; nil ones are not served.
@@ -93,6 +98,9 @@ func newDaemon(path string, cfg *config.Config, log *logrus.Logger, deps daemonD
 			Log: log, ReadBack: deps.readBack, NewChecker: deps.newChecker, OnRound: m.ObserveRound, LastResort: deps.lastResort,
 		}),
 	}
+	if deps.unitBus != nil {
+		d.units = unitwatch.New(deps.unitBus, log, d.sup.SetUnit)
+	}
 	m.Attach(d)
 	return d
 }
@@ -106,6 +114,10 @@ func (d *daemon) run(ctx context.Context, cfg *config.Config, ls listeners, sign
 	if err := d.sup.Start(ctx, cfg); err != nil {
 		d.log.WithError(err).Error("not starting")
 		return 1
+	}
+	if d.units != nil {
+		d.units.Watch(cfg.AllUnits())
+		go d.units.Run(ctx)
 	}
 	if ls.control != nil {
 		go control.Serve(ctx, ls.control, d, control.AccessForProcess(), d.log)
@@ -201,6 +213,9 @@ func (d *daemon) switchConfig(ctx context.Context) error {
 	if err := d.sup.Reload(ctx, next); err != nil {
 		return err
 	}
+	if d.units != nil {
+		d.units.Watch(next.AllUnits()) // told again, the new loops learn their units' states
+	}
 	configureLogger(d.log, next)
 	logWarnings(d.log, next)
 	d.log.WithFields(logrus.Fields{"config": d.path, "services": len(next.Services)}).Info("configuration reloaded")
@@ -214,6 +229,9 @@ func (d *daemon) Status() status.Document {
 	cfg, loadedAt := d.sup.Config()
 	st := status.Document{Version: d.version, Config: status.Config{Path: cfg.Path, LoadedAt: loadedAt},
 		FRR: d.sup.FRRHealth(), LastResort: d.sup.LastResort(), Services: d.sup.Status()}
+	if d.units != nil {
+		st.UnitWatch = d.units.Status()
+	}
 	d.mu.Lock()
 	if d.lastReload != nil {
 		r := *d.lastReload

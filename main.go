@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/advertise"
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/control"
+	"github.com/anycast-watchdog/anycast-watchdog/doctor"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
 )
 
@@ -181,11 +183,38 @@ func checkConfig(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "anycast-watchdog: %v\n", err)
 		return 1
 	}
-	for _, w := range cfg.Warnings {
+	for _, w := range append(cfg.Warnings, unitWarnings(cfg, lookupUnits)...) {
 		fmt.Fprintf(stderr, "anycast-watchdog: warning: %s\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: valid, %d services\n", path, len(cfg.Services))
 	return 0
+}
+
+// unitWarnings asks systemd about the watched units: one it does not know
+// is a warning, not an error (a service installed after the daemon's
+// configuration is no mistake); so is a bus that cannot be asked.
+func unitWarnings(cfg *config.Config, lookup doctor.UnitReader) []string {
+	names := cfg.AllUnits()
+	if len(names) == 0 {
+		return nil
+	}
+	units, err := lookup(context.Background(), names)
+	if err != nil {
+		return []string{fmt.Sprintf("%s: units: cannot ask systemd about the watched units (%v); the daemon falls back to its checks while it cannot", cfg.Path, err)}
+	}
+	var out []string
+	for _, u := range units {
+		if u.Error == "" && u.LoadState == "loaded" {
+			continue
+		}
+		for i, s := range cfg.Services {
+			if j := slices.Index(s.Units, u.Name); j >= 0 {
+				why := cmp.Or(u.Error, "systemd has it "+u.LoadState)
+				out = append(out, fmt.Sprintf("%s: services[%d].units[%d]: %s: %s; it takes nothing out until systemd loads it", cfg.Path, i, j, u.Name, why))
+			}
+		}
+	}
+	return out
 }
 
 func probe(path string, names []string, stdout, stderr io.Writer) int {

@@ -2,11 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/anycast-watchdog/anycast-watchdog/config"
+	"github.com/anycast-watchdog/anycast-watchdog/doctor"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
 func TestCommandLine(t *testing.T) {
@@ -90,6 +97,54 @@ func TestCommandLine(t *testing.T) {
 				if !strings.Contains(stderr.String(), s) {
 					t.Errorf("stderr lacks %q:\n%s", s, &stderr)
 				}
+			}
+		})
+	}
+}
+
+// check-config asks systemd about the watched units: one it does not know,
+// or cannot read, is a warning naming where the configuration lists it;
+// a bus that cannot be asked is one warning.
+func TestUnitWarnings(t *testing.T) {
+	cfg, err := config.Parse("u.yaml", []byte(`services:
+  - name: dns
+    prefixes: [192.0.2.53/32]
+    units: [unbound.service, unbund.service]
+    checks: [{type: tcp, address: "127.0.0.1:53"}]
+  - name: dot
+    prefixes: [192.0.2.54/32]
+    units: [unbund.service]
+    checks: [{type: tcp, address: "127.0.0.1:853"}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := func(_ context.Context, names []string) ([]status.Unit, error) {
+		var out []status.Unit
+		for _, n := range names {
+			u := status.Unit{Name: n, LoadState: "loaded", ActiveState: "active", SubState: "running", Watched: true}
+			if n == "unbund.service" {
+				u.LoadState = "not-found"
+			}
+			out = append(out, u)
+		}
+		return out, nil
+	}
+	for _, tt := range []struct {
+		name   string
+		lookup doctor.UnitReader
+		want   []string
+	}{
+		{"one not found, named twice", known, []string{
+			"u.yaml: services[0].units[1]: unbund.service: systemd has it not-found; it takes nothing out until systemd loads it",
+			"u.yaml: services[1].units[0]: unbund.service: systemd has it not-found; it takes nothing out until systemd loads it"}},
+		{"no bus", func(context.Context, []string) ([]status.Unit, error) {
+			return nil, errors.New("connect to the system bus: no such file or directory")
+		}, []string{"u.yaml: units: cannot ask systemd about the watched units (connect to the system bus: no such file or directory); the daemon falls back to its checks while it cannot"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := unitWarnings(cfg, tt.lookup); !slices.Equal(got, tt.want) {
+				t.Errorf("unitWarnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 		})
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/instance"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
 	"github.com/anycast-watchdog/anycast-watchdog/notify"
+	"github.com/anycast-watchdog/anycast-watchdog/unitwatch"
 )
 
 // newLogger configures a logger as the file says. Under systemd
@@ -101,7 +102,8 @@ func run(path string, stderr io.Writer) int {
 		readBack: func(c config.FRR) advertise.ReadBack {
 			return frr.New(command.Run, c.Vtysh, c.Pathspace, c.Timeout)
 		},
-		notify: notify.New(log),
+		notify:  notify.New(log),
+		unitBus: unitwatch.SystemBus,
 		audit: func(ctx context.Context, c *config.Config) doctor.Report {
 			return audit(ctx, c, command.Run)
 		},

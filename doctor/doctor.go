@@ -11,6 +11,7 @@
 package doctor
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/netip"
@@ -89,7 +90,15 @@ type Facts struct {
 	// Untrusted are the programs the daemon runs (exec checks, ip, vtysh)
 	// that another user could change, as read now.
 	Untrusted []UntrustedProgram
+	// Units are the watched systemd units (units:) as systemd has them;
+	// UnitsError is set when the system bus could not be asked.
+	Units      []status.Unit
+	UnitsError string
 }
+
+// UnitReader reads systemd units' states (unitwatch.Lookup on the system
+// bus).
+type UnitReader func(ctx context.Context, names []string) ([]status.Unit, error)
 
 // UntrustedProgram is a program the daemon runs that another user could
 // change.
@@ -146,6 +155,7 @@ var rules = []func(Facts) []Finding{
 	strayAddresses,
 	bgpNetwork,
 	bgpOrigination,
+	watchedUnits,
 }
 
 // family selects the managed prefixes of one family.

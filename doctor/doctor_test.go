@@ -16,6 +16,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/frr"
 	"github.com/anycast-watchdog/anycast-watchdog/ifaddr"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/golden"
+	"github.com/anycast-watchdog/anycast-watchdog/status"
 	"github.com/anycast-watchdog/anycast-watchdog/trust"
 )
 
@@ -182,6 +183,14 @@ func TestEachMistakeIsFound(t *testing.T) {
 				Program: "/usr/local/lib/check.sh", Path: "/usr/local/lib", Owner: 65534, Group: 65534, Mode: fs.ModeDir | 0o755,
 				Why: "is owned by uid 65534, neither root nor the daemon's user (uid 0)"}}}
 		}, want: []string{"error untrusted-program /usr/local/lib/check.sh"}},
+		{name: "a watched unit systemd does not know", facts: func(f *Facts) {
+			f.Units = []status.Unit{{Name: "unbound.service", LoadState: "loaded", ActiveState: "active", SubState: "running", Watched: true},
+				{Name: "unbund.service", LoadState: "not-found", ActiveState: "inactive", SubState: "dead", Watched: true},
+				{Name: "x@.service", Error: "read: Unit name x@.service is not valid."}}
+		}, want: []string{"warning unit-not-loaded unbund.service", "warning unit-not-loaded x@.service"}},
+		{name: "the system bus out of reach", facts: func(f *Facts) {
+			f.UnitsError = "connect to the system bus: dial unix /run/dbus/system_bus_socket: connect: no such file or directory"
+		}, want: []string{"warning unit-watch system bus"}},
 		{name: "BGP network statement and no import-check", facts: func(f *Facts) { *f = captured(t, nil); dropStray(f); keepAggregates(f, "") },
 			want: []string{"error bgp-network-statement 192.0.2.53/32", "warning bgp-no-import-check bgpd"}},
 	}

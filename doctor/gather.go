@@ -21,11 +21,11 @@ type FRR interface {
 
 // Gather reads what the rules need: the configuration's interfaces and
 // prefixes, every interface's addresses with ip (through run), and each
-// routing daemon's running-config and instance through vtysh. It never
-// fails: what cannot be read is recorded, and the rules say what it means.
-// It runs at most 8 commands, one after the other, each with the
-// client's own deadline.
-func Gather(ctx context.Context, cfg *config.Config, run command.Runner, fr FRR) Facts {
+// routing daemon's running-config and instance through vtysh, and the
+// watched units through units (nil: not read). It never fails: what cannot
+// be read is recorded, and the rules say what it means. It runs at most 8
+// commands, one after the other, each with the client's own deadline.
+func Gather(ctx context.Context, cfg *config.Config, run command.Runner, fr FRR, units UnitReader) Facts {
 	f := Facts{Interface: cfg.Interface, LastResortInterface: cfg.LastResortInterface,
 		LastResortMetric: cfg.FRR.LastResortMetric, Vtysh: cfg.FRR.Vtysh, Daemons: map[string]Daemon{}}
 	seen := map[netip.Prefix]bool{}
@@ -38,6 +38,12 @@ func Gather(ctx context.Context, cfg *config.Config, run command.Runner, fr FRR)
 		}
 	}
 	f.Untrusted = judgePrograms(cfg, trust.Self())
+	if names := cfg.AllUnits(); len(names) > 0 && units != nil {
+		var err error
+		if f.Units, err = units(ctx, names); err != nil {
+			f.UnitsError = err.Error()
+		}
+	}
 	if links, err := ifaddr.ShowAll(ctx, run, cfg.IP); err != nil {
 		f.AddressError = err.Error()
 	} else {

@@ -389,3 +389,28 @@ func inRange(ospf frr.ConfigBlock, p netip.Prefix, ip netip.Addr) bool {
 	r, _ := p.Addr().Prefix(bits)
 	return r.Contains(ip)
 }
+
+// watchedUnits: a watched unit systemd does not know takes nothing out
+// when its service dies (a typo, or the service not installed), and an
+// unreachable bus leaves the checks alone to decide.
+func watchedUnits(f Facts) []Finding {
+	if f.UnitsError != "" {
+		return []Finding{{Severity: Warning, Check: "unit-watch", Object: "system bus",
+			Message:  "cannot read the watched units on the system bus: a unit's stop is noticed only by the checks, at their next round",
+			Evidence: f.UnitsError, Fix: "systemctl status dbus   (the daemon's unit must reach /run/dbus/system_bus_socket: AF_UNIX)"}}
+	}
+	var out []Finding
+	for _, u := range f.Units {
+		switch {
+		case u.Error != "":
+			out = append(out, Finding{Severity: Warning, Check: "unit-not-loaded", Object: u.Name,
+				Message: "systemd will not read this unit: watching it takes nothing out", Evidence: u.Error,
+				Fix: "correct the name in units: (systemctl list-units --type=service)"})
+		case u.LoadState != "loaded":
+			out = append(out, Finding{Severity: Warning, Check: "unit-not-loaded", Object: u.Name,
+				Message:  "systemd has no such unit loaded (" + u.LoadState + "): watching it takes nothing out until it is",
+				Evidence: "LoadState=" + u.LoadState, Fix: "systemctl status " + u.Name + "   (a typo in units:, or the service not installed)"})
+		}
+	}
+	return out
+}

@@ -70,7 +70,9 @@ func (m *Metrics) Attach(src Source) { m.Registry.MustRegister(&stateCollector{s
 
 // ObserveRound counts one round; it is the supervisor's OnRound hook.
 func (m *Metrics) ObserveRound(r advertise.Round) {
-	m.lateness.Observe(max(0, r.Started.Sub(r.Scheduled).Seconds()))
+	if r.Unit == nil { // a unit's event is no scheduled round
+		m.lateness.Observe(max(0, r.Started.Sub(r.Scheduled).Seconds()))
+	}
 	for _, c := range r.Results {
 		m.checkDuration.WithLabelValues(r.Service, c.Check).Observe(c.Latency.Seconds())
 		if c.Err != nil {
@@ -127,6 +129,10 @@ var (
 		[]string{"result"}, nil)
 	descDoctor = prometheus.NewDesc(ns+"_doctor_findings", "Findings of the last audit of this host's FRR (anycast-watchdog doctor), by severity; absent until the first audit is done.",
 		[]string{"severity"}, nil)
+	descUnitActive = prometheus.NewDesc(ns+"_unit_active", "1 while the watched systemd unit is active (or reloading), 0 while it is not; absent while it is not watched (the bus lost, or unknown to systemd).",
+		[]string{"service", "unit"}, nil)
+	descUnitWatchUp = prometheus.NewDesc(ns+"_unit_watch_up", "1 while the daemon follows the watched units on the system bus, 0 while it cannot (the checks alone decide); absent when no service watches a unit.",
+		nil, nil)
 	descReloadOK   = prometheus.NewDesc(ns+"_config_last_reload_successful", "1 when the last reload worked (or none was tried).", nil, nil)
 	descReloadTime = prometheus.NewDesc(ns+"_config_last_load_timestamp_seconds", "When the running configuration was loaded (Unix time).", nil, nil)
 )
@@ -136,7 +142,8 @@ type stateCollector struct{ src Source }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descPresent, descAdvertised, descMismatches, descDrained, descBGPOriginated, descBGPPeers,
-		descDrainExpiry, descCheckUp, descCertExpiry, descDampingPenalty, descDamped, descVtyshErrors, descFRRUp, descAdvertisers, descLastResortUp, descDoctor, descReloads, descReloadOK, descReloadTime} {
+		descDrainExpiry, descCheckUp, descCertExpiry, descDampingPenalty, descDamped, descVtyshErrors, descFRRUp, descAdvertisers, descLastResortUp, descDoctor, descReloads, descReloadOK, descReloadTime,
+		descUnitActive, descUnitWatchUp} {
 		ch <- d
 	}
 }
@@ -158,6 +165,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descCheckUp, b2f(c.OK), s.Name, c.Check, c.OnFail)
 			if !c.CertExpiry.IsZero() {
 				gauge(descCertExpiry, float64(c.CertExpiry.Unix()), s.Name, c.Check)
+			}
+		}
+		for _, u := range s.Units {
+			if u.Watched && u.LoadState == "loaded" {
+				gauge(descUnitActive, b2f(u.Active()), s.Name, u.Name)
 			}
 		}
 		if d := s.Damping; d != nil {
@@ -186,6 +198,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if lr := st.LastResort; lr != nil {
 		gauge(descLastResortUp, b2f(lr.OK), lr.Interface)
+	}
+	if w := st.UnitWatch; w != nil {
+		gauge(descUnitWatchUp, b2f(w.Up))
 	}
 	if d := st.Doctor; d != nil {
 		gauge(descDoctor, float64(d.Errors), "error")

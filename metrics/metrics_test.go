@@ -35,14 +35,21 @@ func TestRegistryContents(t *testing.T) {
 				{Prefix: "2001:db8::53/128", Present: true, Advertised: status.AdvertisedUnknown, Mismatches: 2, FleetError: "ospf6d is not running"}}},
 			{Name: "ntp", State: status.Damped, Checks: []status.Check{{Check: "tcp 127.0.0.1:123", OnFail: "withdraw", OK: true},
 				{Check: "tls 127.0.0.1:853 dns.example", OnFail: "report", OK: false, CertExpiry: time.Unix(1795000000, 0)}}, Damping: &status.Damping{Mode: "suppress", Penalty: 2950, Damped: true, Withdrawals: 3, Suppress: 2000, Reuse: 1000}},
+			{Name: "unbound", State: status.Down, Units: []status.Unit{
+				{Name: "unbound.service", LoadState: "loaded", ActiveState: "failed", SubState: "failed", Result: "signal KILL", Watched: true},
+				{Name: "unbound-helper.service", LoadState: "loaded", ActiveState: "active", SubState: "running", Watched: true},
+				{Name: "nosuch.service", LoadState: "not-found", ActiveState: "inactive", SubState: "dead", Watched: true},
+				{Name: "lost.service", LoadState: "loaded", ActiveState: "active", SubState: "running", Error: "unit watch: lost"}}},
 			{Name: "web", State: status.Drained, Drain: &status.Drain{Reason: "x", Until: until},
 				Prefixes: []status.Prefix{{Prefix: "203.0.113.80/32", Advertised: status.AdvertisedNo}}},
-		}}}
+		},
+		UnitWatch: &status.UnitWatch{Up: true, Units: 4}}}
 	m := New("0.1.0")
 	m.Attach(src)
 	m.ObserveRound(advertise.Round{Service: "dns", Scheduled: time.Unix(0, 0), Started: time.Unix(0, 2e6), From: status.Up, To: status.Falling,
 		Results: []advertise.CheckResult{{Check: "tcp 127.0.0.1:53", Err: errors.New("x"), Latency: 3 * time.Millisecond}}})
 	m.ObserveRound(advertise.Round{Service: "ntp", From: status.Falling, To: status.Down, Withdrawn: true})
+	m.ObserveRound(advertise.Round{Service: "unbound", From: status.Up, To: status.Down, Withdrawn: true, Unit: &status.Unit{Name: "unbound.service"}})
 
 	expected := `
 # HELP anycast_watchdog_service_state 1 for the state the service is in (up, falling, rising, degraded, damped, last_resort, down, draining, drained), 0 for the others.
@@ -65,6 +72,15 @@ anycast_watchdog_service_state{service="ntp",state="falling"} 0
 anycast_watchdog_service_state{service="ntp",state="last_resort"} 0
 anycast_watchdog_service_state{service="ntp",state="rising"} 0
 anycast_watchdog_service_state{service="ntp",state="up"} 0
+anycast_watchdog_service_state{service="unbound",state="damped"} 0
+anycast_watchdog_service_state{service="unbound",state="degraded"} 0
+anycast_watchdog_service_state{service="unbound",state="down"} 1
+anycast_watchdog_service_state{service="unbound",state="drained"} 0
+anycast_watchdog_service_state{service="unbound",state="draining"} 0
+anycast_watchdog_service_state{service="unbound",state="falling"} 0
+anycast_watchdog_service_state{service="unbound",state="last_resort"} 0
+anycast_watchdog_service_state{service="unbound",state="rising"} 0
+anycast_watchdog_service_state{service="unbound",state="up"} 0
 anycast_watchdog_service_state{service="web",state="damped"} 0
 anycast_watchdog_service_state{service="web",state="degraded"} 0
 anycast_watchdog_service_state{service="web",state="down"} 0
@@ -132,10 +148,19 @@ anycast_watchdog_service_damped{mode="suppress",service="ntp"} 1
 # HELP anycast_watchdog_withdrawals_total Withdrawals that failing checks caused (the service left normal advertisement), each adding to its damping penalty; drains, reloads and restarts are not counted.
 # TYPE anycast_watchdog_withdrawals_total counter
 anycast_watchdog_withdrawals_total{service="ntp"} 1
+anycast_watchdog_withdrawals_total{service="unbound"} 1
 # HELP anycast_watchdog_transitions_total State changes of a service, by the state entered.
 # TYPE anycast_watchdog_transitions_total counter
 anycast_watchdog_transitions_total{service="dns",to="falling"} 1
 anycast_watchdog_transitions_total{service="ntp",to="down"} 1
+anycast_watchdog_transitions_total{service="unbound",to="down"} 1
+# HELP anycast_watchdog_unit_active 1 while the watched systemd unit is active (or reloading), 0 while it is not; absent while it is not watched (the bus lost, or unknown to systemd).
+# TYPE anycast_watchdog_unit_active gauge
+anycast_watchdog_unit_active{service="unbound",unit="unbound-helper.service"} 1
+anycast_watchdog_unit_active{service="unbound",unit="unbound.service"} 0
+# HELP anycast_watchdog_unit_watch_up 1 while the daemon follows the watched units on the system bus, 0 while it cannot (the checks alone decide); absent when no service watches a unit.
+# TYPE anycast_watchdog_unit_watch_up gauge
+anycast_watchdog_unit_watch_up 1
 # HELP anycast_watchdog_check_failures_total Failed checks, by reason (timeout, refused, rcode, answer, status, body, exit, handshake, name, chain, expiry, unreachable, starved, untrusted, error).
 # TYPE anycast_watchdog_check_failures_total counter
 anycast_watchdog_check_failures_total{check="tcp 127.0.0.1:53",reason="error",service="dns"} 1
@@ -154,7 +179,8 @@ anycast_watchdog_build_info{goversion="` + runtime.Version() + `",version="0.1.0
 		"anycast_watchdog_service_drain_expiry_timestamp_seconds", "anycast_watchdog_frr_vtysh_errors_total", "anycast_watchdog_config_reloads_total",
 		"anycast_watchdog_config_last_reload_successful", "anycast_watchdog_config_last_load_timestamp_seconds", "anycast_watchdog_transitions_total", "anycast_watchdog_check_failures_total",
 		"anycast_watchdog_damping_penalty", "anycast_watchdog_service_damped", "anycast_watchdog_check_up", "anycast_watchdog_tls_cert_expiry_timestamp_seconds", "anycast_watchdog_withdrawals_total",
-		"anycast_watchdog_prefix_bgp_originated", "anycast_watchdog_prefix_bgp_peers", "anycast_watchdog_build_info"}
+		"anycast_watchdog_prefix_bgp_originated", "anycast_watchdog_prefix_bgp_peers", "anycast_watchdog_build_info",
+		"anycast_watchdog_unit_active", "anycast_watchdog_unit_watch_up"}
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(expected), names...); err != nil {
 		t.Error(err)
 	}
