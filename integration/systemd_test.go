@@ -36,22 +36,30 @@ func buildDeb(t *testing.T, dir, version, binaryVersion string) string {
 	return deb
 }
 
-// The package in a booted Debian 12 with frr.service running ospfd.
-func TestPackageUnderSystemd(t *testing.T) {
+// debian is a booted Debian 12 in systemd-nspawn with frr.service
+// running ospfd (the anycast range on lo covered) and the packages given
+// copied to /root.
+type debian struct {
+	t    *testing.T
+	c    *lab.Container
+	root string
+}
+
+// bootDebian boots a fresh copy of the cached root file system; its
+// cleanup shuts the container down.
+func bootDebian(t *testing.T, dir string, debs ...string) *debian {
+	t.Helper()
 	for _, prog := range []string{"systemd-nspawn", "debootstrap", "nsenter", "dpkg-deb", "systemd-analyze"} {
 		if _, err := exec.LookPath(prog); err != nil {
 			t.Fatalf("%s is missing: .ci/run installs it (systemd-container debootstrap util-linux dpkg systemd)", prog)
 		}
 	}
 	start := time.Now()
-	dir := t.TempDir()
-	debV1 := buildDeb(t, dir, "0.1.0-1", "0.1.0")
-	debV2 := buildDeb(t, dir, "0.1.0-2", "0.1.0+upgrade")
 	root := filepath.Join(dir, "root")
 	if err := lab.Rootfs(rootfsCache, root); err != nil {
 		t.Fatal(err)
 	}
-	for _, deb := range []string{debV1, debV2} {
+	for _, deb := range debs {
 		if out, err := exec.Command("cp", deb, filepath.Join(root, "root")).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
@@ -74,28 +82,47 @@ router ospf
 !
 `), 0o640)
 	t.Logf("rootfs ready after %s", time.Since(start).Round(time.Second))
-
 	c, err := lab.Boot(root, fmt.Sprintf("aw%d", os.Getpid()%100000), filepath.Join(dir, "console.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Shutdown(30 * time.Second)
+	t.Cleanup(func() { c.Shutdown(30 * time.Second) })
 	t.Logf("booted after %s", time.Since(start).Round(time.Second))
-	run := func(argv ...string) string {
-		t.Helper()
-		out, err := c.Exec(argv...)
-		if err != nil {
-			t.Fatalf("%s: %v:\n%s", strings.Join(argv, " "), err, out)
-		}
-		return out
+	return &debian{t: t, c: c, root: root}
+}
+
+// run runs argv in the container and fails the test if it fails.
+func (d *debian) run(argv ...string) string {
+	d.t.Helper()
+	out, err := d.c.Exec(argv...)
+	if err != nil {
+		d.t.Fatalf("%s: %v:\n%s", strings.Join(argv, " "), err, out)
 	}
-	show := func(prop string) string {
-		return strings.TrimSpace(run("systemctl", "show", "-p", prop, "--value", "anycast-watchdog"))
-	}
-	journal := func() string {
-		out, _ := c.Exec("journalctl", "-u", "anycast-watchdog", "--no-pager", "-o", "cat")
-		return out
-	}
+	return out
+}
+
+// show is a property of a unit, from systemctl show.
+func (d *debian) show(unit, prop string) string {
+	d.t.Helper()
+	return strings.TrimSpace(d.run("systemctl", "show", "-p", prop, "--value", unit))
+}
+
+// journal is a unit's journal, messages only.
+func (d *debian) journal(unit string) string {
+	out, _ := d.c.Exec("journalctl", "-u", unit, "--no-pager", "-o", "cat")
+	return out
+}
+
+// The package in a booted Debian 12 with frr.service running ospfd.
+func TestPackageUnderSystemd(t *testing.T) {
+	start := time.Now()
+	dir := t.TempDir()
+	debV1 := buildDeb(t, dir, "0.1.0-1", "0.1.0")
+	debV2 := buildDeb(t, dir, "0.1.0-2", "0.1.0+upgrade")
+	box := bootDebian(t, dir, debV1, debV2)
+	c, root, run := box.c, box.root, box.run
+	show := func(prop string) string { return box.show("anycast-watchdog", prop) }
+	journal := func() string { return box.journal("anycast-watchdog") }
 
 	// 1. Install: the unit becomes active, which for Type=notify means
 	// READY=1 arrived; status answers.

@@ -45,7 +45,7 @@ func Rootfs(cacheDir, dest string) error {
 
 // rootfsPackages are installed on top of minbase; man-db lets
 // systemd-analyze verify check the unit's Documentation= links.
-const rootfsPackages = "systemd,systemd-sysv,dbus,iproute2,procps,frr,adduser,man-db"
+const rootfsPackages = "systemd,systemd-sysv,dbus,iproute2,procps,frr,adduser,man-db,dnsmasq"
 
 // aptMirror finds the Debian mirror apt uses for bookworm.
 func aptMirror() (string, error) {
@@ -253,4 +253,58 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// HostPID is the host's PID of the process the container knows as pid.
+func (c *Container) HostPID(pid int) (int, error) {
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", c.Init))
+	if err != nil {
+		return 0, err
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		if other, err := os.Readlink(d + "/ns/pid"); err != nil || other != ns {
+			continue
+		}
+		status, err := os.ReadFile(d + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) >= 3 && f[0] == "NSpid:" && f[len(f)-1] == strconv.Itoa(pid) {
+				return strconv.Atoi(f[1])
+			}
+		}
+	}
+	return 0, fmt.Errorf("no process %d in container %s", pid, c.Name)
+}
+
+// MonitorTime is when `ip -ts monitor` saw the event on line, from its
+// "[2026-12-04T05:01:02.123456]" prefix (the host's clock).
+func MonitorTime(line string) (time.Time, bool) {
+	end := strings.IndexByte(line, ']')
+	if !strings.HasPrefix(line, "[") || end < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.ParseInLocation("2006-01-02T15:04:05.000000", line[1:end], time.Local)
+	return t, err == nil
+}
+
+// ProcessCPU is the CPU time every thread of the host's process pid has
+// run, from /proc/pid/task/*/schedstat (nanoseconds, unlike the clock
+// ticks of /proc/pid/stat).
+func ProcessCPU(pid int) time.Duration {
+	var total time.Duration
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if fields := strings.Fields(string(b)); len(fields) > 0 {
+			ns, _ := strconv.ParseInt(fields[0], 10, 64)
+			total += time.Duration(ns)
+		}
+	}
+	return total
 }
