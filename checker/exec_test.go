@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
+	"github.com/anycast-watchdog/anycast-watchdog/internal/helperproc"
 )
 
 // TestHelperProcess is not a test: exec checks re-run the test binary as the
@@ -51,7 +51,7 @@ func TestHelperProcess(t *testing.T) {
 	case "hang-with-grandchild":
 		// Start a grandchild that ignores SIGTERM and sleeps, record its
 		// PID, then hang ourselves.
-		gc := exec.Command(os.Args[0], "-test.run=TestHelperProcess")
+		gc := helperproc.Command()
 		gc.Env = append(os.Environ(), "CHECKER_HELPER=stubborn")
 		if err := gc.Start(); err != nil {
 			os.Exit(3)
@@ -60,7 +60,7 @@ func TestHelperProcess(t *testing.T) {
 		time.Sleep(time.Hour)
 	case "pass-leaving-holder", "fail-leaving-holder":
 		// A process in a new session (outside the group) keeps stdout open.
-		holder := exec.Command(os.Args[0], "-test.run=TestHelperProcess")
+		holder := helperproc.Command()
 		holder.Env = append(os.Environ(), "CHECKER_HELPER=hold")
 		holder.Stdout = os.Stdout
 		holder.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -86,7 +86,7 @@ func helperCheck(t *testing.T, mode string, extraEnv ...string) config.Check {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	return config.Check{Type: "exec", Command: []string{os.Args[0], "-test.run=TestHelperProcess"}}
+	return config.Check{Type: "exec", Command: helperproc.Argv()}
 }
 
 // A daemon's Builder opens /dev/null and makes the children's environment

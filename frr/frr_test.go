@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
+	"github.com/anycast-watchdog/anycast-watchdog/internal/helperproc"
 )
 
 func read(t *testing.T, name string) []byte {
@@ -172,7 +173,7 @@ func TestHelperProcess(t *testing.T) {
 func fakeVtysh(t *testing.T, mode string) (string, command.Runner) {
 	t.Setenv("FAKE_VTYSH", mode)
 	run := func(ctx context.Context, argv ...string) ([]byte, error) {
-		return command.Run(ctx, append([]string{os.Args[0], "-test.run=TestHelperProcess", "--"}, argv[1:]...)...)
+		return command.Run(ctx, append(helperproc.Argv("--"), argv[1:]...)...)
 	}
 	return os.Args[0], run
 }

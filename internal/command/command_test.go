@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/internal/helperproc"
 )
 
 func TestHelperProcess(t *testing.T) {
@@ -26,7 +28,7 @@ func TestHelperProcess(t *testing.T) {
 		time.Sleep(time.Hour)
 	case "ok-leaving-holder":
 		// A process in a new session keeps stdout open after we exit 0.
-		holder := exec.Command(os.Args[0], "-test.run=TestHelperProcess")
+		holder := helperproc.Command()
 		holder.Env = append(os.Environ(), "COMMAND_HELPER=hold")
 		holder.Stdout = os.Stdout
 		holder.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -45,7 +47,7 @@ func TestHelperProcess(t *testing.T) {
 
 func helper(t *testing.T, mode string) []string {
 	t.Setenv("COMMAND_HELPER", mode)
-	return []string{os.Args[0], "-test.run=TestHelperProcess"}
+	return helperproc.Argv()
 }
 
 func TestRun(t *testing.T) {

@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Builds the .deb from a built binary:
 #   packaging/deb/build.sh VERSION BINARY OUTPUT.deb
+# The package's architecture is the binary's (amd64 or arm64), read from its
+# ELF header, so that a package can never claim another.
 set -euo pipefail
 version=$1 binary=$2 out=$3
 here=$(cd "$(dirname "$0")" && pwd)
+# e_machine, bytes 18-19 of the ELF header (little endian): 0x3e x86-64, 0xb7 AArch64.
+case $(od -An -tx1 -j18 -N2 "$binary" | tr -d ' \n') in
+3e00) arch=amd64 ;;
+b700) arch=arm64 ;;
+*) echo "build.sh: $binary is neither an amd64 nor an arm64 ELF binary" >&2; exit 1 ;;
+esac
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
@@ -46,7 +54,7 @@ install -m 0644 "$here/conffiles" "$stage/DEBIAN/conffiles"
 (cd "$stage" && find . -type f ! -path './DEBIAN/*' ! -path './etc/*' -printf '%P\0' | sort -z | xargs -0 md5sum) > "$stage/DEBIAN/md5sums"
 chmod 0644 "$stage/DEBIAN/md5sums"
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
-sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$size/" "$here/control.in" > "$stage/DEBIAN/control"
+sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$size/" -e "s/@ARCH@/$arch/" "$here/control.in" > "$stage/DEBIAN/control"
 find "$stage" -type d -exec chmod 0755 {} +
 
 mkdir -p "$(dirname "$out")"
