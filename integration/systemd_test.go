@@ -36,18 +36,25 @@ func buildDeb(t *testing.T, dir, version, binaryVersion string) string {
 	return deb
 }
 
-// debian is a booted Debian 12 in systemd-nspawn with frr.service
-// running ospfd (the anycast range on lo covered) and the packages given
-// copied to /root.
+// debian is a booted Debian (lab.Bookworm or lab.Trixie) in systemd-nspawn
+// with frr.service running ospfd (the anycast range on lo covered) and the
+// packages given copied to /root.
 type debian struct {
 	t    *testing.T
 	c    *lab.Container
 	root string
 }
 
-// bootDebian boots a fresh copy of the cached root file system; its
-// cleanup shuts the container down.
-func bootDebian(t *testing.T, dir string, debs ...string) *debian {
+// suites are the Debian releases the package is proven on, and the FRR
+// each must bring (docs/operations.md's platform table says so).
+var (
+	suites   = []string{lab.Bookworm, lab.Trixie}
+	suiteFRR = map[string]string{lab.Bookworm: "8.4.", lab.Trixie: "10.3"}
+)
+
+// bootDebian boots a fresh copy of the suite's cached root file system;
+// its cleanup shuts the container down.
+func bootDebian(t *testing.T, dir, suite string, debs ...string) *debian {
 	t.Helper()
 	for _, prog := range []string{"systemd-nspawn", "debootstrap", "nsenter", "dpkg-deb", "systemd-analyze"} {
 		if _, err := exec.LookPath(prog); err != nil {
@@ -56,7 +63,7 @@ func bootDebian(t *testing.T, dir string, debs ...string) *debian {
 	}
 	start := time.Now()
 	root := filepath.Join(dir, "root")
-	if err := lab.Rootfs(rootfsCache, root); err != nil {
+	if err := lab.Rootfs(rootfsCache, root, suite); err != nil {
 		t.Fatal(err)
 	}
 	for _, deb := range debs {
@@ -82,23 +89,33 @@ router ospf
 !
 `), 0o640)
 	t.Logf("rootfs ready after %s", time.Since(start).Round(time.Second))
-	c, err := lab.Boot(root, fmt.Sprintf("aw%d", os.Getpid()%100000), filepath.Join(dir, "console.log"))
+	c, err := lab.Boot(root, fmt.Sprintf("aw%d%s", os.Getpid()%100000, suite[:1]), filepath.Join(dir, "console.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Shutdown(30 * time.Second) })
-	t.Logf("booted after %s", time.Since(start).Round(time.Second))
+	debianVersion := strings.TrimSpace(mustExec(t, c, "cat", "/etc/debian_version"))
+	frrVersion := strings.TrimSpace(mustExec(t, c, "dpkg-query", "-W", "-f=${Version}", "frr"))
+	if want := suiteFRR[suite]; !strings.HasPrefix(frrVersion, want) {
+		t.Fatalf("%s has frr %s, want %s*: the platform table would be wrong", suite, frrVersion, want)
+	}
+	t.Logf("%s booted after %s: Debian %s, frr %s", suite, time.Since(start).Round(time.Second), debianVersion, frrVersion)
 	return &debian{t: t, c: c, root: root}
+}
+
+func mustExec(t *testing.T, c *lab.Container, argv ...string) string {
+	t.Helper()
+	out, err := c.Exec(argv...)
+	if err != nil {
+		t.Fatalf("%s: %v:\n%s", strings.Join(argv, " "), err, out)
+	}
+	return out
 }
 
 // run runs argv in the container and fails the test if it fails.
 func (d *debian) run(argv ...string) string {
 	d.t.Helper()
-	out, err := d.c.Exec(argv...)
-	if err != nil {
-		d.t.Fatalf("%s: %v:\n%s", strings.Join(argv, " "), err, out)
-	}
-	return out
+	return mustExec(d.t, d.c, argv...)
 }
 
 // show is a property of a unit, from systemctl show.
@@ -113,13 +130,20 @@ func (d *debian) journal(unit string) string {
 	return out
 }
 
-// The package in a booted Debian 12 with frr.service running ospfd.
+// The package in a booted Debian 12 (FRR 8.4) and Debian 13 (FRR 10.3)
+// with frr.service running ospfd.
 func TestPackageUnderSystemd(t *testing.T) {
-	start := time.Now()
 	dir := t.TempDir()
 	debV1 := buildDeb(t, dir, "0.1.0-1", "0.1.0")
 	debV2 := buildDeb(t, dir, "0.1.0-2", "0.1.0+upgrade")
-	box := bootDebian(t, dir, debV1, debV2)
+	for _, suite := range suites {
+		t.Run(suite, func(t *testing.T) { packageUnderSystemd(t, suite, debV1, debV2) })
+	}
+}
+
+func packageUnderSystemd(t *testing.T, suite, debV1, debV2 string) {
+	start := time.Now()
+	box := bootDebian(t, t.TempDir(), suite, debV1, debV2)
 	c, root, run := box.c, box.root, box.run
 	show := func(prop string) string { return box.show("anycast-watchdog", prop) }
 	journal := func() string { return box.journal("anycast-watchdog") }

@@ -18,7 +18,7 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/status"
 )
 
-// The packaged daemon watches dnsmasq.service in a booted Debian 12. Its
+// The packaged daemon watches dnsmasq.service in a booted Debian 12 and 13. Its
 // check runs every 10 s, so only the unit's event can explain a fast
 // withdrawal: dnsmasq killed (SIGKILL from outside, as a crash or the OOM
 // killer does) takes 192.0.2.53 off lo within milliseconds, the log names
@@ -28,9 +28,14 @@ import (
 // check-config warning, a doctor finding and a status line. Last, the
 // daemon's idle CPU with ten watched units against none (logged).
 func TestUnitWatchUnderSystemd(t *testing.T) {
-	dir := t.TempDir()
-	deb := buildDeb(t, dir, "0.1.0-1", "0.1.0")
-	box := bootDebian(t, dir, deb)
+	deb := buildDeb(t, t.TempDir(), "0.1.0-1", "0.1.0")
+	for _, suite := range suites {
+		t.Run(suite, func(t *testing.T) { unitWatchUnderSystemd(t, suite, deb) })
+	}
+}
+
+func unitWatchUnderSystemd(t *testing.T, suite, deb string) {
+	box := bootDebian(t, t.TempDir(), suite, deb)
 	run := box.run
 	os.WriteFile(filepath.Join(box.root, "etc/dnsmasq.d/health.conf"), []byte(
 		"listen-address=127.0.0.1\nbind-interfaces\nno-resolv\naddress=/health.example/198.51.100.99\n"), 0o644)

@@ -13,12 +13,20 @@ import (
 	"time"
 )
 
-// Rootfs returns a fresh copy, in dest, of a minimal Debian 12 with
-// systemd, iproute2 and frr, made once with debootstrap from the mirror apt
-// is configured with and cached in cacheDir.
-func Rootfs(cacheDir, dest string) error {
+// Debian releases the booted tests run on: Debian 12 (FRR 8.4) and Debian
+// 13 (FRR 10.3), the current stable.
+const (
+	Bookworm = "bookworm"
+	Trixie   = "trixie"
+)
+
+// Rootfs returns a fresh copy, in dest, of a minimal Debian suite
+// (Bookworm, Trixie) with systemd, iproute2 and frr, made once with
+// debootstrap from the mirror apt is configured with and cached in
+// cacheDir.
+func Rootfs(cacheDir, dest, suite string) error {
 	// The cache's name changes with the package list, so a new list rebuilds it.
-	cache := filepath.Join(cacheDir, "bookworm-"+strings.ReplaceAll(rootfsPackages, ",", "-"))
+	cache := filepath.Join(cacheDir, suite+"-"+strings.ReplaceAll(rootfsPackages, ",", "-"))
 	if _, err := os.Stat(filepath.Join(cache, "usr/lib/frr/ospfd")); err != nil {
 		mirror, err := aptMirror()
 		if err != nil {
@@ -29,7 +37,7 @@ func Rootfs(cacheDir, dest string) error {
 		if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 			return err
 		}
-		out, err := exec.Command("debootstrap", "--variant=minbase", "--include="+rootfsPackages, "bookworm", tmp, mirror).CombinedOutput()
+		out, err := exec.Command("debootstrap", "--variant=minbase", "--include="+rootfsPackages, suite, tmp, mirror).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("debootstrap: %w: %s", err, tail(string(out), 20))
 		}
@@ -47,7 +55,8 @@ func Rootfs(cacheDir, dest string) error {
 // systemd-analyze verify check the unit's Documentation= links.
 const rootfsPackages = "systemd,systemd-sysv,dbus,iproute2,procps,frr,adduser,man-db,dnsmasq"
 
-// aptMirror finds the Debian mirror apt uses for bookworm.
+// aptMirror finds the Debian mirror apt uses for bookworm; it serves the
+// other suites too.
 func aptMirror() (string, error) {
 	files, _ := filepath.Glob("/etc/apt/sources.list.d/*.sources")
 	for _, f := range files {
