@@ -73,8 +73,8 @@ func (n *node) startDNS() {
 	}
 	n.dns = p
 	if _, ok := lab.WaitFor(3*time.Second, func() bool {
-		out, err := n.ns.Run("dig", "+short", "+time=1", "+tries=1", "@127.0.0.1", "health.example", "A")
-		return err == nil && strings.TrimSpace(string(out)) == "198.51.100.99"
+		answer, err := n.ns.Query("127.0.0.1:53", "health.example.", time.Second)
+		return err == nil && answer == "198.51.100.99"
 	}); !ok {
 		n.t.Fatalf("dnsmasq does not answer; log:\n%s", p.Log())
 	}

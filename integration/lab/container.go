@@ -21,12 +21,14 @@ const (
 )
 
 // Rootfs returns a fresh copy, in dest, of a minimal Debian suite
-// (Bookworm, Trixie) with systemd, iproute2 and frr, made once with
-// debootstrap from the mirror apt is configured with and cached in
-// cacheDir.
+// (Bookworm, Trixie) with systemd, iproute2, frr and dnsmasq: to boot, or
+// to run the lab in on that Debian's FRR (RunInRoot).
+// It is made once with debootstrap from the mirror apt is configured with
+// and cached in cacheDir.
 func Rootfs(cacheDir, dest, suite string) error {
+	packages := rootfsPackages
 	// The cache's name changes with the package list, so a new list rebuilds it.
-	cache := filepath.Join(cacheDir, suite+"-"+strings.ReplaceAll(rootfsPackages, ",", "-"))
+	cache := filepath.Join(cacheDir, suite+"-"+strings.ReplaceAll(packages, ",", "-"))
 	if _, err := os.Stat(filepath.Join(cache, "usr/lib/frr/ospfd")); err != nil {
 		mirror, err := aptMirror()
 		if err != nil {
@@ -37,7 +39,7 @@ func Rootfs(cacheDir, dest, suite string) error {
 		if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 			return err
 		}
-		out, err := exec.Command("debootstrap", "--variant=minbase", "--include="+rootfsPackages, suite, tmp, mirror).CombinedOutput()
+		out, err := exec.Command("debootstrap", "--variant=minbase", "--include="+packages, suite, tmp, mirror).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("debootstrap: %w: %s", err, tail(string(out), 20))
 		}
@@ -49,6 +51,33 @@ func Rootfs(cacheDir, dest, suite string) error {
 		return fmt.Errorf("copy rootfs: %w: %s", err, out)
 	}
 	return nil
+}
+
+// RunInRoot runs argv chrooted into root, in a private mount namespace of
+// its own with root bind-mounted on itself (else `ip netns exec` fails
+// inside: "mount --make-rslave /" needs a mount point), proc, sys and dev,
+// a tmpfs on /run and /tmp, and the directories of binds (host path →
+// path in root) bound in. Everything it mounts dies with the namespace;
+// the host's mounts are untouched. It returns the combined output.
+func RunInRoot(root string, binds map[string]string, env []string, argv ...string) ([]byte, error) {
+	script := `set -e
+R=$1; shift
+mount --bind "$R" "$R"
+mount -t proc proc "$R/proc"
+mount --rbind /sys "$R/sys"
+mount --rbind /dev "$R/dev"
+mount -t tmpfs tmpfs "$R/run"
+mount -t tmpfs tmpfs "$R/tmp"
+while [ "$1" != -- ]; do mkdir -p "$R$2"; mount --bind "$1" "$R$2"; shift 2; done
+shift
+exec chroot "$R" "$@"
+`
+	args := []string{"-m", "--propagation", "private", "sh", "-c", script, "sh", root}
+	for host, in := range binds {
+		args = append(args, host, in)
+	}
+	args = append(append(append(args, "--", "/usr/bin/env"), env...), argv...)
+	return exec.Command("unshare", args...).CombinedOutput()
 }
 
 // rootfsPackages are installed on top of minbase; man-db lets

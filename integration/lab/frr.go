@@ -123,8 +123,16 @@ func (c OSPFConfig) Files(host string) (map[string]string, error) {
 }
 
 // frrDaemons are the daemons StartFRRFiles starts, in order, each when its
-// configuration file is given (zebra always).
-var frrDaemons = []string{"zebra", "staticd", "ospfd", "ospf6d", "bgpd"}
+// configuration file is given (zebra always; mgmtd first where the FRR has
+// one).
+var frrDaemons = []string{"mgmtd", "zebra", "staticd", "ospfd", "ospf6d", "bgpd"}
+
+// hasMgmtd says whether this FRR has mgmtd (FRR 10): it then holds the
+// configuration of staticd, which takes none from its own file.
+func hasMgmtd() bool {
+	_, err := os.Stat("/usr/lib/frr/mgmtd")
+	return err == nil
+}
 
 // StartFRRFiles writes the given configuration files (by name:
 // "ospfd.conf", …) and starts zebra and every daemon that has one.
@@ -149,6 +157,16 @@ func (ns *Namespace) StartFRRFiles(files map[string]string) (*FRR, error) {
 		files["zebra.conf"] = "hostname " + ns.Name + "\n"
 	}
 	files["vtysh.conf"] = ""
+	static := ""
+	if hasMgmtd() {
+		// FRR 10: mgmtd holds staticd's configuration and neither reads a
+		// file of the pathspace; the lines go to mgmtd through vtysh, as
+		// on a real FRR 10 host, once the daemons run.
+		static, files["mgmtd.conf"] = files["staticd.conf"], ""
+		if static != "" {
+			files["staticd.conf"] = ""
+		}
+	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(confDir, name), []byte(body), 0o644); err != nil {
 			return nil, err
@@ -162,14 +180,23 @@ func (ns *Namespace) StartFRRFiles(files map[string]string) (*FRR, error) {
 		if err := f.Start(daemon); err != nil {
 			return nil, err
 		}
-		if daemon == "zebra" {
-			// The other daemons connect to zebra's socket at start.
+		// The other daemons connect to zebra's socket (and mgmtd's) at start.
+		if sock, ok := map[string]string{"zebra": "zserv.api", "mgmtd": "mgmtd_fe.sock"}[daemon]; ok {
 			if _, ok := WaitFor(3*time.Second, func() bool {
-				_, err := os.Stat(filepath.Join(runDir, "zserv.api"))
+				_, err := os.Stat(filepath.Join(runDir, sock))
 				return err == nil
 			}); !ok {
-				return nil, fmt.Errorf("zebra in %s did not come up; log:\n%s", ns.Name, f.Daemons["zebra"].Log())
+				return nil, fmt.Errorf("%s in %s did not come up; log:\n%s", daemon, ns.Name, f.Daemons[daemon].Log())
 			}
+		}
+	}
+	if static != "" {
+		argv := []string{"-c", "configure terminal"}
+		for _, line := range strings.Split(strings.TrimSpace(static), "\n") {
+			argv = append(argv, "-c", line)
+		}
+		if out, err := f.vtysh(argv...); err != nil {
+			return nil, fmt.Errorf("static routes through mgmtd in %s: %v: %s", ns.Name, err, out)
 		}
 	}
 	return f, nil
@@ -191,8 +218,11 @@ func (l *Lab) removeNewFRRState() {
 
 // Start (re)starts one daemon of the instance.
 func (f *FRR) Start(daemon string) error {
-	p, err := f.ns.Start(daemon, "/usr/lib/frr/"+daemon, "-N", f.ns.Name, "-F", "traditional", "-A", "127.0.0.1",
-		"-f", filepath.Join("/etc/frr", f.ns.Name, daemon+".conf"), "--log", "stdout")
+	argv := []string{"/usr/lib/frr/" + daemon, "-N", f.ns.Name, "-F", "traditional", "-A", "127.0.0.1", "--log", "stdout"}
+	if daemon != "mgmtd" && !(daemon == "staticd" && hasMgmtd()) { // FRR 10's take no -f
+		argv = append(argv, "-f", filepath.Join("/etc/frr", f.ns.Name, daemon+".conf"))
+	}
+	p, err := f.ns.Start(daemon, argv...)
 	if err != nil {
 		return err
 	}
@@ -202,11 +232,15 @@ func (f *FRR) Start(daemon string) error {
 
 // Vtysh runs show commands against the instance.
 func (f *FRR) Vtysh(cmds ...string) (string, error) {
-	argv := []string{"vtysh", "-N", f.ns.Name}
+	var argv []string
 	for _, c := range cmds {
 		argv = append(argv, "-c", c)
 	}
-	out, err := exec.Command(argv[0], argv[1:]...).Output()
+	return f.vtysh(argv...)
+}
+
+func (f *FRR) vtysh(args ...string) (string, error) {
+	out, err := exec.Command("vtysh", append([]string{"-N", f.ns.Name}, args...)...).Output()
 	return string(out), err
 }
 
