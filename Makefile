@@ -4,7 +4,7 @@ VERSION ?= $(shell cat VERSION)
 GO      ?= go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build test unit unit-arm64 fuzz fuzz-short integration demo deps-lab deps-test bench-checks bench-failover deb lint-deb lint-rules bench-load bench-exec clean
+.PHONY: build test unit unit-arm64 capture-frr10 fuzz fuzz-short integration demo deps-lab deps-test bench-checks bench-failover deb lint-deb lint-rules bench-load bench-exec clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o anycast-watchdog .
@@ -28,6 +28,11 @@ unit-arm64:
 
 integration:
 	$(GO) test -tags integration -count=1 -timeout 45m -v ./integration/...
+
+## capture-frr10: the frr package's fixtures captured from Debian 13's FRR
+## 10.3 (root; in the cached Debian 13 root) into frr/testdata/frr10.
+capture-frr10:
+	AW_CAPTURE_FRR10=$(CURDIR)/frr/testdata/frr10 $(GO) test -tags integration -count=1 -run '^TestCaptureFRR10$$' -v ./integration
 
 ## fuzz: every parser of outside input, FUZZTIME each (make fuzz-short: 100 000 inputs
 ## each; a count, not a duration: Go 1.26's fuzz coordinator can fail a duration run

@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// The fixtures were captured from FRR 8.4.4 by testdata/capture-bgp.sh:
+// The fixtures were captured from FRR 8.4.4, and from FRR 10.3
+// (testdata/frr10, make capture-frr10), by testdata/capture-bgp.sh:
 // nodes 203.0.113.1 (A, read here) and 203.0.113.2 (B) in AS 64512, iBGP
 // with each other and eBGP to one upstream, with docs/frr.md's recipe; the
 // prefix on lo of both ("both-primary"), B's on its last-resort interface
@@ -45,26 +46,28 @@ func TestParseBGP(t *testing.T) {
 		{"bgp4-no-instance.json", v4, false, 0, 0, 0, BGPPrefix{}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
-			all, err := ParseBGP(read(t, tt.file), []netip.Prefix{tt.prefix})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, ok := all[FamilyOf(tt.prefix)]
-			if !ok || len(all) != 1 {
-				t.Fatalf("families %v, want only the prefix's", all)
-			}
-			if got.Configured != tt.configured || got.Peers != tt.peers || got.Established != tt.established || got.FleetPeers != tt.fleetPeer {
-				t.Errorf("configured %v, peers %d, established %d, fleet peers %d; want %v, %d, %d, %d",
-					got.Configured, got.Peers, got.Established, got.FleetPeers, tt.configured, tt.peers, tt.established, tt.fleetPeer)
-			}
-			if tt.configured && (got.RouterID != "203.0.113.1" || got.AS != 64512) {
-				t.Errorf("router %s AS %d, want 203.0.113.1 AS 64512", got.RouterID, got.AS)
-			}
-			if p := got.Prefixes[tt.prefix]; !reflect.DeepEqual(p, tt.want) {
-				t.Errorf("prefix %s = %+v, want %+v", tt.prefix, p, tt.want)
-			}
-		})
+		for _, file := range fixtures(t, tt.file) {
+			t.Run(file, func(t *testing.T) {
+				all, err := ParseBGP(read(t, file), []netip.Prefix{tt.prefix})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, ok := all[FamilyOf(tt.prefix)]
+				if !ok || len(all) != 1 {
+					t.Fatalf("families %v, want only the prefix's", all)
+				}
+				if got.Configured != tt.configured || got.Peers != tt.peers || got.Established != tt.established || got.FleetPeers != tt.fleetPeer {
+					t.Errorf("configured %v, peers %d, established %d, fleet peers %d; want %v, %d, %d, %d",
+						got.Configured, got.Peers, got.Established, got.FleetPeers, tt.configured, tt.peers, tt.established, tt.fleetPeer)
+				}
+				if tt.configured && (got.RouterID != "203.0.113.1" || got.AS != 64512) {
+					t.Errorf("router %s AS %d, want 203.0.113.1 AS 64512", got.RouterID, got.AS)
+				}
+				if p := got.Prefixes[tt.prefix]; !reflect.DeepEqual(p, tt.want) {
+					t.Errorf("prefix %s = %+v, want %+v", tt.prefix, p, tt.want)
+				}
+			})
+		}
 	}
 }
 

@@ -23,20 +23,20 @@ func fuzzParser(f *testing.F, parse func([]byte) (Fleet, error)) {
 
 // FuzzParseRouterLSDB: any vtysh output parses or errors, never panics.
 func FuzzParseRouterLSDB(f *testing.F) {
-	testseed.Add(f, "testdata/ospf-*.json")
+	testseed.Add(f, "testdata/ospf-*.json", "testdata/frr10/ospf-*.json") // FRR 8.4.4's and 10.3's
 	fuzzParser(f, ParseRouterLSDB)
 }
 
 // FuzzParseOSPF6LSDB: the same for ospf6d's output.
 func FuzzParseOSPF6LSDB(f *testing.F) {
-	testseed.Add(f, "testdata/ospf6-*.json")
+	testseed.Add(f, "testdata/ospf6-*.json", "testdata/frr10/ospf6-*.json") // FRR 8.4.4's and 10.3's
 	fuzzParser(f, ParseOSPF6LSDB)
 }
 
 // FuzzParseBGP: bgpd's answers about one prefix parse or error, never
 // panic, and what parses is about that prefix only.
 func FuzzParseBGP(f *testing.F) {
-	testseed.Add(f, "testdata/bgp*.json")
+	testseed.Add(f, "testdata/bgp*.json", "testdata/frr10/bgp*.json") // FRR 8.4.4's and 10.3's
 	p := netip.MustParsePrefix("192.0.2.53/32")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		all, err := ParseBGP(data, []netip.Prefix{p})

@@ -31,27 +31,7 @@ func TestLabOnFRR10(t *testing.T) {
 		t.Skip("already inside another Debian's root")
 	}
 	start := time.Now()
-	dir := t.TempDir()
-	root := filepath.Join(dir, "root")
-	if err := lab.Rootfs(rootfsCache, root, lab.Trixie); err != nil {
-		t.Fatal(err)
-	}
-	// The binaries go in a directory bound at /tmp/aw: tests that run the
-	// daemon as nobody need it under the temporary directory.
-	bin := filepath.Join(dir, "aw")
-	for argv, what := range map[*exec.Cmd]string{
-		exec.Command("go", "test", "-c", "-tags", "integration", "-o", filepath.Join(bin, "integration.test"), "."): "the test binary",
-		exec.Command("go", "build", "-o", filepath.Join(bin, "anycast-watchdog"), ".."):                             "the daemon",
-	} {
-		argv.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := argv.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", what, err, out)
-		}
-	}
-	repo, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, bin, repo := frr10Root(t)
 	frr, _ := os.ReadFile(filepath.Join(root, "var/lib/dpkg/status"))
 	t.Logf("Debian 13 root ready after %s (frr %s)", time.Since(start).Round(time.Second), packageVersion(string(frr), "frr"))
 	out, err := lab.RunInRoot(root, map[string]string{repo: "/src", bin: "/tmp/aw"}, []string{"AW_BINARY=/tmp/aw/anycast-watchdog", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
@@ -68,6 +48,34 @@ func TestLabOnFRR10(t *testing.T) {
 		t.Fatalf("the lab on FRR 10.3 ran nothing:\n%s", tailLines(string(out), 50))
 	}
 	t.Logf("the lab on FRR 10.3 took %s", time.Since(start).Round(time.Second))
+}
+
+// frr10Root makes a fresh Debian 13 root for the test (the booted tests'
+// cached one) and builds, on the host, this test binary and the daemon
+// into bin, to be bound at /tmp/aw in the root (tests that run the daemon
+// as nobody need it under the temporary directory); repo is the source
+// tree, to be bound at /src.
+func frr10Root(t *testing.T) (root, bin, repo string) {
+	t.Helper()
+	dir := t.TempDir()
+	root, bin = filepath.Join(dir, "root"), filepath.Join(dir, "aw")
+	if err := lab.Rootfs(rootfsCache, root, lab.Trixie); err != nil {
+		t.Fatal(err)
+	}
+	for argv, what := range map[*exec.Cmd]string{
+		exec.Command("go", "test", "-c", "-tags", "integration", "-o", filepath.Join(bin, "integration.test"), "."): "the test binary",
+		exec.Command("go", "build", "-o", filepath.Join(bin, "anycast-watchdog"), ".."):                             "the daemon",
+	} {
+		argv.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := argv.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", what, err, out)
+		}
+	}
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, bin, repo
 }
 
 // packageVersion is a package's Version in a dpkg status file.
