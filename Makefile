@@ -82,13 +82,15 @@ bench-load:
 ## detection, propagation, total, floor, total-floor and lost queries at QPS.
 ## TRIAL=drain drains and undrains instead and counts the queries lost;
 ## LAST_RESORT=false runs the lab without last-resort interfaces (remove first);
-## PROTOCOL=bgp runs it on BGP (an eBGP upstream, docs/bgp.md's recipe).
+## PROTOCOL=bgp runs it on BGP (an eBGP upstream, docs/bgp.md's recipe);
+## FRR=10 runs it on Debian 13's FRR 10.3, in a chroot of its root.
+FRR ?= host
 TRIALS ?= 20
 TRIAL ?= break
 QPS ?= 100
 LAST_RESORT ?= true
 bench-failover: build deps-lab
-	$(GO) run ./bench/failover -binary ./anycast-watchdog -protocol $(PROTOCOL) -trials $(TRIALS) -trial $(TRIAL) -qps $(QPS) -last-resort=$(LAST_RESORT)
+	$(GO) run ./bench/failover -binary ./anycast-watchdog -protocol $(PROTOCOL) -trials $(TRIALS) -trial $(TRIAL) -qps $(QPS) -last-resort=$(LAST_RESORT) -frr $(FRR)
 
 ## deb: dist/anycast-watchdog_$(VERSION)-$(DEB_REVISION)_$(ARCH).deb (static,
 ## stripped, -trimpath binary); ARCH=arm64 cross-builds the arm64 package.

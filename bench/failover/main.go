@@ -10,7 +10,11 @@
 // With -protocol bgp the lab is the BGP one: the router is an eBGP upstream
 // and propagation is the node's bgpd telling it.
 //
-//	go run ./bench/failover [-protocol ospf|bgp] [-trial break|drain] [-trials 20] [-qps 100] [-last-resort=true] [-binary ./anycast-watchdog]
+// With -frr 10 it runs itself again, with the same flags, chrooted into a
+// Debian 13 root (FRR 10.3, cached in /var/cache/anycast-watchdog-tests as
+// the integration tier's): the same lab on the other FRR.
+//
+//	go run ./bench/failover [-protocol ospf|bgp] [-trial break|drain] [-trials 20] [-qps 100] [-last-resort=true] [-binary ./anycast-watchdog] [-frr host|10]
 package main
 
 import (
@@ -22,6 +26,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +48,20 @@ func main() {
 	qps := flag.Int("qps", 100, "DNS queries per second from the router to the anycast address")
 	spfHold := flag.Int("spf-hold", 10, "every router's initial SPF hold in ms (`timers throttle spf 0 HOLD 1000`; docs/frr.md's recipe: 10)")
 	protocol := flag.String("protocol", "ospf", "ospf: the OSPF lab; bgp: the BGP lab (an eBGP upstream, docs/bgp.md's recipe; implies -last-resort)")
+	frrVersion := flag.String("frr", "host", "host: this machine's FRR; 10: Debian 13's FRR 10.3, in a chroot of its root")
 	flag.Parse()
+	switch *frrVersion {
+	case "host":
+	case "10":
+		if err := inDebian13(*binary); err != nil {
+			fmt.Fprintln(os.Stderr, "failover:", err)
+			os.Exit(1)
+		}
+		return
+	default:
+		fmt.Fprintln(os.Stderr, "failover: -frr is host or 10")
+		os.Exit(2)
+	}
 	if *protocol != "ospf" && *protocol != "bgp" {
 		fmt.Fprintln(os.Stderr, "failover: -protocol is ospf or bgp")
 		os.Exit(2)
@@ -61,6 +79,43 @@ func main() {
 		fmt.Fprintln(os.Stderr, "failover:", err)
 		os.Exit(1)
 	}
+}
+
+// inDebian13 runs this program again, with the same flags but -frr and
+// -binary, chrooted into a fresh copy of the cached Debian 13 root, and
+// prints what it prints.
+func inDebian13(binary string) error {
+	dir, err := os.MkdirTemp("", "failover-frr10-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	root, bin := filepath.Join(dir, "root"), filepath.Join(dir, "aw")
+	if err := lab.Rootfs("/var/cache/anycast-watchdog-tests", root, lab.Trixie); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return err
+	}
+	for from, to := range map[string]string{self: "failover", binary: "anycast-watchdog"} {
+		if out, err := exec.Command("cp", from, filepath.Join(bin, to)).CombinedOutput(); err != nil {
+			return fmt.Errorf("copy %s: %v: %s", from, err, out)
+		}
+	}
+	argv := []string{"/tmp/aw/failover", "-binary", "/tmp/aw/anycast-watchdog"}
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name != "frr" && f.Name != "binary" {
+			argv = append(argv, "-"+f.Name+"="+f.Value.String())
+		}
+	})
+	fmt.Println("in a Debian 13 root (FRR 10.3):", strings.Join(argv, " "))
+	out, err := lab.RunInRoot(root, map[string]string{bin: "/tmp/aw"}, []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, argv...)
+	os.Stdout.Write(out)
+	return err
 }
 
 // service is node 1's DNS server, run by the bench so that it knows when
