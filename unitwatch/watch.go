@@ -63,6 +63,10 @@ const (
 	maxRetry = 30 * time.Second
 )
 
+// callTimeout bounds one read of a unit: a bus that stops answering
+// leaves the unit not watched (the checks decide), never the watcher hung.
+const callTimeout = 2 * time.Second
+
 // Watcher follows the units it is told to watch (Watch) and tells the
 // daemon of each change (notify) from its own goroutine (Run).
 type Watcher struct {
@@ -211,7 +215,9 @@ func (w *Watcher) readAll(ctx context.Context, bus Bus) error {
 	names := slices.Clone(w.names)
 	w.mu.Unlock()
 	for _, name := range names {
-		u, err := bus.Unit(ctx, name)
+		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+		u, err := bus.Unit(callCtx, name)
+		cancel()
 		if err != nil {
 			if isLost(bus) {
 				return fmt.Errorf("read unit %s: %w", name, err)
@@ -235,7 +241,9 @@ func (w *Watcher) apply(ctx context.Context, bus Bus, c Change) error {
 	}
 	u.ActiveState, u.SubState, u.Result = c.ActiveState, c.SubState, ""
 	if !u.Active() && isService(u.Name) {
-		r, err := bus.Result(ctx, u.Name)
+		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+		r, err := bus.Result(callCtx, u.Name)
+		cancel()
 		if err != nil && isLost(bus) {
 			return fmt.Errorf("read unit %s: %w", u.Name, err)
 		}

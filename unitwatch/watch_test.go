@@ -23,6 +23,7 @@ type fakeBus struct {
 	units    map[string]status.Unit
 	results  map[string]string
 	reads    int
+	hang     bool // Result never answers
 	changes  chan Change
 	overflow chan struct{}
 	lost     chan struct{}
@@ -47,7 +48,14 @@ func (b *fakeBus) Unit(_ context.Context, name string) (status.Unit, error) {
 	return u, nil
 }
 
-func (b *fakeBus) Result(_ context.Context, name string) (string, error) {
+func (b *fakeBus) Result(ctx context.Context, name string) (string, error) {
+	b.mu.Lock()
+	hang := b.hang
+	b.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return "", ctx.Err()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.results[name], nil
@@ -288,6 +296,32 @@ func TestWatcherRereads(t *testing.T) {
 		synctest.Wait()
 		if tl.count() != n || w.Status().Units != 1 {
 			t.Errorf("a unit no longer watched was told: %d → %d", n, tl.count())
+		}
+	})
+}
+
+// A bus that stops answering while a stopped unit's result is read: the
+// stop is told without it, after callTimeout, and the watcher goes on.
+func TestWatcherHungResultRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sd, _, tl, _ := start(t, "unbound.service")
+		sd.bus.mu.Lock()
+		sd.bus.hang = true
+		sd.bus.mu.Unlock()
+		sd.set("unbound.service", "failed", "failed", "signal SEGV")
+		synctest.Wait()
+		if u := tl.last("unbound.service"); !u.Active() {
+			t.Fatalf("told before the read of its result ended: %+v", u)
+		}
+		time.Sleep(callTimeout)
+		synctest.Wait()
+		if u := tl.last("unbound.service"); !u.Stopped() || u.Result != "" {
+			t.Errorf("callTimeout after a hung read of the result: %+v", u)
+		}
+		sd.set("unbound.service", "active", "running", "")
+		synctest.Wait()
+		if u := tl.last("unbound.service"); !u.Active() {
+			t.Errorf("the watcher stopped after a hung read: %+v", u)
 		}
 	})
 }
