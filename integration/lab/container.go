@@ -23,13 +23,25 @@ const (
 // Rootfs returns a fresh copy, in dest, of a minimal Debian suite
 // (Bookworm, Trixie) with systemd, iproute2, frr and dnsmasq: to boot, or
 // to run the lab in on that Debian's FRR (RunInRoot).
-// It is made once with debootstrap from the mirror apt is configured with
-// and cached in cacheDir.
 func Rootfs(cacheDir, dest, suite string) error {
-	packages := rootfsPackages
+	return debianRoot(cacheDir, dest, suite, rootfsPackages, "usr/lib/frr/ospfd")
+}
+
+// LintianRoot returns a fresh copy, in dest, of a minimal Debian suite with
+// its lintian, to lint the packages as that release does (RunInRoot).
+func LintianRoot(cacheDir, dest, suite string) error {
+	// perl-openssl-defaults provides a virtual package debootstrap's
+	// resolver does not pull in by itself.
+	return debianRoot(cacheDir, dest, suite, "perl-openssl-defaults,lintian", "usr/bin/lintian")
+}
+
+// debianRoot copies into dest a minimal Debian suite with packages (done
+// when marker exists in it), made once with debootstrap from the mirror apt
+// is configured with and cached in cacheDir.
+func debianRoot(cacheDir, dest, suite, packages, marker string) error {
 	// The cache's name changes with the package list, so a new list rebuilds it.
 	cache := filepath.Join(cacheDir, suite+"-"+strings.ReplaceAll(packages, ",", "-"))
-	if _, err := os.Stat(filepath.Join(cache, "usr/lib/frr/ospfd")); err != nil {
+	if _, err := os.Stat(filepath.Join(cache, marker)); err != nil {
 		mirror, err := aptMirror()
 		if err != nil {
 			return err

@@ -27,7 +27,7 @@ rm -rf "$(dirname "$unit")"
 
 install -D -m 0755 "$binary" "$stage/usr/sbin/anycast-watchdog"
 install -D -m 0644 "$here/config.yaml" "$stage/etc/anycast-watchdog/config.yaml"
-install -D -m 0644 "$here/anycast-watchdog.service" "$stage/lib/systemd/system/anycast-watchdog.service"
+install -D -m 0644 "$here/anycast-watchdog.service" "$stage/usr/lib/systemd/system/anycast-watchdog.service"
 install -d "$stage/usr/share/man/man8" "$stage/usr/share/man/man5" "$stage/usr/share/doc/anycast-watchdog"
 gzip -9n < "$here/anycast-watchdog.8" > "$stage/usr/share/man/man8/anycast-watchdog.8.gz"
 gzip -9n < "$here/anycast-watchdog.yaml.5" > "$stage/usr/share/man/man5/anycast-watchdog.yaml.5.gz"
