@@ -125,7 +125,7 @@ func (w *Watcher) Run(ctx context.Context) {
 		}
 		began := time.Now()
 		err := w.session(ctx)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || err == nil { // session ends without an error only with ctx
 			return
 		}
 		if time.Since(began) > maxRetry {
