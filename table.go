@@ -157,7 +157,7 @@ func writeUnits(w io.Writer, services []status.Service) {
 				fmt.Fprintln(w, "\nSERVICE\tUNIT\tSTATE\tWATCHED")
 				first = false
 			}
-			state, watched := strings.TrimPrefix(u.String(), "unit "+u.Name+" "), "yes"
+			state, watched := u.State(), "yes"
 			if !u.Watched {
 				watched = "no: " + u.Error
 			}

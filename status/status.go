@@ -179,18 +179,22 @@ func (u Unit) Active() bool { return u.ActiveState == "active" || u.ActiveState 
 // running: its service serves nothing.
 func (u Unit) Stopped() bool { return u.Watched && u.LoadState == "loaded" && !u.Active() }
 
-// String is the unit's state in words: "unit unbound.service failed
+// String is the unit and its state in words: "unit unbound.service failed
 // (signal SEGV)", "unit unbound.service active (running)".
-func (u Unit) String() string {
+func (u Unit) String() string { return "unit " + u.Name + " " + u.State() }
+
+// State is the unit's state in words: "failed (signal SEGV)", "active
+// (running)", "not-found", "(state not known)".
+func (u Unit) State() string {
 	switch {
 	case u.LoadState != "" && u.LoadState != "loaded":
-		return fmt.Sprintf("unit %s %s", u.Name, u.LoadState)
+		return u.LoadState
 	case u.ActiveState == "":
-		return fmt.Sprintf("unit %s (state not known)", u.Name)
+		return "(state not known)"
 	case u.Result != "" && !u.Active():
-		return fmt.Sprintf("unit %s %s (%s)", u.Name, u.ActiveState, u.Result)
+		return u.ActiveState + " (" + u.Result + ")"
 	}
-	return fmt.Sprintf("unit %s %s (%s)", u.Name, u.ActiveState, u.SubState)
+	return u.ActiveState + " (" + u.SubState + ")"
 }
 
 // UnitWatch is whether the daemon follows the watched units on the system

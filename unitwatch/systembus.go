@@ -127,24 +127,22 @@ func (b *systemBus) Close() {
 	})
 }
 
-// Unit reads the unit's load, active and sub state, and the result of a
-// service unit that is not active.
+// Unit reads the unit's load, active and sub state in one call (the Unit
+// interface's properties), and the result of a service unit that is not
+// active.
 func (b *systemBus) Unit(ctx context.Context, name string) (status.Unit, error) {
+	props, err := b.conn.GetUnitPropertiesContext(ctx, name)
+	if err != nil {
+		return status.Unit{}, fmt.Errorf("read unit %s: %w", name, err)
+	}
 	u := status.Unit{Name: name, Watched: true}
-	for _, p := range []struct {
-		name string
-		to   *string
-	}{{"LoadState", &u.LoadState}, {"ActiveState", &u.ActiveState}, {"SubState", &u.SubState}} {
-		prop, err := b.conn.GetUnitPropertyContext(ctx, name, p.name)
-		if err != nil {
-			return u, fmt.Errorf("read %s of %s: %w", p.name, name, err)
-		}
-		if *p.to, _ = prop.Value.Value().(string); *p.to == "" {
-			return u, fmt.Errorf("read %s of %s: not a string: %s", p.name, name, prop.Value)
-		}
+	u.LoadState, _ = props["LoadState"].(string)
+	u.ActiveState, _ = props["ActiveState"].(string)
+	u.SubState, _ = props["SubState"].(string)
+	if u.LoadState == "" || u.ActiveState == "" {
+		return u, fmt.Errorf("read unit %s: no LoadState or ActiveState among its properties", name)
 	}
 	if u.LoadState == "loaded" && !u.Active() && isService(name) {
-		var err error
 		if u.Result, err = b.Result(ctx, name); err != nil {
 			return u, err
 		}

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -302,7 +303,7 @@ func isLost(bus Bus) bool {
 	}
 }
 
-func isService(name string) bool { return len(name) > 8 && name[len(name)-8:] == ".service" }
+func isService(name string) bool { return strings.HasSuffix(name, ".service") }
 
 // Lookup reads the named units once over a new connection (check-config
 // and doctor ask whether systemd knows them); a unit the bus refuses is
