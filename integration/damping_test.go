@@ -123,6 +123,11 @@ func TestFlappingNodeIsDampedAndReleased(t *testing.T) {
 	// Released at the announced time, give or take 1.5 s, and not before.
 	release := after.Damping.ReleaseAt
 	back := waitRoutes(t, a, devs(a.Nodes...), time.Until(release)+5*time.Second, "node 1 back in the router's set after its release")
+	// The sampler records the return a sample (10 ms) after the router's
+	// table showed it: count returns only once its log holds this one.
+	if _, ok := watch.routes.Wait(flapEnd, devs(a.Nodes...), time.Second, lab.AnycastV4); !ok {
+		t.Fatalf("the route sampler never saw node 1 back: %s", watch.routes.Mismatch(devs(a.Nodes...), lab.AnycastV4))
+	}
 	n, backAt := entries(watch, n1.RouterDev, flapEnd, false)
 	if n != 1 || math.Abs(backAt.Sub(release).Seconds()) > 1.5 {
 		t.Fatalf("node 1 returned %d times after the flapping, the last at %s; its status announced the release for %s",
