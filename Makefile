@@ -29,10 +29,11 @@ unit-arm64:
 integration:
 	$(GO) test -tags integration -count=1 -timeout 45m -v ./integration/...
 
-## capture-frr10: the frr package's fixtures captured from Debian 13's FRR
-## 10.3 (root; in the cached Debian 13 root) into frr/testdata/frr10.
+## capture-frr10: the frr and doctor packages' fixtures captured from Debian
+## 13's FRR 10.3 (root; in the cached Debian 13 root) into frr/testdata/frr10
+## and doctor/testdata/frr10.
 capture-frr10:
-	AW_CAPTURE_FRR10=$(CURDIR)/frr/testdata/frr10 $(GO) test -tags integration -count=1 -run '^TestCaptureFRR10$$' -v ./integration
+	AW_CAPTURE_FRR10=$(CURDIR)/frr/testdata/frr10 AW_CAPTURE_DOCTOR_FRR10=$(CURDIR)/doctor/testdata/frr10 $(GO) test -tags integration -count=1 -run '^TestCaptureFRR10$$' -v ./integration
 
 ## fuzz: every parser of outside input, FUZZTIME each (make fuzz-short: 100 000 inputs
 ## each; a count, not a duration: Go 1.26's fuzz coordinator can fail a duration run

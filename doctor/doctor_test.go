@@ -20,16 +20,25 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/trust"
 )
 
-// The testdata files were captured from FRR 8.4.4 and iproute2 on a node
-// set up as docs/frr.md's recipe says, plus a few mistakes (a BGP network
-// statement without import-check, a stray 192.0.2.54 on lo), beside a
-// router that summarises 192.0.2.0/24 into area 0 and redistributes a
-// static 192.0.2.0/23 (testdata/capture.sh re-creates them, as root; with AW=path-to-binary it also
-// runs doctor there, as docs/frr.md shows).
+// The testdata files were captured from FRR 8.4.4 (testdata) and FRR 10.3
+// (testdata/frr10, make capture-frr10) and iproute2 on a node set up as
+// docs/frr.md's recipe says, plus a few mistakes (a BGP network statement
+// without import-check, a stray 192.0.2.54 on lo), beside a router that
+// summarises 192.0.2.0/24 into area 0 and redistributes a static
+// 192.0.2.0/23 (testdata/capture.sh re-creates them, as root; with
+// AW=path-to-binary it also runs doctor there, as docs/frr.md shows).
 
-func read(t *testing.T, name string) string {
+// fixtureSet is one FRR's captured files.
+type fixtureSet struct{ name, dir string }
+
+// frrFixtures are the FRRs whose captured files every audit test runs on.
+func frrFixtures() []fixtureSet {
+	return []fixtureSet{{"FRR 8.4.4", "testdata"}, {"FRR 10.3", filepath.Join("testdata", "frr10")}}
+}
+
+func read(t *testing.T, dir, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
+	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,14 +47,19 @@ func read(t *testing.T, name string) string {
 
 var managed = []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32"), netip.MustParsePrefix("2001:db8::53/128")}
 
-// captured builds Facts from the captured files, each passed through
-// edit (by file name) first, as a test's one mistake.
-func captured(t *testing.T, edit map[string]func(string) string) Facts {
+// captured builds Facts from the files captured in dir, each passed
+// through edit (by file name) first, as a test's one mistake: an edit that
+// changes nothing fails the test (the mistake would not be made).
+func captured(t *testing.T, dir string, edit map[string]func(string) string) Facts {
 	t.Helper()
 	get := func(name string) string {
-		s := read(t, name)
+		s := read(t, dir, name)
 		if e := edit[name]; e != nil {
-			s = e(s)
+			edited := e(s)
+			if edited == s {
+				t.Fatalf("the edit of %s/%s changed nothing", dir, name)
+			}
+			s = edited
 		}
 		return s
 	}
@@ -75,8 +89,8 @@ func captured(t *testing.T, edit map[string]func(string) string) Facts {
 
 // recipe is the captured node without its mistakes: bgpd stopped, the
 // stray address gone, the router's summary and redistribution gone.
-func recipe(t *testing.T, edit map[string]func(string) string) Facts {
-	f := captured(t, edit)
+func recipe(t *testing.T, dir string, edit map[string]func(string) string) Facts {
+	f := captured(t, dir, edit)
 	f.Daemons["bgpd"] = Daemon{}
 	f.Links["lo"] = slices.DeleteFunc(f.Links["lo"], func(p netip.Prefix) bool { return p.Addr() == netip.MustParseAddr("192.0.2.54") })
 	d := f.Daemons["ospfd"]
@@ -98,8 +112,12 @@ func replace(old, new string) func(string) string {
 }
 
 func TestRecipeHasNoFinding(t *testing.T) {
-	if r := Audit(recipe(t, nil)); len(r.Findings) != 0 {
-		t.Errorf("findings on the recipe: %v", checks(r))
+	for _, v := range frrFixtures() {
+		t.Run(v.name, func(t *testing.T) {
+			if r := Audit(recipe(t, v.dir, nil)); len(r.Findings) != 0 {
+				t.Errorf("findings on the recipe: %v", checks(r))
+			}
+		})
 	}
 }
 
@@ -109,7 +127,7 @@ func TestEachMistakeIsFound(t *testing.T) {
 	cases := []struct {
 		name  string
 		edit  map[string]func(string) string
-		facts func(*Facts)
+		facts func(f *Facts, all Facts) // all: the captured node with every mistake
 		want  []string
 	}{
 		{name: "IPv4 prefix covered by no network statement",
@@ -124,15 +142,15 @@ func TestEachMistakeIsFound(t *testing.T) {
 		{name: "area range around the anycast prefix",
 			edit: map[string]func(string) string{"running-config-ospfd.txt": replace(" timers lsa min-arrival 0\n", " timers lsa min-arrival 0\n area 0 range 192.0.2.0/24\n")},
 			want: []string{"error summary-range 192.0.2.53/32"}},
-		{name: "summary LSA in the database", facts: func(f *Facts) {
-			*f = captured(t, nil)
+		{name: "summary LSA in the database", facts: func(f *Facts, all Facts) {
+			*f = all
 			f.Daemons["bgpd"] = Daemon{}
 			dropStray(f)
 			keepAggregates(f, frr.Summary)
 		},
 			want: []string{"error summary-lsa 192.0.2.53/32"}},
-		{name: "external LSA in the database", facts: func(f *Facts) {
-			*f = captured(t, nil)
+		{name: "external LSA in the database", facts: func(f *Facts, all Facts) {
+			*f = all
 			f.Daemons["bgpd"] = Daemon{}
 			dropStray(f)
 			keepAggregates(f, frr.External)
@@ -151,18 +169,18 @@ func TestEachMistakeIsFound(t *testing.T) {
 			edit: map[string]func(string) string{"running-config-ospf6d.txt": replace(" timers lsa min-arrival 0\n", "")},
 			want: []string{"warning min-arrival-default ospf6d"}},
 		{name: "vtysh missing",
-			facts: func(f *Facts) {
+			facts: func(f *Facts, all Facts) {
 				f.VtyshError, f.Daemons = &frr.Error{Kind: frr.VtyshMissing, Daemon: "ospfd", Err: errors.New(`exec: "/usr/bin/vtysh": stat /usr/bin/vtysh: no such file or directory`)}, map[string]Daemon{}
 			},
 			want: []string{"error vtysh /usr/bin/vtysh"}},
 		{name: "user not in frrvty",
-			facts: func(f *Facts) {
+			facts: func(f *Facts, all Facts) {
 				f.VtyshError, f.Daemons = &frr.Error{Kind: frr.PermissionDenied, Daemon: "ospfd", Err: errors.New("exit status 1: Exiting: failed to connect to any daemons.")}, map[string]Daemon{}
 			},
 			want: []string{"error vtysh /usr/bin/vtysh"}},
-		{name: "no routing daemon", facts: func(f *Facts) { f.Daemons = map[string]Daemon{"ospfd": {}, "ospf6d": {}, "bgpd": {}} },
+		{name: "no routing daemon", facts: func(f *Facts, _ Facts) { f.Daemons = map[string]Daemon{"ospfd": {}, "ospf6d": {}, "bgpd": {}} },
 			want: []string{"error no-routing-daemon 192.0.2.53/32", "error no-routing-daemon 2001:db8::53/128"}},
-		{name: "last-resort interface missing", facts: func(f *Facts) { delete(f.Links, "anycast-lr") },
+		{name: "last-resort interface missing", facts: func(f *Facts, _ Facts) { delete(f.Links, "anycast-lr") },
 			want: []string{"warning last-resort-missing anycast-lr"}},
 		{name: "last-resort interface not in OSPFv3",
 			edit: map[string]func(string) string{"running-config-ospf6d.txt": replace("interface anycast-lr\n ipv6 ospf6 area 0\n", "interface anycast-lr\n")},
@@ -176,37 +194,39 @@ func TestEachMistakeIsFound(t *testing.T) {
 		{name: "last-resort cost below last_resort_metric",
 			edit: map[string]func(string) string{"running-config-ospf6d.txt": replace(" ipv6 ospf6 cost 65535\n", " ipv6 ospf6 cost 100\n")},
 			want: []string{"error last-resort-cost anycast-lr"}},
-		{name: "stray address on lo", facts: func(f *Facts) { *f = captured(t, nil); f.Daemons["bgpd"] = Daemon{}; keepAggregates(f, "") },
+		{name: "stray address on lo", facts: func(f *Facts, all Facts) { *f = all; f.Daemons["bgpd"] = Daemon{}; keepAggregates(f, "") },
 			want: []string{"warning stray-address 192.0.2.54/32"}},
-		{name: "an exec check's program that another user can change", facts: func(f *Facts) {
+		{name: "an exec check's program that another user can change", facts: func(f *Facts, all Facts) {
 			f.Untrusted = []UntrustedProgram{{Key: "services[0].checks[0].command[0]", Err: &trust.UntrustedError{
 				Program: "/usr/local/lib/check.sh", Path: "/usr/local/lib", Owner: 65534, Group: 65534, Mode: fs.ModeDir | 0o755,
 				Why: "is owned by uid 65534, neither root nor the daemon's user (uid 0)"}}}
 		}, want: []string{"error untrusted-program /usr/local/lib/check.sh"}},
-		{name: "a watched unit systemd does not know", facts: func(f *Facts) {
+		{name: "a watched unit systemd does not know", facts: func(f *Facts, all Facts) {
 			f.Units = []status.Unit{{Name: "unbound.service", LoadState: "loaded", ActiveState: "active", SubState: "running", Watched: true},
 				{Name: "unbund.service", LoadState: "not-found", ActiveState: "inactive", SubState: "dead", Watched: true},
 				{Name: "x@.service", Error: "read: Unit name x@.service is not valid."}}
 		}, want: []string{"warning unit-not-loaded unbund.service", "warning unit-not-loaded x@.service"}},
-		{name: "the system bus out of reach", facts: func(f *Facts) {
+		{name: "the system bus out of reach", facts: func(f *Facts, all Facts) {
 			f.UnitsError = "connect to the system bus: dial unix /run/dbus/system_bus_socket: connect: no such file or directory"
 		}, want: []string{"warning unit-watch system bus"}},
-		{name: "BGP network statement and no import-check", facts: func(f *Facts) { *f = captured(t, nil); dropStray(f); keepAggregates(f, "") },
+		{name: "BGP network statement and no import-check", facts: func(f *Facts, all Facts) { *f = all; dropStray(f); keepAggregates(f, "") },
 			want: []string{"error bgp-network-statement 192.0.2.53/32", "warning bgp-no-import-check bgpd"}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			f := recipe(t, c.edit)
-			if c.facts != nil {
-				c.facts(&f)
-			}
-			got := checks(Audit(f))
-			slices.Sort(got)
-			want := slices.Sorted(slices.Values(c.want))
-			if !slices.Equal(got, want) {
-				t.Errorf("findings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-			}
-		})
+	for _, v := range frrFixtures() {
+		for _, c := range cases {
+			t.Run(v.name+"/"+c.name, func(t *testing.T) {
+				f := recipe(t, v.dir, c.edit)
+				if c.facts != nil {
+					c.facts(&f, captured(t, v.dir, nil))
+				}
+				got := checks(Audit(f))
+				slices.Sort(got)
+				want := slices.Sorted(slices.Values(c.want))
+				if !slices.Equal(got, want) {
+					t.Errorf("findings:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+				}
+			})
+		}
 	}
 }
 
@@ -223,7 +243,7 @@ func keepAggregates(f *Facts, t frr.AggregateType) {
 // The captured node with every mistake, as the doctor command prints it:
 // the JSON document only ever gains fields.
 func TestReportGolden(t *testing.T) {
-	r := Audit(captured(t, nil))
+	r := Audit(captured(t, "testdata", nil))
 	var text bytes.Buffer
 	if err := r.WriteText(&text); err != nil {
 		t.Fatal(err)
@@ -241,10 +261,13 @@ func TestReportGolden(t *testing.T) {
 
 // bgpRecipe is a BGP-only node with docs/bgp.md's recipe (captured by
 // frr/testdata/capture-bgp.sh), its running-config passed through edit.
-func bgpRecipe(t *testing.T, edit func(string) string) Facts {
-	f := recipe(t, nil)
-	conf := read(t, "running-config-bgpd-recipe.txt")
+func bgpRecipe(t *testing.T, dir string, edit func(string) string) Facts {
+	f := recipe(t, dir, nil)
+	conf := read(t, dir, "running-config-bgpd-recipe.txt")
 	if edit != nil {
+		if conf == edit(conf) {
+			t.Fatalf("the edit of %s's BGP recipe changed nothing", dir)
+		}
 		conf = edit(conf)
 	}
 	f.Daemons = map[string]Daemon{"ospfd": {}, "ospf6d": {}, "bgpd": {Running: true, Config: frr.ParseRunningConfig(conf)}}
@@ -268,12 +291,14 @@ func TestBGPOrigination(t *testing.T) {
 		{name: "no entry for the last-resort interface", edit: replace("route-map ANYCAST-V6 permit 10\n match interface anycast-lr\n", "route-map ANYCAST-V6 permit 10\n"),
 			want: []string{"warning bgp-last-resort-unmarked anycast-lr"}},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			got := checks(Audit(bgpRecipe(t, c.edit)))
-			if !slices.Equal(got, c.want) {
-				t.Errorf("findings %q, want %q", got, c.want)
-			}
-		})
+		for _, v := range frrFixtures() {
+			t.Run(v.name+"/"+c.name, func(t *testing.T) {
+				got := checks(Audit(bgpRecipe(t, v.dir, c.edit)))
+				if !slices.Equal(got, c.want) {
+					t.Errorf("findings %q, want %q", got, c.want)
+				}
+			})
+		}
 	}
 }
 

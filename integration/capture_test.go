@@ -113,9 +113,11 @@ func TestCaptureLSDB(t *testing.T) {
 }
 
 // TestCaptureFRR10 captures the frr package's fixtures from Debian 13's
-// FRR 10.3 into $AW_CAPTURE_FRR10 (it runs only when that is set: make
-// capture-frr10): TestCaptureLSDB and testdata/capture-bgp.sh, run in the
-// Debian 13 root as TestLabOnFRR10 runs the lab.
+// FRR 10.3 into $AW_CAPTURE_FRR10 and doctor's into $AW_CAPTURE_DOCTOR_FRR10
+// (it runs only when the first is set: make capture-frr10):
+// TestCaptureLSDB, frr/testdata/capture-bgp.sh and
+// doctor/testdata/capture.sh, run in the Debian 13 root as TestLabOnFRR10
+// runs the lab. bgp's recipe running-config is doctor's.
 func TestCaptureFRR10(t *testing.T) {
 	out := os.Getenv("AW_CAPTURE_FRR10")
 	if out == "" || os.Getenv("AW_BINARY") != "" {
@@ -128,11 +130,20 @@ func TestCaptureFRR10(t *testing.T) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	doctorOut, err := filepath.Abs(os.Getenv("AW_CAPTURE_DOCTOR_FRR10"))
+	if err != nil || os.Getenv("AW_CAPTURE_DOCTOR_FRR10") == "" {
+		t.Fatal("AW_CAPTURE_DOCTOR_FRR10 names no directory")
+	}
+	if err := os.MkdirAll(doctorOut, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	root, bin, repo := frr10Root(t)
-	binds := map[string]string{repo: "/src", bin: "/tmp/aw", out: "/out"}
+	binds := map[string]string{repo: "/src", bin: "/tmp/aw", out: "/out", doctorOut: "/out-doctor"}
 	env := []string{"AW_BINARY=/tmp/aw/anycast-watchdog", "AW_CAPTURE_DIR=/out", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	if b, err := lab.RunInRoot(root, binds, env, "sh", "-c",
-		`cd /src/integration && /tmp/aw/integration.test -test.v -test.count=1 -test.run '^TestCaptureLSDB$' && bash /src/frr/testdata/capture-bgp.sh /out`); err != nil {
+		`cd /src/integration && /tmp/aw/integration.test -test.v -test.count=1 -test.run '^TestCaptureLSDB$' &&
+		 bash /src/frr/testdata/capture-bgp.sh /out && mv /out/running-config-bgpd-recipe.txt /out-doctor/ &&
+		 bash /src/doctor/testdata/capture.sh /out-doctor`); err != nil {
 		t.Fatalf("capture in the Debian 13 root: %v\n%s", err, tailLines(string(b), 80))
 	} else {
 		t.Log(tailLines(string(b), 20))

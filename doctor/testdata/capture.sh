@@ -1,13 +1,17 @@
 #!/bin/bash
-# Captures vtysh output of FRR 8.4 for doctor's unit tests: a node with the
-# docs/frr.md recipe and a router that summarises and redistributes.
+# Captures vtysh output of FRR for doctor's unit tests: a node with the
+# docs/frr.md recipe and a router that summarises and redistributes. Run on
+# Debian 12 (FRR 8.4) into doctor/testdata, in the Debian 13 root (FRR 10.3,
+# make capture-frr10) into doctor/testdata/frr10. Where the FRR has mgmtd
+# (10), it starts first and takes staticd's route through vtysh: neither
+# reads a configuration file of the pathspace.
 set -u
 N=awcapn; R=awcapr; OUT=${1:?usage: capture.sh OUTDIR (as root)}
 mkdir -p $OUT
 cleanup() {
   for p in $(cat $OUT/.pids 2>/dev/null); do kill $p 2>/dev/null; done
   sleep 0.5; ip netns del $N 2>/dev/null; ip netns del $R 2>/dev/null
-  rm -rf /etc/frr/$N /etc/frr/$R /var/run/frr/$N /var/run/frr/$R $OUT/.pids
+  rm -rf /etc/frr/$N /etc/frr/$R /var/run/frr/$N /var/run/frr/$R $OUT/.pids $OUT/aw.yaml $OUT/state
 }
 cleanup
 ip netns add $N; ip netns add $R
@@ -91,10 +95,16 @@ C
 cp /etc/frr/$R/ospfd.conf /dev/null
 echo "ip route 192.0.2.0/23 blackhole" > /etc/frr/$R/staticd.conf
 : > /etc/frr/$R/ospf6d.conf
-start() { ip netns exec $1 /usr/lib/frr/$2 -d -N $1 -F traditional -A 127.0.0.1 -f /etc/frr/$1/$2.conf -i /var/run/frr/$1/$2.pid >/dev/null 2>&1; sleep 0.3; cat /var/run/frr/$1/$2.pid >> $OUT/.pids; }
-for ns in $N $R; do start $ns zebra; sleep 0.5; start $ns ospfd; start $ns ospf6d; done
+MGMTD=; [ -x /usr/lib/frr/mgmtd ] && MGMTD=1
+start() {
+  conf=(-f /etc/frr/$1/$2.conf)
+  if [ -n "$MGMTD" ] && { [ $2 = mgmtd ] || [ $2 = staticd ]; }; then conf=(); fi
+  ip netns exec $1 /usr/lib/frr/$2 -d -N $1 -F traditional -A 127.0.0.1 "${conf[@]}" -i /var/run/frr/$1/$2.pid >/dev/null 2>&1; sleep 0.3; cat /var/run/frr/$1/$2.pid >> $OUT/.pids
+}
+for ns in $N $R; do [ -n "$MGMTD" ] && { start $ns mgmtd; sleep 0.5; }; start $ns zebra; sleep 0.5; start $ns ospfd; start $ns ospf6d; done
 start $N bgpd
 start $R staticd
+if [ -n "$MGMTD" ]; then sleep 1; vtysh -N $R -c "configure terminal" -c "$(cat /etc/frr/$R/staticd.conf)"; fi
 sleep 12
 V="vtysh -N $N"
 $V -d ospfd -c "show running-config" > $OUT/running-config-ospfd.txt 2>/dev/null
