@@ -150,6 +150,7 @@ var rules = []func(Facts) []Finding{
 	summarised,
 	routerID,
 	notPassive,
+	prefixSuppressed,
 	minArrival,
 	lastResort,
 	strayAddresses,

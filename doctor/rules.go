@@ -261,6 +261,40 @@ func passiveFindings(f Facts, dev, check, what string) []Finding {
 	return out
 }
 
+// prefixSuppressed: `ip ospf prefix-suppression` (RFC 6860, FRR 9 and
+// later) on the anycast or last-resort interface leaves the interface's
+// addresses out of ospfd's router LSA, the anycast /32 with them: it is
+// never advertised from there (measured, FRR 10.3: the router stopped
+// routing the /32 to the node within 3 s). On transit links it is
+// harmless, and shrinks the LSDB the fleet view reads. A statement naming
+// an address that is not managed suppresses only that address.
+func prefixSuppressed(f Facts) []Finding {
+	c := ospfFamilies[0]
+	d, ok := c.running(f)
+	if !ok {
+		return nil
+	}
+	var out []Finding
+	for _, dev := range []string{f.Interface, f.LastResortInterface} {
+		iface, has := d.Config.Interface(dev)
+		if dev == "" || !has {
+			continue
+		}
+		for _, st := range iface.Statements("ip ospf prefix-suppression") {
+			if len(st) > 3 {
+				if a, err := netip.ParseAddr(st[3]); err == nil && !managedAddr(f.Managed, a) {
+					continue
+				}
+			}
+			out = append(out, Finding{Severity: Error, Check: "prefix-suppressed", Object: dev,
+				Message:  "ospfd suppresses the prefixes of " + dev + ": its router LSA leaves out the managed IPv4 prefixes there, so they are never advertised from it",
+				Evidence: evidence("interface "+dev, [][]string{st}, ""),
+				Fix:      "interface " + dev + "\n no " + strings.Join(st, " ") + "   (prefix-suppression belongs on transit links only)"})
+		}
+	}
+	return out
+}
+
 // minArrival: with the default, a router drops a new copy of an LSA that
 // comes less than a second after the last, and the restore waits for a
 // retransmission.
