@@ -22,7 +22,7 @@ const maxDrainReason = 1024
 func (d *daemon) Handle(ctx context.Context, req control.Request, peer control.Peer) control.Response {
 	switch req.Command {
 	case control.CmdStatus:
-		st := d.Status()
+		st := d.Report(ctx)
 		return control.Response{OK: true, Status: &st}
 	case control.CmdDrain, control.CmdUndrain:
 		return d.drain(ctx, req, peer)

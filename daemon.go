@@ -223,8 +223,16 @@ func (d *daemon) switchConfig(ctx context.Context) error {
 	return nil
 }
 
+// Report is the status document for a reader (the status command, a
+// scrape): the view of the fleet is read again first when it is
+// fleet_interval old (Supervisor.FreshFleet).
+func (d *daemon) Report(ctx context.Context) status.Document {
+	d.sup.FreshFleet(ctx)
+	return d.Status()
+}
+
 // Status is the status document: the supervisor's services and read-back,
-// with the configuration's part.
+// with the configuration's part, as they are; it reads nothing.
 func (d *daemon) Status() status.Document {
 	cfg, loadedAt := d.sup.Config()
 	st := status.Document{Version: d.version, Config: status.Config{Path: cfg.Path, LoadedAt: loadedAt},

@@ -33,11 +33,8 @@ func (m *addressManager) step() {
 
 		m.mu.Lock()
 		now := m.clock.Now()
-		d := decision{Intent: st.intent, Damped: st.damped, Degraded: st.degraded, FailOpen: st.failOpen, LastResort: m.lastResort != nil, At: st.location(),
-			Fleet: sight, GraceOver: !now.Before(st.since.Add(st.grace))}
-		if st.release {
-			d = decision{Intent: IntentWithdraw, At: st.location()} // straight off: the service is gone
-		}
+		d := m.decisionOf(st, now)
+		d.Fleet = sight
 		target := decide(d)
 		st.target = target
 		due := st.err == nil || !now.Before(st.retryAt)
@@ -53,6 +50,32 @@ func (m *addressManager) step() {
 		m.mu.Unlock()
 		m.move(c)
 	}
+}
+
+// decisionOf is everything but the fleet view that st's place depends
+// on. Call with mu held.
+func (m *addressManager) decisionOf(st *prefixState, now time.Time) decision {
+	if st.release {
+		return decision{Intent: IntentWithdraw, At: st.location()} // straight off: the service is gone
+	}
+	return decision{Intent: st.intent, Damped: st.damped, Degraded: st.degraded, FailOpen: st.failOpen, LastResort: m.lastResort != nil,
+		At: st.location(), GraceOver: !now.Before(st.since.Add(st.grace))}
+}
+
+// fleetWanted returns, for each prefix whose place depends on the view of
+// the fleet (fleetMatters), when it last moved: the verifier reads the
+// area's link-state database only while there is one.
+func (m *addressManager) fleetWanted() map[netip.Prefix]time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock.Now()
+	out := map[netip.Prefix]time.Time{}
+	for p, st := range m.prefixes {
+		if fleetMatters(m.decisionOf(st, now)) {
+			out[p] = st.movedAt
+		}
+	}
+	return out
 }
 
 // mover is an AddressControl that can add a prefix and remove it from

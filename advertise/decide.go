@@ -121,3 +121,19 @@ func decide(d decision) Location {
 	}
 	return Absent
 }
+
+// fleetMatters reports whether where d's prefix goes depends on the view
+// of the fleet: whether decide answers differently for some fresh view, or
+// for none. Only then is the area's link-state database worth reading.
+func fleetMatters(d decision) bool {
+	var first Location
+	for i, sight := range []fleetSight{{}, {Fresh: true}, {Fresh: true, Any: 1}, {Fresh: true, Any: 1, Normal: 1}} {
+		d.Fleet = sight
+		if to := decide(d); i == 0 {
+			first = to
+		} else if to != first {
+			return true
+		}
+	}
+	return false
+}

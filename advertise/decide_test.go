@@ -118,3 +118,32 @@ func TestDecideGuarantees(t *testing.T) {
 		}
 	}
 }
+
+// The area's database is read only for decisions it can change: a
+// withdrawn prefix failing open, at last resort (removed once another
+// router is at normal metric) or absent (back at last resort when nobody
+// advertises it). A healthy, damped, degraded, drained or not-failing-open
+// prefix, or one still on the primary interface, never waits for it.
+func TestFleetMatters(t *testing.T) {
+	for _, intent := range []Intent{IntentWithdraw, IntentAdvertise, IntentDrain} {
+		for _, failOpen := range []bool{false, true} {
+			for _, lr := range []bool{false, true} {
+				for _, at := range []Location{Absent, OnPrimary, OnLastResort} {
+					for _, damped := range []bool{false, true} {
+						for _, degraded := range []bool{false, true} {
+							for _, grace := range []bool{false, true} {
+								d := decision{Intent: intent, Damped: damped, Degraded: degraded, FailOpen: failOpen, LastResort: lr, At: at, GraceOver: grace}
+								want := intent == IntentWithdraw && failOpen && lr && at != OnPrimary
+								t.Run(fmt.Sprintf("%+v", d), func(t *testing.T) {
+									if got := fleetMatters(d); got != want {
+										t.Errorf("fleetMatters = %v, want %v", got, want)
+									}
+								})
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -37,7 +37,7 @@ func (s *Supervisor) Drain(ctx context.Context, names []string, reason, by strin
 		timeout := s.cfg.FRR.Timeout
 		s.mu.Unlock()
 		readCtx, cancel := context.WithTimeout(ctx, 2*timeout)
-		s.verify.readAgain(readCtx)
+		s.verify.readArea(readCtx)
 		cancel()
 	}
 	s.mu.Lock()

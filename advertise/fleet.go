@@ -52,14 +52,6 @@ func (f *fleetStore) forget() {
 	f.views, f.off = map[frr.Family]fleetView{}, true
 }
 
-// attemptedAt says when the last read of p's family began, whether it
-// worked or not (zero: none).
-func (f *fleetStore) attemptedAt(p netip.Prefix) time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.views[frr.FamilyOf(p)].at
-}
-
 // sight counts the other routers advertising p, from a read that began at
 // least fleetSettle after since; an older or failed read is not fresh.
 func (f *fleetStore) sight(p netip.Prefix, since time.Time) fleetSight {

@@ -21,7 +21,9 @@ type ReadBack interface {
 	// the verifier reads only the daemons that do, or that it has read
 	// before.
 	Running(daemon string) bool
-	LSDB(ctx context.Context, fam frr.Family) (frr.Fleet, error)
+	// LSDB reads the family's IGP database: the whole area's (frr.Area),
+	// or this router's own LSAs (frr.Self).
+	LSDB(ctx context.Context, fam frr.Family, scope frr.Scope) (frr.Fleet, error)
 	// BGP reads both families' prefixes in one call; the result has an
 	// entry per family with prefixes.
 	BGP(ctx context.Context, prefixes []netip.Prefix) (map[frr.Family]frr.BGP, error)
@@ -59,6 +61,7 @@ var errNoFleetThroughBGP = errors.New("bgpd has no established iBGP session, so 
 // familyRead is one read of every routing daemon serving one address
 // family: the IGP's database, bgpd's table, or both.
 type familyRead struct {
+	scope frr.Scope  // of the IGP's database
 	ospf  *frr.Fleet // nil: not read, or failed
 	bgp   *frr.BGP   // nil: not read, failed, or no `router bgp`
 	read  []string   // the daemons asked, in order
@@ -66,15 +69,16 @@ type familyRead struct {
 	first error // the first failure, or that no daemon serves the family
 }
 
-// readFamily asks the family's IGP daemon, when it runs or was read before
-// (seen), and takes bgpd's part of the read from bgp. A daemon that never
-// ran is not an error, unless no daemon serves the family at all.
-func readFamily(ctx context.Context, rb ReadBack, fam frr.Family, bgp bgpRead, seen map[string]bool) familyRead {
-	r := familyRead{errs: map[string]error{}}
+// readFamily asks the family's IGP daemon for its database in scope, when
+// it runs or was read before (seen), and takes bgpd's part of the read
+// from bgp. A daemon that never ran is not an error, unless no daemon
+// serves the family at all.
+func readFamily(ctx context.Context, rb ReadBack, fam frr.Family, scope frr.Scope, bgp bgpRead, seen map[string]bool) familyRead {
+	r := familyRead{scope: scope, errs: map[string]error{}}
 	igp := fam.IGPDaemon()
 	if rb.Running(igp) || seen[igp] {
 		r.read = append(r.read, igp)
-		db, err := rb.LSDB(ctx, fam)
+		db, err := rb.LSDB(ctx, fam, scope)
 		if r.errs[igp] = err; err == nil {
 			r.ospf = &db
 		}

@@ -27,7 +27,7 @@ func (r rbStub) Running(d string) bool {
 	return r.lsdb != nil || r.err[d] != nil
 }
 
-func (r rbStub) LSDB(_ context.Context, fam frr.Family) (frr.Fleet, error) {
+func (r rbStub) LSDB(_ context.Context, fam frr.Family, _ frr.Scope) (frr.Fleet, error) {
 	return r.lsdb[fam], r.err[fam.IGPDaemon()]
 }
 
@@ -86,7 +86,7 @@ func TestReadFamily(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			bgp := readBGP(context.Background(), tt.rb, []netip.Prefix{p}, tt.seen)[frr.IPv4]
-			r := readFamily(context.Background(), tt.rb, frr.IPv4, bgp, tt.seen)
+			r := readFamily(context.Background(), tt.rb, frr.IPv4, frr.Area, bgp, tt.seen)
 			if !reflect.DeepEqual(r.read, tt.read) {
 				t.Errorf("read %v, want %v", r.read, tt.read)
 			}

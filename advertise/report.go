@@ -1,6 +1,7 @@
 package advertise
 
 import (
+	"context"
 	"time"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
@@ -45,7 +46,22 @@ func (s *Supervisor) Config() (*config.Config, time.Time) {
 	return s.cfg, s.loadedAt
 }
 
-// Status returns every service in configuration order.
+// FreshFleet has the view of the fleet read again when it is
+// frr.fleet_interval old or older, and waits for that read for at most
+// frr.timeout or until ctx ends: status and scrapes show the fleet as it
+// is, and ask ospfd at most once per fleet_interval however often they
+// come. Status alone never reads.
+func (s *Supervisor) FreshFleet(ctx context.Context) {
+	s.mu.Lock()
+	timeout := s.cfg.FRR.Timeout
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s.verify.freshFleet(ctx)
+}
+
+// Status returns every service in configuration order, with the fleet
+// view as last read.
 func (s *Supervisor) Status() []status.Service {
 	s.mu.Lock()
 	loops := make([]*serviceLoop, 0, len(s.cfg.Services))

@@ -36,12 +36,18 @@ type verifyState struct {
 	bgp        *status.BGP // bgpd's part; nil when bgpd was not read
 }
 
-// verifier reads the link-state databases on its own goroutine: it
-// confirms that the routing daemons follow the interfaces, and it keeps the
-// fleet view (fleetStore) that the address manager decides from, read
-// again fleetSettle after each move and every fleet_interval. It never
-// blocks a check or an address change: the address manager only wakes it
-// through kick. mu is never held across vtysh.
+// verifier reads the routing daemons on its own goroutine: it confirms
+// that they follow the interfaces, from this router's own LSAs (frr.Self)
+// after each change and every reverifyEvery, and it keeps the fleet view
+// (fleetStore) from the whole areas' databases (frr.Area), which it reads
+// only while something needs it: a decision that depends on it
+// (addressManager.fleetWanted: every fleet_interval, and fleetSettle after
+// such a prefix moved), a drain's check (readArea), or a reader of status
+// or the metrics finding the view older than fleet_interval (freshFleet).
+// A steady node that nobody asks never reads the area. It never blocks a
+// check or an address change: the address manager only wakes it through
+// kick. mu is never held across vtysh; lock order: mu, then the address
+// manager's and the fleet store's (each taken alone otherwise).
 type verifier struct {
 	addrs *addressManager
 	fleet *fleetStore
@@ -52,16 +58,24 @@ type verifier struct {
 	// window and every are confirmWindow and reverifyEvery; tests shorten them.
 	window, every time.Duration
 
-	// reads numbers the reads as they start, and finishes each when it
-	// has completed.
-	reads *barrier
+	// numbered numbers the reads as they start, and finishes each when
+	// it has completed.
+	numbered *barrier
 
 	mu         sync.Mutex
 	rb         ReadBack      // nil: verification is off
 	fleetEvery time.Duration // frr.fleet_interval
-	state      map[netip.Prefix]*verifyState
-	health     lastErrors                   // per daemon read, last read-back error; "" when fine
-	errors     map[string]map[string]uint64 // per daemon, failed read-backs by frr.Kind
+	// lastArea is when the last read of the areas' databases began (zero:
+	// none since the read-back was set); areaWanted makes the next read
+	// one, whatever lastArea says.
+	lastArea   time.Time
+	areaWanted bool
+	// reads counts the reads asked of each daemon, by what was read
+	// (area, self, prefixes).
+	reads  map[string]map[string]uint64
+	state  map[netip.Prefix]*verifyState
+	health lastErrors                   // per daemon read, last read-back error; "" when fine
+	errors map[string]map[string]uint64 // per daemon, failed read-backs by frr.Kind
 	// seen lists the daemons read successfully since the read-back was
 	// set: one of them no longer running is an error, not a daemon that
 	// is not configured.
@@ -70,8 +84,9 @@ type verifier struct {
 
 func newVerifier(addrs *addressManager, fleet *fleetStore, kick wakeup, clock Clock, log logrus.FieldLogger) *verifier {
 	return &verifier{addrs: addrs, fleet: fleet, clock: clock, log: log, kick: kick, done: make(chan struct{}), fleetEvery: reverifyEvery,
-		reads:  newBarrier(),
-		window: confirmWindow, every: reverifyEvery,
+		numbered: newBarrier(),
+		window:   confirmWindow, every: reverifyEvery,
+		reads: map[string]map[string]uint64{},
 		state: map[netip.Prefix]*verifyState{}, health: lastErrors{},
 		errors: map[string]map[string]uint64{}, seen: map[string]bool{}}
 }
@@ -81,15 +96,13 @@ func (v *verifier) run(ctx context.Context) {
 	retry := firstRetry
 	for {
 		pending := v.verifyOnce(ctx)
-		v.mu.Lock()
-		wait := min(v.every, v.fleetEvery)
-		v.mu.Unlock()
+		wait := v.every
 		if pending {
 			wait, retry = min(wait, retry), min(2*retry, maxRetry)
 		} else {
 			retry = firstRetry
 		}
-		wait = min(wait, v.untilSettled())
+		wait = min(wait, v.untilAreaDue())
 		timer := v.clock.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -112,10 +125,19 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 	if rb == nil {
 		return false
 	}
-	this := v.reads.take()
-	defer v.reads.finish(this)
+	this := v.numbered.take()
+	defer v.numbered.finish(this)
+	// The scope is chosen after the number is taken: a readArea that
+	// waits for this read has set areaWanted before it (see readArea).
+	scope := frr.Self
+	if v.untilAreaDue() == 0 {
+		scope = frr.Area
+		v.mu.Lock()
+		v.lastArea, v.areaWanted = v.clock.Now(), false
+		v.mu.Unlock()
+	}
 	managed := v.addrs.snapshot()
-	reads, ok := v.read(ctx, rb, managed, seen)
+	reads, ok := v.read(ctx, rb, scope, managed, seen)
 	if !ok {
 		return false
 	}
@@ -126,11 +148,12 @@ func (v *verifier) verifyOnce(ctx context.Context) (pending bool) {
 }
 
 // read asks every routing daemon that serves a managed prefix's family
-// (bgpd once for both), hands the fleet view to the fleet store and tells
-// the address manager whether bgpd originates, which sets the order of its
-// moves; ok is false when ctx ended during the read. mu is not held: vtysh
-// may take seconds.
-func (v *verifier) read(ctx context.Context, rb ReadBack, managed map[netip.Prefix]prefixSnapshot, seen map[string]bool) (reads map[frr.Family]familyRead, ok bool) {
+// (bgpd once for both; the IGP's database in scope), hands the fleet view
+// to the fleet store when the read has one (the area's, or bgpd's alone),
+// and tells the address manager whether bgpd originates, which sets the
+// order of its moves; ok is false when ctx ended during the read. mu is
+// not held: vtysh may take seconds.
+func (v *verifier) read(ctx context.Context, rb ReadBack, scope frr.Scope, managed map[netip.Prefix]prefixSnapshot, seen map[string]bool) (reads map[frr.Family]familyRead, ok bool) {
 	families := map[frr.Family]bool{}
 	for p := range managed {
 		families[frr.FamilyOf(p)] = true
@@ -141,12 +164,14 @@ func (v *verifier) read(ctx context.Context, rb ReadBack, managed map[netip.Pref
 	reads = map[frr.Family]familyRead{}
 	originates := false
 	for fam := range families {
-		r := readFamily(ctx, rb, fam, bgp[fam], seen)
+		r := readFamily(ctx, rb, fam, scope, bgp[fam], seen)
 		if ctx.Err() != nil {
 			return nil, false
 		}
-		db, err := r.fleet()
-		v.fleet.update(fam, db, at, err)
+		if scope == frr.Area || !slices.Contains(r.read, fam.IGPDaemon()) {
+			db, err := r.fleet()
+			v.fleet.update(fam, db, at, err)
+		}
 		reads[fam] = r
 		originates = originates || r.bgp != nil
 	}
@@ -163,10 +188,22 @@ func (v *verifier) read(ctx context.Context, rb ReadBack, managed map[netip.Pref
 // held.
 func (v *verifier) noteReads(reads map[frr.Family]familyRead) {
 	outcome := map[string]error{}
+	asked := map[[2]string]bool{}
 	for _, r := range reads {
 		for _, d := range r.read {
 			outcome[d] = r.errs[d]
+			what := r.scope.String()
+			if d == bgpd {
+				what = "prefixes"
+			}
+			asked[[2]string{d, what}] = true
 		}
+	}
+	for k := range asked {
+		if v.reads[k[0]] == nil {
+			v.reads[k[0]] = map[string]uint64{}
+		}
+		v.reads[k[0]][k[1]]++
 	}
 	for _, d := range slices.Sorted(maps.Keys(outcome)) {
 		v.noteHealth(d, outcome[d])
@@ -274,33 +311,61 @@ func mismatchReason(p netip.Prefix, present bool) string {
 		" (a static or redistributed route?); traffic may still be drawn here"
 }
 
-// readAgain has the databases read again and returns once a read that
+// readArea has the areas' databases read and returns once a read that
 // started after the call has completed, or ctx ends, or verification is
-// off.
-func (v *verifier) readAgain(ctx context.Context) {
-	want := v.reads.last() + 1
+// off. areaWanted is set before the number to wait for is taken, so that
+// the read with that number (or a later one) sees it.
+func (v *verifier) readArea(ctx context.Context) {
+	v.mu.Lock()
+	v.areaWanted = true
+	v.mu.Unlock()
+	want := v.numbered.last() + 1
 	v.kick.notify()
-	v.reads.waitFor(ctx, v.done, func() bool {
+	v.numbered.waitFor(ctx, v.done, func() bool {
 		v.mu.Lock()
 		off := v.rb == nil
 		v.mu.Unlock()
-		return off || v.reads.done(want)
+		return off || v.numbered.done(want)
 	})
 }
 
-// untilSettled is how long until a prefix that moved has settled
-// (fleetSettle) and wants a fresh read of its fleet; 0 when one is due.
-func (v *verifier) untilSettled() time.Duration {
+// freshFleet has the areas' databases read when the last read began
+// fleet_interval ago or more (or never), and waits for it until ctx ends:
+// a reader of status or the metrics sees a view at most fleet_interval
+// old, and ospfd is asked at most once per fleet_interval however often
+// they come.
+func (v *verifier) freshFleet(ctx context.Context) {
 	v.mu.Lock()
-	off := v.rb == nil
+	fresh := v.rb == nil || (!v.lastArea.IsZero() && v.clock.Now().Sub(v.lastArea) < v.fleetEvery)
 	v.mu.Unlock()
-	if off {
+	if !fresh {
+		v.readArea(ctx)
+	}
+}
+
+// untilAreaDue is how long until the areas' databases are due to be
+// read (0: now): when asked (areaWanted); else, while a decision depends
+// on the fleet view, fleet_interval after the last read, or fleetSettle
+// after such a prefix moved if no read has begun since; never otherwise
+// (idleWait).
+func (v *verifier) untilAreaDue() time.Duration {
+	v.mu.Lock()
+	off, wanted, last, every := v.rb == nil, v.areaWanted, v.lastArea, v.fleetEvery
+	v.mu.Unlock()
+	switch {
+	case off:
+		return idleWait
+	case wanted:
+		return 0
+	}
+	prefixes := v.addrs.fleetWanted()
+	if len(prefixes) == 0 {
 		return idleWait
 	}
-	now, wait := v.clock.Now(), idleWait
-	for p, snap := range v.addrs.snapshot() {
-		due := snap.changedAt.Add(fleetSettle)
-		if v.fleet.attemptedAt(p).Before(due) {
+	now := v.clock.Now()
+	wait := last.Add(every).Sub(now)
+	for _, moved := range prefixes {
+		if due := moved.Add(fleetSettle); last.Before(due) {
 			wait = min(wait, due.Sub(now))
 		}
 	}
@@ -315,7 +380,7 @@ func (v *verifier) setReadBack(rb ReadBack, fleetEvery time.Duration) {
 		fleetEvery = reverifyEvery // a configuration built by hand, not loaded
 	}
 	v.mu.Lock()
-	v.rb, v.fleetEvery = rb, fleetEvery
+	v.rb, v.fleetEvery, v.lastArea = rb, fleetEvery, time.Time{}
 	if rb == nil {
 		v.state, v.health, v.seen = map[netip.Prefix]*verifyState{}, lastErrors{}, map[string]bool{}
 		v.fleet.forget()
@@ -369,7 +434,11 @@ func (v *verifier) healthStatus() []status.FRR {
 		if errs == nil {
 			errs = map[string]uint64{}
 		}
-		out = append(out, status.FRR{Daemon: d, OK: msg == "", Error: msg, Errors: errs})
+		reads := maps.Clone(v.reads[d])
+		if reads == nil {
+			reads = map[string]uint64{}
+		}
+		out = append(out, status.FRR{Daemon: d, OK: msg == "", Error: msg, Errors: errs, Reads: reads})
 	}
 	return out
 }

@@ -34,14 +34,20 @@ type fakeFRR struct {
 	err        error
 	hang       bool
 	calls      int
+	areaCalls  int // of calls, reads of the whole area
 	bgpCalls   int
 }
 
 const selfID = "203.0.113.1"
 
-func (f *fakeFRR) LSDB(ctx context.Context, fam frr.Family) (frr.Fleet, error) {
+// LSDB is the family's database: with frr.Self, this router's prefixes
+// only.
+func (f *fakeFRR) LSDB(ctx context.Context, fam frr.Family, scope frr.Scope) (frr.Fleet, error) {
 	f.mu.Lock()
 	f.calls++
+	if scope == frr.Area {
+		f.areaCalls++
+	}
 	err, hang := f.err, f.hang
 	f.mu.Unlock()
 	if hang {
@@ -68,7 +74,7 @@ func (f *fakeFRR) LSDB(ctx context.Context, fam frr.Family) (frr.Fleet, error) {
 	}
 	f.mu.Lock()
 	for p, advs := range f.others {
-		if frr.FamilyOf(p) == fam {
+		if frr.FamilyOf(p) == fam && scope == frr.Area {
 			db.Prefixes[p] = append(db.Prefixes[p], advs...)
 		}
 	}
@@ -103,7 +109,7 @@ func (f *fakeFRR) BGP(ctx context.Context, prefixes []netip.Prefix) (map[frr.Fam
 
 // bgpFamily is the family's table: the same facts as the LSDB.
 func (f *fakeFRR) bgpFamily(ctx context.Context, fam frr.Family, prefixes []netip.Prefix) (frr.BGP, error) {
-	db, err := f.LSDB(ctx, fam)
+	db, err := f.LSDB(ctx, fam, frr.Area) // bgpd hears the other nodes over iBGP
 	if err != nil {
 		var fe *frr.Error
 		if errors.As(err, &fe) {

@@ -22,12 +22,39 @@ import (
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
 )
 
-// The show commands whose JSON is the link-state database, per family; the
-// IPv6 one needs the instance's router ID first.
-var (
-	showOSPF  = []string{"show ip ospf database router json"}
-	showOSPF6 = []string{"show ipv6 ospf6 json", "show ipv6 ospf6 database intra-prefix detail json"}
+// Scope is how much of a link-state database a read asks for.
+type Scope int
+
+const (
+	// Area is every router's LSAs: the fleet view. Its size grows with
+	// the area (about 1.6 kB of JSON per router, rendered by ospfd and
+	// parsed here).
+	Area Scope = iota
+	// Self is this router's own LSAs only: enough to confirm what this
+	// node advertises, whatever the size of the area.
+	Self
 )
+
+func (s Scope) String() string {
+	if s == Self {
+		return "self"
+	}
+	return "area"
+}
+
+// lsdbShows are the show commands whose JSON is the link-state database,
+// per family and scope; the IPv6 ones need the instance's router ID first.
+func lsdbShows(fam Family, scope Scope) []string {
+	switch {
+	case fam == IPv4 && scope == Self:
+		return []string{"show ip ospf database router self-originate json"}
+	case fam == IPv4:
+		return []string{"show ip ospf database router json"}
+	case scope == Self:
+		return []string{"show ipv6 ospf6 json", "show ipv6 ospf6 database intra-prefix self-originated detail json"}
+	}
+	return []string{"show ipv6 ospf6 json", "show ipv6 ospf6 database intra-prefix detail json"}
+}
 
 // Client asks one FRR instance (one pathspace) through vtysh.
 type Client struct {
@@ -49,14 +76,15 @@ func New(run command.Runner, vtysh, pathspace string, timeout time.Duration) *Cl
 	return &Client{run: run, vtysh: vtysh, pathspace: pathspace, timeout: timeout, runDir: runDir}
 }
 
-// LSDB reads the fleet from the family's OSPF link-state database
-// (ospfd's or ospf6d's), in one vtysh call.
-func (c *Client) LSDB(ctx context.Context, fam Family) (Fleet, error) {
-	show, parse := showOSPF, ParseRouterLSDB
+// LSDB reads the family's OSPF link-state database (ospfd's or ospf6d's),
+// in one vtysh call: with scope Area the fleet, every router advertising
+// each prefix; with Self only what this router advertises.
+func (c *Client) LSDB(ctx context.Context, fam Family, scope Scope) (Fleet, error) {
+	parse := ParseRouterLSDB
 	if fam == IPv6 {
-		show, parse = showOSPF6, ParseOSPF6LSDB
+		parse = ParseOSPF6LSDB
 	}
-	return showParsed(ctx, c, fam.IGPDaemon(), show, parse)
+	return showParsed(ctx, c, fam.IGPDaemon(), lsdbShows(fam, scope), parse)
 }
 
 // showParsed runs shows against daemon and parses the output; output that

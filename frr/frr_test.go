@@ -75,12 +75,25 @@ func TestParseLSDB(t *testing.T) {
 		{"ospf6-lsdb-self-primary.json", ParseOSPF6LSDB, v6, "203.0.113.1",
 			[]Advertiser{adv("203.0.113.1", 10), adv("203.0.113.2", 65535)}, prefixes("2001:db8::53/128")},
 		{"ospf6-lsdb-flushing.json", ParseOSPF6LSDB, v6, "203.0.113.2", nil, nil},
+		// Each node's own LSAs alone (frr.Self): FRR 8.4 prints ospfd's
+		// in another shape than the whole database's.
+		{"ospf-lsdb-own-primary.json", ParseRouterLSDB, v4, "203.0.113.1",
+			[]Advertiser{adv("203.0.113.1", 0)}, prefixes("192.0.2.53/32", "203.0.113.1/32")},
+		{"ospf-lsdb-own-last-resort.json", ParseRouterLSDB, v4, "203.0.113.2",
+			[]Advertiser{adv("203.0.113.2", 65535)}, prefixes("192.0.2.53/32", "203.0.113.2/32")},
+		{"ospf-lsdb-own-none.json", ParseRouterLSDB, v4, "203.0.113.3", nil, prefixes("203.0.113.3/32")},
+		{"ospf6-lsdb-own-primary.json", ParseOSPF6LSDB, v6, "203.0.113.1",
+			[]Advertiser{adv("203.0.113.1", 10)}, prefixes("2001:db8::53/128")},
+		{"ospf6-lsdb-own-last-resort.json", ParseOSPF6LSDB, v6, "203.0.113.2",
+			[]Advertiser{adv("203.0.113.2", 65535)}, prefixes("2001:db8::53/128")},
+		{"ospf6-lsdb-own-none.json", ParseOSPF6LSDB, v6, "203.0.113.3", nil, nil},
 	}
 	// FRR 10.3's answers where they differ: its ospf6d advertises a
 	// loopback's /128 at metric 0 where 8.4.4's gave lo's cost (10).
 	frr10 := map[string][]Advertiser{
 		"ospf6-lsdb-mixed.json":        {adv("203.0.113.1", 0), adv("203.0.113.2", 65535)},
 		"ospf6-lsdb-self-primary.json": {adv("203.0.113.1", 0), adv("203.0.113.2", 65535)},
+		"ospf6-lsdb-own-primary.json":  {adv("203.0.113.1", 0)},
 	}
 	for _, tt := range tests {
 		for _, file := range fixtures(t, tt.file) {
@@ -125,18 +138,20 @@ func fixtures(t *testing.T, name string) []string {
 
 func TestParseLSDBRejectsBadInput(t *testing.T) {
 	for name, in := range map[string]string{
-		"empty":              "",
-		"not json":           "% Unknown command: show ip ospf database router json",
-		"no router id":       `{"routerLinkStates":{"areas":{}}}`,
-		"bad stub address":   `{"routerId":"1.1.1.1","routerLinkStates":{"areas":{"0.0.0.0":[{"advertisingRouter":"1.1.1.1","routerLinks":{"l":{"linkType":"Stub Network","networkAddress":"x","networkMask":"255.255.255.255"}}}]}}}`,
-		"non-contiguous":     `{"routerId":"1.1.1.1","routerLinkStates":{"areas":{"0.0.0.0":[{"advertisingRouter":"1.1.1.1","routerLinks":{"l":{"linkType":"Stub Network","networkAddress":"192.0.2.53","networkMask":"255.0.255.0"}}}]}}}`,
-		"wrong shape":        `{"routerId":"1.1.1.1","routerLinkStates":{"areas":{"0.0.0.0":{"x":1}}}}`,
-		"truncated":          `{"routerId":"1.1.1.1","routerLinkStates":{"areas":{`,
-		"v6 only one of two": `{"routerId":"1.1.1.1"}`,
-		"v6 no router id":    `{} {"areaScopedLinkStateDb":[]}`,
-		"v6 bad prefix":      `{"routerId":"1.1.1.1"} {"areaScopedLinkStateDb":[{"lsa":[{"type":"Intra-Prefix","prefix":[{"prefix":"2001:db8::53"}]}]}]}`,
-		"v6 wrong shape":     `{"routerId":"1.1.1.1"} {"areaScopedLinkStateDb":{"lsa":1}}`,
-		"v6 prefix numeric":  `{"routerId":"1.1.1.1"} {"areaScopedLinkStateDb":[{"lsa":[{"type":"Intra-Prefix","prefix":[{"prefix":53}]}]}]}`,
+		"empty":                 "",
+		"not json":              "% Unknown command: show ip ospf database router json",
+		"no router id":          `{"routerLinkStates":{"areas":{}}}`,
+		"bad stub address":      `{"routerId":"1.1.1.1","routerLinkStates":{"areas":{"0.0.0.0":[{"advertisingRouter":"1.1.1.1","routerLinks":{"l":{"linkType":"Stub Network","networkAddress":"x","networkMask":"255.255.255.255"}}}]}}}`,
+		"non-contiguous":        `{"routerId":"1.1.1.1","routerLinkStates":{"areas":{"0.0.0.0":[{"advertisingRouter":"1.1.1.1","routerLinks":{"l":{"linkType":"Stub Network","networkAddress":"192.0.2.53","networkMask":"255.0.255.0"}}}]}}}`,
+		"wrong shape":           `{"routerId":"1.1.1.1","routerLinkStates":{"areas":{"0.0.0.0":{"x":1}}}}`,
+		"8.4 self, bad stub":    `{"routerId":"1.1.1.1","Router Link States":{"0.0.0.0":{"1.1.1.1":{"advertisingRouter":"1.1.1.1","routerLinks":{"l":{"linkType":"Stub Network","networkAddress":"x","networkMask":"255.255.255.255"}}}}}}`,
+		"8.4 self, wrong shape": `{"routerId":"1.1.1.1","Router Link States":{"0.0.0.0":[1]}}`,
+		"truncated":             `{"routerId":"1.1.1.1","routerLinkStates":{"areas":{`,
+		"v6 only one of two":    `{"routerId":"1.1.1.1"}`,
+		"v6 no router id":       `{} {"areaScopedLinkStateDb":[]}`,
+		"v6 bad prefix":         `{"routerId":"1.1.1.1"} {"areaScopedLinkStateDb":[{"lsa":[{"type":"Intra-Prefix","prefix":[{"prefix":"2001:db8::53"}]}]}]}`,
+		"v6 wrong shape":        `{"routerId":"1.1.1.1"} {"areaScopedLinkStateDb":{"lsa":1}}`,
+		"v6 prefix numeric":     `{"routerId":"1.1.1.1"} {"areaScopedLinkStateDb":[{"lsa":[{"type":"Intra-Prefix","prefix":[{"prefix":53}]}]}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			parse := ParseRouterLSDB
@@ -208,7 +223,7 @@ func TestLSDBThroughVtysh(t *testing.T) {
 	t.Run("present, with the harmless pathspace warning", func(t *testing.T) {
 		vtysh, run := fakeVtysh(t, "present")
 		// Generous: starting the race-built test binary is slow on a busy machine.
-		got, err := New(run, vtysh, "lab", 10*time.Second).LSDB(ctx, IPv4)
+		got, err := New(run, vtysh, "lab", 10*time.Second).LSDB(ctx, IPv4, Area)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +233,7 @@ func TestLSDBThroughVtysh(t *testing.T) {
 	})
 	t.Run("ospfd stopped", func(t *testing.T) {
 		vtysh, run := fakeVtysh(t, "stopped")
-		_, err := New(run, vtysh, "lab-that-does-not-exist", 10*time.Second).LSDB(ctx, IPv4)
+		_, err := New(run, vtysh, "lab-that-does-not-exist", 10*time.Second).LSDB(ctx, IPv4, Area)
 		var fe *Error
 		if !errors.As(err, &fe) || fe.Kind != NotRunning || err.Error() != "ospfd is not running" {
 			t.Errorf("error %v", err)
@@ -227,7 +242,7 @@ func TestLSDBThroughVtysh(t *testing.T) {
 	t.Run("ospf6d frozen: the deadline fires", func(t *testing.T) {
 		vtysh, run := fakeVtysh(t, "frozen")
 		start := time.Now()
-		_, err := New(run, vtysh, "lab", 200*time.Millisecond).LSDB(ctx, IPv6)
+		_, err := New(run, vtysh, "lab", 200*time.Millisecond).LSDB(ctx, IPv6, Area)
 		var fe *Error
 		if !errors.As(err, &fe) || fe.Kind != Timeout || err.Error() != "ospf6d did not answer in time (hung or overloaded)" {
 			t.Errorf("error %v", err)
@@ -237,7 +252,7 @@ func TestLSDBThroughVtysh(t *testing.T) {
 		}
 	})
 	t.Run("vtysh missing", func(t *testing.T) {
-		_, err := New(command.Run, "/nonexistent/vtysh", "", 10*time.Second).LSDB(ctx, IPv4)
+		_, err := New(command.Run, "/nonexistent/vtysh", "", 10*time.Second).LSDB(ctx, IPv4, Area)
 		var fe *Error
 		if !errors.As(err, &fe) || fe.Kind != VtyshMissing {
 			t.Errorf("error %v", err)
@@ -247,17 +262,20 @@ func TestLSDBThroughVtysh(t *testing.T) {
 		for _, tt := range []struct {
 			pathspace string
 			fam       Family
+			scope     Scope
 			want      string
 		}{
-			{"", IPv4, "-d|ospfd|-c|show ip ospf database router json"},
-			{"node1", IPv6, "-N|node1|-d|ospf6d|-c|show ipv6 ospf6 json|-c|show ipv6 ospf6 database intra-prefix detail json"},
+			{"", IPv4, Area, "-d|ospfd|-c|show ip ospf database router json"},
+			{"", IPv4, Self, "-d|ospfd|-c|show ip ospf database router self-originate json"},
+			{"node1", IPv6, Area, "-N|node1|-d|ospf6d|-c|show ipv6 ospf6 json|-c|show ipv6 ospf6 database intra-prefix detail json"},
+			{"node1", IPv6, Self, "-N|node1|-d|ospf6d|-c|show ipv6 ospf6 json|-c|show ipv6 ospf6 database intra-prefix self-originated detail json"},
 		} {
 			var argv []string
 			run := func(_ context.Context, a ...string) ([]byte, error) {
 				argv = a
 				return read(t, "ospf6-lsdb-mixed.json"), nil
 			}
-			New(run, "vtysh", tt.pathspace, time.Second).LSDB(ctx, tt.fam)
+			New(run, "vtysh", tt.pathspace, time.Second).LSDB(ctx, tt.fam, tt.scope)
 			if got := strings.Join(argv[1:], "|"); got != tt.want || argv[0] != "vtysh" {
 				t.Errorf("argv %q, want vtysh %s", argv, tt.want)
 			}

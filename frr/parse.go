@@ -55,27 +55,34 @@ func (d *Fleet) add(p netip.Prefix, router string, metric int) {
 	d.Prefixes[p] = append(advs, Advertiser{RouterID: router, Metric: metric})
 }
 
-// routerLSDB is `show ip ospf database router json`.
+// routerLSA is one router-LSA of ospfd's JSON.
+type routerLSA struct {
+	LSAAge            int    `json:"lsaAge"`
+	AdvertisingRouter string `json:"advertisingRouter"`
+	Links             map[string]struct {
+		LinkType       string `json:"linkType"`
+		NetworkAddress string `json:"networkAddress"`
+		NetworkMask    string `json:"networkMask"`
+		Metric         int    `json:"tos0Metric"`
+	} `json:"routerLinks"`
+}
+
+// routerLSDB is `show ip ospf database router json`, and its
+// `self-originate` form. FRR 8.4 prints the latter in an older shape
+// ("Router Link States": area → link-state ID → LSA); FRR 10 prints both
+// in the first.
 type routerLSDB struct {
 	RouterID string `json:"routerId"`
 	States   struct {
-		// area → the area's router-LSAs
-		Areas map[string][]struct {
-			LSAAge            int    `json:"lsaAge"`
-			AdvertisingRouter string `json:"advertisingRouter"`
-			Links             map[string]struct {
-				LinkType       string `json:"linkType"`
-				NetworkAddress string `json:"networkAddress"`
-				NetworkMask    string `json:"networkMask"`
-				Metric         int    `json:"tos0Metric"`
-			} `json:"routerLinks"`
-		} `json:"areas"`
+		Areas map[string][]routerLSA `json:"areas"` // area → the area's router-LSAs
 	} `json:"routerLinkStates"`
+	OldStates map[string]map[string]routerLSA `json:"Router Link States"`
 }
 
-// ParseRouterLSDB parses ospfd's router-LSAs: a /32 on an interface that
-// OSPF covers is a stub link of its router's LSA, at the interface's cost
-// (0 on lo).
+// ParseRouterLSDB parses ospfd's router-LSAs (every router's, or this
+// router's own: `show ip ospf database router [self-originate] json`, in
+// either FRR's shape): a /32 on an interface that OSPF covers is a stub
+// link of its router's LSA, at the interface's cost (0 on lo).
 func ParseRouterLSDB(data []byte) (Fleet, error) {
 	var doc routerLSDB
 	if err := decodeAll(data, &doc); err != nil {
@@ -84,22 +91,29 @@ func ParseRouterLSDB(data []byte) (Fleet, error) {
 	if doc.RouterID == "" {
 		return Fleet{}, errors.New("parse router LSAs: no routerId: not the output of show ip ospf database router json")
 	}
+	var lsas []routerLSA
+	for _, area := range doc.States.Areas {
+		lsas = append(lsas, area...)
+	}
+	for _, area := range doc.OldStates {
+		for _, lsa := range area {
+			lsas = append(lsas, lsa)
+		}
+	}
 	d := Fleet{RouterID: doc.RouterID, Prefixes: map[netip.Prefix][]Advertiser{}}
-	for _, lsas := range doc.States.Areas {
-		for _, lsa := range lsas {
-			if lsa.LSAAge >= maxAge {
+	for _, lsa := range lsas {
+		if lsa.LSAAge >= maxAge {
+			continue
+		}
+		for _, l := range lsa.Links {
+			if l.LinkType != "Stub Network" {
 				continue
 			}
-			for _, l := range lsa.Links {
-				if l.LinkType != "Stub Network" {
-					continue
-				}
-				p, err := stubPrefix(l.NetworkAddress, l.NetworkMask)
-				if err != nil {
-					return Fleet{}, fmt.Errorf("parse router LSAs: %w", err)
-				}
-				d.add(p, lsa.AdvertisingRouter, l.Metric)
+			p, err := stubPrefix(l.NetworkAddress, l.NetworkMask)
+			if err != nil {
+				return Fleet{}, fmt.Errorf("parse router LSAs: %w", err)
 			}
+			d.add(p, lsa.AdvertisingRouter, l.Metric)
 		}
 	}
 	return d, nil
@@ -143,8 +157,8 @@ type intraPrefixLSDB struct {
 
 // ParseOSPF6LSDB parses ospf6d's answer to two commands in one call, back
 // to back: `show ipv6 ospf6 json` (this router's ID) and `show ipv6 ospf6
-// database intra-prefix detail json` (every router's prefixes, each at its
-// interface's cost).
+// database intra-prefix [self-originated] detail json` (every router's
+// prefixes, or this router's, each at its interface's cost).
 func ParseOSPF6LSDB(data []byte) (Fleet, error) {
 	var self ospf6Instance
 	var db intraPrefixLSDB

@@ -26,8 +26,9 @@ import (
 // a router, no daemon: node 1 with the anycast prefixes on lo, node 2 on
 // its last-resort interface, node 3 with neither ("mixed", read on node 3;
 // "self-primary", read on node 1), then node 1 at last resort too
-// ("all-last-resort", read on node 3). The 8.4.4 fixtures are the same
-// states.
+// ("all-last-resort", read on node 3); and each node's own LSAs alone
+// (frr.Self: "own-primary", "own-last-resort", "own-none", read on nodes
+// 1, 2 and 3 in the first state). The 8.4.4 fixtures are the same states.
 func TestCaptureLSDB(t *testing.T) {
 	out := os.Getenv("AW_CAPTURE_DIR")
 	if out == "" {
@@ -53,7 +54,7 @@ func TestCaptureLSDB(t *testing.T) {
 	// capture waits until n's read of fam shows the anycast prefix
 	// advertised at want (router ID → metric class), then writes the raw
 	// answer to name.
-	capture := func(n *lab.Node, fam frr.Family, name string, want map[string]bool) {
+	capture := func(n *lab.Node, fam frr.Family, scope frr.Scope, name string, want map[string]bool) {
 		t.Helper()
 		var mu sync.Mutex
 		var raw []byte
@@ -73,7 +74,7 @@ func TestCaptureLSDB(t *testing.T) {
 		}
 		var got map[string]bool
 		if _, ok := lab.WaitFor(30*time.Second, func() bool {
-			fleet, err := client.LSDB(context.Background(), fam)
+			fleet, err := client.LSDB(context.Background(), fam, scope)
 			if err != nil {
 				return false
 			}
@@ -95,13 +96,16 @@ func TestCaptureLSDB(t *testing.T) {
 	mixed := map[string]bool{"203.0.113.1": false, "203.0.113.2": true}
 	for _, fam := range frr.Families() {
 		prefix := map[frr.Family]string{frr.IPv4: "ospf", frr.IPv6: "ospf6"}[fam]
-		capture(n3, fam, prefix+"-lsdb-mixed.json", mixed)
-		capture(n1, fam, prefix+"-lsdb-self-primary.json", mixed)
+		capture(n3, fam, frr.Area, prefix+"-lsdb-mixed.json", mixed)
+		capture(n1, fam, frr.Area, prefix+"-lsdb-self-primary.json", mixed)
+		capture(n1, fam, frr.Self, prefix+"-lsdb-own-primary.json", map[string]bool{"203.0.113.1": false})
+		capture(n2, fam, frr.Self, prefix+"-lsdb-own-last-resort.json", map[string]bool{"203.0.113.2": true})
+		capture(n3, fam, frr.Self, prefix+"-lsdb-own-none.json", map[string]bool{})
 	}
 	move(n1, "lo", lab.LastResortDev)
 	for _, fam := range frr.Families() {
 		prefix := map[frr.Family]string{frr.IPv4: "ospf", frr.IPv6: "ospf6"}[fam]
-		capture(n3, fam, prefix+"-lsdb-all-last-resort.json", map[string]bool{"203.0.113.1": true, "203.0.113.2": true})
+		capture(n3, fam, frr.Area, prefix+"-lsdb-all-last-resort.json", map[string]bool{"203.0.113.1": true, "203.0.113.2": true})
 	}
 	files, _ := os.ReadDir(out)
 	var names []string

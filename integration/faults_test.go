@@ -43,6 +43,12 @@ func metricAt(t *testing.T, n *lab.Node, addr, name string, labels ...string) fl
 	if err != nil {
 		t.Fatalf("metrics of %s: %v", n.NS.Name, err)
 	}
+	return sumOf(body, name, labels...)
+}
+
+// sumOf sums, in one scrape's body, the series of name whose labels
+// contain every one of labels.
+func sumOf(body, name string, labels ...string) float64 {
 	sum := 0.0
 	sc := bufio.NewScanner(strings.NewReader(body))
 	for sc.Scan() {

@@ -7,6 +7,7 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"runtime"
 
@@ -23,7 +24,9 @@ const ns = "anycast_watchdog"
 
 // Source is what the collector reads at scrape time.
 type Source interface {
-	Status() status.Document
+	// Report is the status document for a reader: a scrape may have the
+	// fleet view read again when it is fleet_interval old.
+	Report(ctx context.Context) status.Document
 	Reloads() (succeeded, failed uint64)
 }
 
@@ -115,6 +118,8 @@ var (
 		[]string{"service"}, nil)
 	descVtyshErrors = prometheus.NewDesc(ns+"_frr_vtysh_errors_total", "Failed FRR read-backs, by daemon and kind (not-running, vtysh-missing, permission-denied, timeout, bad-output, failed).",
 		[]string{"daemon", "kind"}, nil)
+	descFRRReads = prometheus.NewDesc(ns+"_frr_reads_total", "Reads asked of an FRR daemon, by what was read: self (its own LSAs, to confirm this node's advertisements), area (the whole area's link-state database: the fleet view, read only while a decision, a drain, status or a scrape needs it), prefixes (bgpd's paths of the managed prefixes).",
+		[]string{"daemon", "what"}, nil)
 	descFRRUp = prometheus.NewDesc(ns+"_frr_readback_up", "1 when the last read-back from the daemon worked.",
 		[]string{"daemon"}, nil)
 	descBGPOriginated = prometheus.NewDesc(ns+"_prefix_bgp_originated", "1 when bgpd has a valid path for the prefix sourced here; absent where bgpd does not run with router bgp.",
@@ -142,14 +147,14 @@ type stateCollector struct{ src Source }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descPresent, descAdvertised, descMismatches, descDrained, descBGPOriginated, descBGPPeers,
-		descDrainExpiry, descCheckUp, descCertExpiry, descDampingPenalty, descDamped, descVtyshErrors, descFRRUp, descAdvertisers, descLastResortUp, descDoctor, descReloads, descReloadOK, descReloadTime,
+		descDrainExpiry, descCheckUp, descCertExpiry, descDampingPenalty, descDamped, descVtyshErrors, descFRRReads, descFRRUp, descAdvertisers, descLastResortUp, descDoctor, descReloads, descReloadOK, descReloadTime,
 		descUnitActive, descUnitWatchUp} {
 		ch <- d
 	}
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.src.Status()
+	st := c.src.Report(context.Background())
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
@@ -211,6 +216,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descFRRUp, b2f(f.OK), f.Daemon)
 		for kind, n := range f.Errors {
 			counter(descVtyshErrors, float64(n), f.Daemon, kind)
+		}
+		for what, n := range f.Reads {
+			counter(descFRRReads, float64(n), f.Daemon, what)
 		}
 	}
 	succeeded, failed := c.src.Reloads()

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"errors"
 	"runtime"
 	"strings"
@@ -15,8 +16,8 @@ import (
 
 type fakeSource struct{ st status.Document }
 
-func (f fakeSource) Status() status.Document   { return f.st }
-func (f fakeSource) Reloads() (uint64, uint64) { return 4, 1 }
+func (f fakeSource) Report(context.Context) status.Document { return f.st }
+func (f fakeSource) Reloads() (uint64, uint64)              { return 4, 1 }
 
 func TestRegistryContents(t *testing.T) {
 	until := time.Unix(1795003600, 0)
@@ -24,7 +25,7 @@ func TestRegistryContents(t *testing.T) {
 		LastResort: &status.LastResortHealth{Interface: "anycast-lr", OK: false, Error: "Unknown device type"},
 		Config: status.Config{LoadedAt: time.Unix(1795000000, 0),
 			LastReload: &status.Reload{At: time.Unix(1795000100, 0), OK: false, Error: "bad"}},
-		FRR: []status.FRR{{Daemon: "ospfd", OK: true, Errors: map[string]uint64{}},
+		FRR: []status.FRR{{Daemon: "ospfd", OK: true, Errors: map[string]uint64{}, Reads: map[string]uint64{"self": 12, "area": 3}},
 			{Daemon: "ospf6d", OK: false, Error: "ospf6d is not running", Errors: map[string]uint64{"not-running": 3, "timeout": 1}}},
 		Services: []status.Service{
 			{Name: "dns", State: status.Up, Prefixes: []status.Prefix{
@@ -122,6 +123,10 @@ anycast_watchdog_service_drain_expiry_timestamp_seconds{service="web"} 1.7950036
 # TYPE anycast_watchdog_frr_vtysh_errors_total counter
 anycast_watchdog_frr_vtysh_errors_total{daemon="ospf6d",kind="not-running"} 3
 anycast_watchdog_frr_vtysh_errors_total{daemon="ospf6d",kind="timeout"} 1
+# HELP anycast_watchdog_frr_reads_total Reads asked of an FRR daemon, by what was read: self (its own LSAs, to confirm this node's advertisements), area (the whole area's link-state database: the fleet view, read only while a decision, a drain, status or a scrape needs it), prefixes (bgpd's paths of the managed prefixes).
+# TYPE anycast_watchdog_frr_reads_total counter
+anycast_watchdog_frr_reads_total{daemon="ospfd",what="area"} 3
+anycast_watchdog_frr_reads_total{daemon="ospfd",what="self"} 12
 # HELP anycast_watchdog_config_reloads_total Configuration reloads (SIGHUP or ` + "`reload`" + `), by result.
 # TYPE anycast_watchdog_config_reloads_total counter
 anycast_watchdog_config_reloads_total{result="failure"} 1
@@ -176,7 +181,7 @@ anycast_watchdog_prefix_bgp_peers{peers="established",prefix="192.0.2.53/32",ser
 anycast_watchdog_build_info{goversion="` + runtime.Version() + `",version="0.1.0"} 1
 `
 	names := []string{"anycast_watchdog_service_state", "anycast_watchdog_prefix_advertisers", "anycast_watchdog_last_resort_up", "anycast_watchdog_prefix_advertised", "anycast_watchdog_frr_readback_mismatches_total",
-		"anycast_watchdog_service_drain_expiry_timestamp_seconds", "anycast_watchdog_frr_vtysh_errors_total", "anycast_watchdog_config_reloads_total",
+		"anycast_watchdog_service_drain_expiry_timestamp_seconds", "anycast_watchdog_frr_vtysh_errors_total", "anycast_watchdog_frr_reads_total", "anycast_watchdog_config_reloads_total",
 		"anycast_watchdog_config_last_reload_successful", "anycast_watchdog_config_last_load_timestamp_seconds", "anycast_watchdog_transitions_total", "anycast_watchdog_check_failures_total",
 		"anycast_watchdog_damping_penalty", "anycast_watchdog_service_damped", "anycast_watchdog_check_up", "anycast_watchdog_tls_cert_expiry_timestamp_seconds", "anycast_watchdog_withdrawals_total",
 		"anycast_watchdog_prefix_bgp_originated", "anycast_watchdog_prefix_bgp_peers", "anycast_watchdog_build_info",

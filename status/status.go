@@ -131,6 +131,10 @@ type FRR struct {
 	OK     bool              `json:"ok"`
 	Error  string            `json:"error,omitempty"`
 	Errors map[string]uint64 `json:"errors"` // failed read-backs by kind
+	// Reads counts the reads asked of the daemon, by what was read: its
+	// own LSAs (self), the whole area's database (area), bgpd's paths of
+	// the managed prefixes (prefixes).
+	Reads map[string]uint64 `json:"reads"`
 }
 
 // Service is one service.
