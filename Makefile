@@ -85,13 +85,19 @@ bench-load:
 ## LAST_RESORT=false runs the lab without last-resort interfaces (remove first);
 ## PROTOCOL=bgp runs it on BGP (an eBGP upstream, docs/bgp.md's recipe);
 ## FRR=10 runs it on Debian 13's FRR 10.3, in a chroot of its root.
+## TRIAL=stale6 counts stale OSPFv3 next hops after each kind of withdrawal
+## (no daemon; `go run ./bench/failover -h` for -delays and -fresh);
+## TRIAL=steady measures a steady fleet's vtysh calls and ospfd CPU per node
+## and minute (NODES=16 ROUTERS=2: the fleet lab).
 FRR ?= host
 TRIALS ?= 20
 TRIAL ?= break
 QPS ?= 100
 LAST_RESORT ?= true
+NODES ?= 2
+ROUTERS ?= 1
 bench-failover: build deps-lab
-	$(GO) run ./bench/failover -binary ./anycast-watchdog -protocol $(PROTOCOL) -trials $(TRIALS) -trial $(TRIAL) -qps $(QPS) -last-resort=$(LAST_RESORT) -frr $(FRR)
+	$(GO) run ./bench/failover -binary ./anycast-watchdog -protocol $(PROTOCOL) -trials $(TRIALS) -trial $(TRIAL) -qps $(QPS) -last-resort=$(LAST_RESORT) -frr $(FRR) -nodes $(NODES) -routers $(ROUTERS)
 
 ## deb: dist/anycast-watchdog_$(VERSION)-$(DEB_REVISION)_$(ARCH).deb (static,
 ## stripped, -trimpath binary); ARCH=arm64 cross-builds the arm64 package.

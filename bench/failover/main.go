@@ -5,7 +5,14 @@
 // change → router FIB change) and their total, against the floor the
 // configuration allows, and the DNS queries lost under load. With -trial
 // drain it drains and undrains node 1 instead and counts the queries lost
-// per cycle. Root only.
+// per cycle. With -trial stale6 no daemon runs: node 1's /128 is withdrawn
+// by each kind of move (a removal, a move to last resort in either order,
+// a drain), a set delay after the router routes to both nodes again, and
+// it counts the withdrawals after which the router kept a next hop to
+// node 1 (the stale OSPFv3 next hop of docs/frr.md). With -trial steady
+// it starts every node's daemon and measures, per node and minute of a
+// steady fleet that nobody scrapes, the vtysh calls and the CPU of ospfd,
+// ospf6d and the daemon (-nodes 16 -routers 2: the fleet lab). Root only.
 //
 // With -protocol bgp the lab is the BGP one: the router is an eBGP upstream
 // and propagation is the node's bgpd telling it.
@@ -14,7 +21,7 @@
 // Debian 13 root (FRR 10.3, cached in /var/cache/anycast-watchdog-tests as
 // the integration tier's): the same lab on the other FRR.
 //
-//	go run ./bench/failover [-protocol ospf|bgp] [-trial break|drain] [-trials 20] [-qps 100] [-last-resort=true] [-binary ./anycast-watchdog] [-frr host|10]
+//	go run ./bench/failover [-protocol ospf|bgp] [-trial break|drain|stale6|steady] [-nodes 2] [-routers 1] [-duration 1m] [-delays 1s,6s] [-fresh node|router] [-trials 20] [-qps 100] [-last-resort=true] [-binary ./anycast-watchdog] [-frr host|10]
 package main
 
 import (
@@ -44,7 +51,12 @@ func main() {
 	fall := flag.Int("fall", 2, "service fall")
 	minArrival0 := flag.Bool("min-arrival-0", true, "set `timers lsa min-arrival 0` on every router")
 	lastResort := flag.Bool("last-resort", true, "give every node a last-resort interface (off: withdrawals and drains remove at once)")
-	trial := flag.String("trial", "break", "break: the service breaks and recovers; drain: node 1 is drained and undrained")
+	trial := flag.String("trial", "break", "break: the service breaks and recovers; drain: node 1 is drained and undrained; stale6: node 1's /128 is withdrawn by each kind of move, no daemon, counting stale OSPFv3 next hops")
+	delays := flag.String("delays", "1s,6s", "stale6: the waits from the router routing via both nodes to the withdrawal")
+	nodes := flag.Int("nodes", 2, "anycast nodes in the lab")
+	routers := flag.Int("routers", 1, "routers in the lab (1 or 2)")
+	duration := flag.Duration("duration", time.Minute, "steady: how long to measure")
+	fresh := flag.String("fresh", "", "stale6: restart this ospf6d before each withdrawal: node (node 1's) or router; empty: none")
 	qps := flag.Int("qps", 100, "DNS queries per second from the router to the anycast address")
 	spfHold := flag.Int("spf-hold", 10, "every router's initial SPF hold in ms (`timers throttle spf 0 HOLD 1000`; docs/frr.md's recipe: 10)")
 	protocol := flag.String("protocol", "ospf", "ospf: the OSPF lab; bgp: the BGP lab (an eBGP upstream, docs/bgp.md's recipe; implies -last-resort)")
@@ -66,16 +78,29 @@ func main() {
 		fmt.Fprintln(os.Stderr, "failover: -protocol is ospf or bgp")
 		os.Exit(2)
 	}
-	o := lab.AnycastOptions{Interval: *interval, FastInterval: *fast, Rise: *rise, Fall: *fall, MinArrival0: *minArrival0,
+	o := lab.AnycastOptions{Nodes: *nodes, Routers: *routers, Interval: *interval, FastInterval: *fast, Rise: *rise, Fall: *fall, MinArrival0: *minArrival0,
 		LastResort: *lastResort, SPFHold: *spfHold, BGP: *protocol == "bgp",
 		// Its trials fail the same node again and again: the default
 		// flap damping would hold it at last resort from the third on.
 		Damping: "{mode: off}"}
-	if *trial != "break" && *trial != "drain" {
-		fmt.Fprintln(os.Stderr, "failover: -trial is break or drain")
+	if *trial != "break" && *trial != "drain" && *trial != "stale6" && *trial != "steady" {
+		fmt.Fprintln(os.Stderr, "failover: -trial is break, drain, stale6 or steady")
 		os.Exit(2)
 	}
-	if err := run(*binary, *trial, *trials, *qps, o); err != nil {
+	var waits []time.Duration
+	for _, d := range strings.Split(*delays, ",") {
+		w, err := time.ParseDuration(strings.TrimSpace(d))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "failover: -delays %q: %v\n", *delays, err)
+			os.Exit(2)
+		}
+		waits = append(waits, w)
+	}
+	if *fresh != "" && *fresh != "node" && *fresh != "router" {
+		fmt.Fprintln(os.Stderr, "failover: -fresh is node, router or empty")
+		os.Exit(2)
+	}
+	if err := run(*binary, *trial, *trials, *qps, stale6Options{*fresh, waits}, *duration, o); err != nil {
 		fmt.Fprintln(os.Stderr, "failover:", err)
 		os.Exit(1)
 	}
@@ -234,7 +259,13 @@ func drain(ch <-chan event) {
 
 type sample struct{ detection, propagation, total, floor, overhead time.Duration }
 
-func run(binary, trial string, trials, qps int, o lab.AnycastOptions) error {
+// stale6Options are -trial stale6's flags.
+type stale6Options struct {
+	fresh  string
+	delays []time.Duration
+}
+
+func run(binary, trial string, trials, qps int, s6 stale6Options, duration time.Duration, o lab.AnycastOptions) error {
 	stop := make(chan struct{})
 	defer close(stop)
 	binary, _ = filepath.Abs(binary)
@@ -250,6 +281,12 @@ func run(binary, trial string, trials, qps int, o lab.AnycastOptions) error {
 	}
 	if err := a.WaitAdjacent(20 * time.Second); err != nil {
 		return err
+	}
+	switch trial {
+	case "stale6":
+		return stale6Trials(a, trials, s6.delays, s6.fresh)
+	case "steady":
+		return steady(a, duration)
 	}
 	n1 := a.Nodes[0]
 	n1.DNS.Stop(2 * time.Second) // replaced by the bench's own server
