@@ -56,7 +56,7 @@ func main() {
 	nodes := flag.Int("nodes", 2, "anycast nodes in the lab")
 	routers := flag.Int("routers", 1, "routers in the lab (1 or 2)")
 	duration := flag.Duration("duration", time.Minute, "steady: how long to measure")
-	fresh := flag.String("fresh", "", "stale6: restart this ospf6d before each withdrawal: node (node 1's) or router; empty: none")
+	fresh := flag.String("fresh", "", "stale6: restart this ospf6d before each withdrawal: node (node 1's) or router; lab: build a new lab for each; empty: none")
 	qps := flag.Int("qps", 100, "DNS queries per second from the router to the anycast address")
 	spfHold := flag.Int("spf-hold", 10, "every router's initial SPF hold in ms (`timers throttle spf 0 HOLD 1000`; docs/frr.md's recipe: 10)")
 	protocol := flag.String("protocol", "ospf", "ospf: the OSPF lab; bgp: the BGP lab (an eBGP upstream, docs/bgp.md's recipe; implies -last-resort)")
@@ -96,8 +96,8 @@ func main() {
 		}
 		waits = append(waits, w)
 	}
-	if *fresh != "" && *fresh != "node" && *fresh != "router" {
-		fmt.Fprintln(os.Stderr, "failover: -fresh is node, router or empty")
+	if *fresh != "" && *fresh != "node" && *fresh != "router" && *fresh != "lab" {
+		fmt.Fprintln(os.Stderr, "failover: -fresh is node, router, lab or empty")
 		os.Exit(2)
 	}
 	if err := run(*binary, *trial, *trials, *qps, stale6Options{*fresh, waits}, *duration, o); err != nil {
@@ -284,7 +284,21 @@ func run(binary, trial string, trials, qps int, s6 stale6Options, duration time.
 	}
 	switch trial {
 	case "stale6":
-		return stale6Trials(a, trials, s6.delays, s6.fresh)
+		return stale6Trials(a, trials, s6.delays, s6.fresh, func() (*lab.AnycastLab, func(), error) {
+			l, done, err := lab.NewTemp("aw-bench-stale6-")
+			if err != nil {
+				return nil, nil, err
+			}
+			b, err := l.NewAnycastLab(fmt.Sprintf("awbs%d", os.Getpid()%10000), o)
+			if err == nil {
+				err = b.WaitAdjacent(20 * time.Second)
+			}
+			if err != nil {
+				done()
+				return nil, nil, err
+			}
+			return b, done, nil
+		})
 	case "steady":
 		return steady(a, duration)
 	}

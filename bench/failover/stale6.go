@@ -38,6 +38,11 @@ func withdrawalKinds() []withdrawalKind {
 // staleCell counts one kind's withdrawals at one delay after the return.
 type staleCell struct{ trials, stale int }
 
+// holdFor is how long after the router's OSPFv3 database shows node 1's
+// withdrawal its route may still use node 1 before the next hop counts as
+// stale: the router follows within milliseconds when it follows at all.
+const holdFor = 3 * time.Second
+
 // stale6Trials measures how often the router keeps an ECMP next hop to
 // node 1 for its /128 after node 1 withdrew it (FRRouting/frr#13579;
 // docs/frr.md). No daemon runs: node 1's /128 is moved with ip, by each
@@ -47,22 +52,13 @@ type staleCell struct{ trials, stale int }
 // router still routes it via node 1.
 //
 // fresh restarts an ospf6d before each withdrawal ("node": node 1's,
-// "router": the router's; "" none): the earlier lab runs saw the stale
-// hop only in withdrawals made seconds after the daemons came up.
-func stale6Trials(a *lab.AnycastLab, trials int, delays []time.Duration, fresh string) error {
+// "router": the router's; "" none), or builds a new lab for each ("lab",
+// with newLab): the earlier lab runs saw the stale hop only in withdrawals
+// made seconds after the daemons came up.
+func stale6Trials(a *lab.AnycastLab, trials int, delays []time.Duration, fresh string, newLab func() (*lab.AnycastLab, func(), error)) error {
 	if a.Opts.BGP || !a.Opts.LastResort {
 		return fmt.Errorf("-trial stale6 needs the OSPF lab with last-resort interfaces")
 	}
-	const holdFor = 3 * time.Second
-	n1, n2 := a.Nodes[0], a.Nodes[1]
-	v6 := lab.AnycastV6
-	for _, n := range a.Nodes {
-		if _, err := n.NS.Run("ip", "addr", "add", v6.String(), "dev", "lo"); err != nil {
-			return err
-		}
-	}
-	both, one := []string{n1.RouterDev, n2.RouterDev}, []string{n2.RouterDev}
-	slices.Sort(both)
 	kinds := withdrawalKinds()
 	cells := map[string]*staleCell{}
 	cell := func(k string, d time.Duration) *staleCell {
@@ -72,41 +68,35 @@ func stale6Trials(a *lab.AnycastLab, trials int, delays []time.Duration, fresh s
 		}
 		return cells[key]
 	}
-	fmt.Printf("stale6: ospf6d restarted before each withdrawal: %q; %d trials per kind and delay; a withdrawal is stale when the router still routes %s via node 1 %s after its OSPFv3 database shows the withdrawal\n",
-		cmp.Or(fresh, "none"), trials, v6, holdFor)
+	fmt.Printf("stale6: fresh %q; %d trials per kind and delay; a withdrawal is stale when the router still routes %s via node 1 %s after its OSPFv3 database shows the withdrawal\n",
+		cmp.Or(fresh, "none"), trials, lab.AnycastV6, holdFor)
+	if fresh != "lab" {
+		if err := addOnLo(a); err != nil {
+			return err
+		}
+	}
 	for i := 0; i < trials; i++ {
 		for _, d := range delays {
 			for _, k := range kinds {
-				if err := batch(n1.NS.Name, "addr add "+v6.String()+" dev lo", "addr del "+v6.String()+" dev "+lab.LastResortDev); err != nil {
-					return err
-				}
-				if f := map[string]*lab.FRR{"node": n1.FRR, "router": a.Router.FRR}[fresh]; f != nil {
-					f.Daemons["ospf6d"].Stop(2 * time.Second)
-					if err := f.Start("ospf6d"); err != nil {
+				trialLab, done := a, func() {}
+				if fresh == "lab" {
+					l, closeLab, err := newLab()
+					if err != nil {
 						return err
 					}
+					if err := addOnLo(l); err != nil {
+						closeLab()
+						return err
+					}
+					trialLab, done = l, closeLab
 				}
-				if _, ok := lab.WaitFor(15*time.Second, func() bool { return slices.Equal(a.Router.NextHops(v6), both) }); !ok {
-					return fmt.Errorf("trial %d (%s): the router never routed %s via both nodes again: %v", i, k.name, v6, a.Router.NextHops(v6))
+				stale, err := withdrawOnce(trialLab, k, d, fresh)
+				done()
+				if err != nil {
+					return fmt.Errorf("trial %d (%s, delay %s): %w", i+1, k.name, d, err)
 				}
-				time.Sleep(d)
 				c := cell(k.name, d)
 				c.trials++
-				var stale []string
-				for s, lines := range k.steps {
-					if err := batch(n1.NS.Name, lines...); err != nil {
-						return err
-					}
-					if _, ok := lab.WaitFor(5*time.Second, func() bool { return !a.Router.InOSPF6(n1, v6) }); !ok {
-						return fmt.Errorf("trial %d (%s): the router's OSPFv3 database still shows node 1's %s", i, k.name, v6)
-					}
-					// The router follows within milliseconds when it
-					// follows at all: wait holdFor, then look.
-					if _, ok := lab.WaitFor(holdFor, func() bool { return slices.Equal(a.Router.NextHops(v6), one) }); !ok {
-						stale = append(stale, fmt.Sprintf("step %d: via %v", s+1, a.Router.NextHops(v6)))
-						break
-					}
-				}
 				if len(stale) > 0 {
 					c.stale++
 					fmt.Printf("trial %2d %-15s delay %-4s STALE %s\n", i+1, k.name, d, strings.Join(stale, "; "))
@@ -124,6 +114,53 @@ func stale6Trials(a *lab.AnycastLab, trials int, delays []time.Duration, fresh s
 	}
 	fmt.Printf("\ndelay: from the router routing via both nodes again to the withdrawal; FRR: %s\n", frrVersion())
 	return nil
+}
+
+// addOnLo puts the /128 on every node's lo at once, as daemons starting
+// together do.
+func addOnLo(a *lab.AnycastLab) error {
+	for _, n := range a.Nodes {
+		if _, err := n.NS.Run("ip", "addr", "add", lab.AnycastV6.String(), "dev", "lo"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withdrawOnce puts node 1's /128 back on lo (where it is not), restarts
+// an ospf6d when fresh says so, waits until the router routes it via both
+// nodes, waits delay, and withdraws it by k; it returns the steps after
+// which the router kept a next hop to node 1.
+func withdrawOnce(a *lab.AnycastLab, k withdrawalKind, delay time.Duration, fresh string) (stale []string, err error) {
+	n1, n2 := a.Nodes[0], a.Nodes[1]
+	v6 := lab.AnycastV6
+	both, one := []string{n1.RouterDev, n2.RouterDev}, []string{n2.RouterDev}
+	slices.Sort(both)
+	if err := batch(n1.NS.Name, "addr add "+v6.String()+" dev lo", "addr del "+v6.String()+" dev "+lab.LastResortDev); err != nil {
+		return nil, err
+	}
+	if f := map[string]*lab.FRR{"node": n1.FRR, "router": a.Router.FRR}[fresh]; f != nil {
+		f.Daemons["ospf6d"].Stop(2 * time.Second)
+		if err := f.Start("ospf6d"); err != nil {
+			return nil, err
+		}
+	}
+	if _, ok := lab.WaitFor(30*time.Second, func() bool { return slices.Equal(a.Router.NextHops(v6), both) }); !ok {
+		return nil, fmt.Errorf("the router never routed %s via both nodes: %v", v6, a.Router.NextHops(v6))
+	}
+	time.Sleep(delay)
+	for s, lines := range k.steps {
+		if err := batch(n1.NS.Name, lines...); err != nil {
+			return nil, err
+		}
+		if _, ok := lab.WaitFor(5*time.Second, func() bool { return !a.Router.InOSPF6(n1, v6) }); !ok {
+			return nil, fmt.Errorf("the router's OSPFv3 database still shows node 1's %s", v6)
+		}
+		if _, ok := lab.WaitFor(holdFor, func() bool { return slices.Equal(a.Router.NextHops(v6), one) }); !ok {
+			return append(stale, fmt.Sprintf("step %d: via %v", s+1, a.Router.NextHops(v6))), nil
+		}
+	}
+	return nil, nil
 }
 
 // batch runs lines as one `ip -force -batch` in namespace ns, as the
