@@ -310,7 +310,7 @@ func routerID(i int) string { return fmt.Sprintf("203.0.113.%d", i) }
 // RoutesVia reports whether the router routes p via exactly the devices
 // want. An extra IPv6 next hop also counts as gone when the router's own
 // OSPFv3 database shows its node withdrew p; such next hops are returned as
-// stale. FRR 8.4.4's ospf6d sometimes keeps one for a minute and more
+// stale. ospf6d (8.4.4 and 10.3) sometimes keeps one for a minute and more
 // (docs/frr.md, "Known problem: a stale OSPFv3 next hop"): the node did withdraw.
 func (a *AnycastLab) RoutesVia(p netip.Prefix, want []string) (ok bool, stale []string) {
 	got := a.Router.NextHops(p)
