@@ -78,15 +78,19 @@ func (l *serviceLoop) observe(results []CheckResult) (from, to status.State, fir
 // judge feeds one verdict into the hysteresis: a stopped unit's (down at
 // once, as fall failing rounds) when one is, else the round's withdraw
 // checks' (failed: those failing). It records a change's reason as the
-// service's and returns the states and that reason. Call with mu held.
+// service's and returns the states and that reason ("" without a change:
+// the reason is written only for a change, not for every round). Call
+// with mu held.
 func (l *serviceLoop) judge(failed []CheckResult, stopped *status.Unit) (from, to status.State, reason string) {
 	if stopped != nil {
 		from, to = l.hyst.FailAll()
 		reason = stopped.String()
 	} else {
 		from, to = l.hyst.Observe(len(failed) == 0)
-		passes, fails := l.hyst.Streak()
-		reason = transitionReason(to, passes, fails, l.cfg)
+		if from != to {
+			passes, fails := l.hyst.Streak()
+			reason = transitionReason(to, passes, fails, l.cfg)
+		}
 	}
 	if from != to {
 		l.since, l.reason = l.clock.Wall(), reason

@@ -46,12 +46,14 @@ func constructors() map[string]constructor {
 func New(c config.Check) (Checker, error) { return (&Builder{}).New(c) }
 
 // Builder builds the probes of one daemon: its exec checks share a bound
-// on how many run at once, the children's environment (made once) and
-// one /dev/null as their standard input (opened once, not per run).
+// on how many run at once, the children's environment (made once), one
+// /dev/null as their standard input (opened once, not per run) and the
+// verdicts on their programs (judgments).
 type Builder struct {
 	exec    *execPool
 	env     []string
-	devNull *os.File // nil: os/exec opens /dev/null for each run
+	devNull *os.File   // nil: os/exec opens /dev/null for each run
+	judge   *judgments // nil: each run walks its program's path
 }
 
 // MaxExecInFlight is the daemon's bound: enough for a few slow scripts per
@@ -61,7 +63,7 @@ func MaxExecInFlight() int { return max(8, 4*runtime.NumCPU()) }
 // NewBuilder returns a Builder whose exec checks run at most maxExec at
 // once; one that cannot start before its deadline fails as *Starved.
 func NewBuilder(maxExec int) *Builder {
-	b := &Builder{exec: &execPool{slots: make(chan struct{}, maxExec)}, env: command.ChildEnv()}
+	b := &Builder{exec: &execPool{slots: make(chan struct{}, maxExec)}, env: command.ChildEnv(), judge: newJudgments()}
 	if f, err := os.Open(os.DevNull); err == nil {
 		b.devNull = f // kept for the daemon's life, like the Builder
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
-	"github.com/anycast-watchdog/anycast-watchdog/trust"
 )
 
 const (
@@ -29,7 +28,7 @@ const (
 // execChecker runs a program (never through a shell); exit status 0 passes.
 type execChecker struct {
 	argv  []string
-	self  trust.Identity     // whose programs are trusted besides root's
+	judge *judgments         // nil: the program's path is walked at each run
 	as    *config.Credential // nil: as the daemon's own user
 	pool  *execPool          // nil: no bound on checks in flight
 	env   []string           // nil: command.ChildEnv() at each run
@@ -65,15 +64,16 @@ func (p *execPool) acquire(ctx context.Context) error {
 func (p *execPool) release() { <-p.slots }
 
 func newExec(b *Builder, c config.Check) (Checker, error) {
-	return execChecker{argv: c.Command, self: trust.Self(), as: c.Credential, pool: b.exec, env: b.env, stdin: b.devNull}, nil
+	return execChecker{argv: c.Command, judge: b.judge, as: c.Credential, pool: b.exec, env: b.env, stdin: b.devNull}, nil
 }
 
 // Check runs the program and passes on exit status 0. The program is
-// judged again first, as the loader judged it: a file or directory that
-// another user came to own or may now write fails the check (reason
-// untrusted) without running anything.
+// judged again first, as the loader judged it (within judgeEvery of the
+// last judgment, in a Builder): a file or directory that another user
+// came to own or may now write fails the check (reason untrusted) without
+// running anything.
 func (e execChecker) Check(ctx context.Context) error {
-	if err := trust.Program(e.argv[0], e.self); trust.IsUntrusted(err) {
+	if err := e.judge.untrusted(e.argv[0]); err != nil {
 		return fmt.Errorf("not run: %w", err)
 	}
 	if e.pool != nil {
