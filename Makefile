@@ -69,11 +69,18 @@ deps-test:
 bench-checks:
 	$(GO) run ./bench/checks
 
-## bench-exec: 50 services with an exec check of /bin/true against a bare fork/exec
-## loop at the same rate, in 5 alternating pairs of 20 s phases; prints CPU per
-## check of both and the median ratio.
-bench-exec:
-	$(GO) run ./bench/checks -exec -services 50 -pairs 5 -duration 20s
+## bench-exec (root): the shipped binary (make build, as the .deb builds it), run
+## as its own process in a network namespace with SERVICES exec checks of
+## /bin/true every INTERVAL, against bench/execref (a plain Go checker) in
+## PAIRS alternating pairs of DURATION phases; prints CPU per check (self and
+## children), context switches, RSS, starved and timed-out checks, and the
+## median ratio. `go run ./bench/checks -exec` measures the supervisor alone.
+SERVICES ?= 50,500
+INTERVAL ?= 1s
+PAIRS ?= 5
+DURATION ?= 20s
+bench-exec: build
+	$(GO) run ./bench/exec -binary ./anycast-watchdog -services $(SERVICES) -interval $(INTERVAL) -pairs $(PAIRS) -duration $(DURATION)
 
 ## bench-load: 500 services x 3 checks at 500 ms for 10 minutes: flat is the goal.
 bench-load:

@@ -50,11 +50,17 @@
 //     ended last, so that on_exit: withdraw still has it; woken by wishes,
 //     by each fleet read, and by its timer when a drain's grace ends or a
 //     retry falls due;
-//   - the reconciler (Supervisor.reconcileLoop): ends timed drains and asks
-//     the worker to reconcile, at the shortest service interval;
+//   - the reconciler (Supervisor.reconcileLoop): ends timed drains at the
+//     shortest service interval, and asks the worker to reconcile: on each
+//     change an interface's watch reports, every watchedReconcileEvery
+//     while every interface is watched, at every tick while one is not;
+//   - one watch per interface (Supervisor.watch: ip monitor), started again
+//     after a backoff when it ends;
 //   - the verifier (verifier.run), woken by the worker when a prefix's
-//     presence changes, and by its own timer: 1 s after a move (fleetSettle),
-//     every frr.fleet_interval, and to retry;
+//     presence changes, by status and scrapes that find the fleet view
+//     old, and by its own timer: its own LSAs every 10 s; the area's
+//     database, while a decision depends on it, 1 s after such a prefix
+//     moved (fleetSettle) and every frr.fleet_interval; and to retry;
 //   - waitReady, once, until every service has had its first verdict.
 //
 // A service loop owns its context and runs until stopped; the reconciler,

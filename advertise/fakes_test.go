@@ -32,6 +32,8 @@ type fakeInterface struct {
 	// As a last-resort interface: its name, and Ensure's error.
 	name      string
 	ensureErr error
+	shows     int      // Show calls
+	watchers  []func() // watchedInterface's: told of every change by hand
 }
 
 func (f *fakeInterface) Name() string { return f.name }
@@ -49,6 +51,7 @@ func newFakeInterface(present ...string) *fakeInterface {
 func (f *fakeInterface) Show(context.Context) (ifaddr.Link, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.shows++
 	if f.showErr != nil {
 		return ifaddr.Link{}, f.showErr
 	}
@@ -90,11 +93,54 @@ func (f *fakeInterface) Del(ctx context.Context, p netip.Prefix) error {
 	return f.change(ctx, "del", p, false)
 }
 
-// byHand changes the interface behind the daemon's back.
+// byHand changes the interface behind the daemon's back; its watchers are
+// told.
 func (f *fakeInterface) byHand(p string, present bool) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.present[netip.MustParsePrefix(p)] = present
+	watchers := append([]func(){}, f.watchers...)
+	f.mu.Unlock()
+	for _, changed := range watchers {
+		changed()
+	}
+}
+
+func (f *fakeInterface) showCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.shows
+}
+
+// watchedInterface is a fakeInterface that can be watched (ip monitor):
+// Watch reports every change by hand until ctx ends, or fails at once
+// with failures[0], then [1], … while there are some.
+type watchedInterface struct {
+	*fakeInterface
+	mu       sync.Mutex
+	failures []error
+	started  int
+}
+
+func (w *watchedInterface) Watch(ctx context.Context, changed func()) error {
+	w.mu.Lock()
+	w.started++
+	if len(w.failures) > 0 {
+		err := w.failures[0]
+		w.failures = w.failures[1:]
+		w.mu.Unlock()
+		return err
+	}
+	w.mu.Unlock()
+	f := w.fakeInterface
+	f.mu.Lock()
+	i := len(f.watchers)
+	f.watchers = append(f.watchers, changed)
+	f.mu.Unlock()
+	<-ctx.Done()
+	f.mu.Lock()
+	f.watchers[i] = func() {}
+	f.mu.Unlock()
+	return nil
 }
 
 func (f *fakeInterface) has(p string) bool {
@@ -218,6 +264,12 @@ func newWorldWith(t *testing.T, iface *fakeInterface, healthy map[string]bool, r
 
 // newFailOpenWorld is newWorldWith with a last-resort interface (nil: none).
 func newFailOpenWorld(t *testing.T, iface, lastResort *fakeInterface, healthy map[string]bool, rb ReadBack) *world {
+	return newWorldControlled(t, iface, iface, lastResort, healthy, rb)
+}
+
+// newWorldControlled is newFailOpenWorld whose primary interface is
+// changed and read through ctl (iface, or a wrapper of it).
+func newWorldControlled(t *testing.T, iface *fakeInterface, ctl AddressControl, lastResort *fakeInterface, healthy map[string]bool, rb ReadBack) *world {
 	logger, hook := logtest.NewNullLogger()
 	logger.SetLevel(logrus.DebugLevel)
 	w := &world{t: t, clock: &steppedClock{}, iface: iface, checks: map[string]*switchCheck{}, logs: hook, rounds: make(chan Round, 1000)}
@@ -251,7 +303,7 @@ func newFailOpenWorld(t *testing.T, iface, lastResort *fakeInterface, healthy ma
 		lastResort.name = "anycast-lr"
 		opts.LastResort = lastResort
 	}
-	w.sup = New(iface, "lo", opts)
+	w.sup = New(ctl, "lo", opts)
 	return w
 }
 

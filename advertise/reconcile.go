@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -90,10 +91,27 @@ func (m *addressManager) noteRead(dev string, err error) {
 	}
 }
 
-// reconcileLoop ends timed drains and has the interface reconciled with the
-// wishes, at the shortest service interval, until ctx ends.
+// watchedReconcileEvery is how often the interfaces are read while every
+// one is watched (addressWatcher): the events tell of every change, and
+// this read only covers the moments a watch was starting.
+const watchedReconcileEvery = 30 * time.Second
+
+// addressWatcher tells of each change of an interface's addresses as it
+// happens; *ifaddr.Controller is the real one (ip monitor). An
+// AddressControl that is not one is read at every reconcile tick.
+type addressWatcher interface {
+	Watch(ctx context.Context, changed func()) error
+}
+
+// reconcileLoop ends timed drains at the shortest service interval, and
+// has the interfaces reconciled with the wishes: on every change the
+// watches report, and every watchedReconcileEvery while every interface
+// is watched; at every tick while one is not (no watcher, or its watch
+// failed and waits to start again), as before watches existed.
 func (s *Supervisor) reconcileLoop(ctx context.Context) {
 	defer close(s.done)
+	watched := s.watchInterfaces(ctx)
+	last := s.opts.Clock.Now()
 	for {
 		timer := s.opts.Clock.NewTimer(time.Duration(s.reconcileEvery.Load()))
 		select {
@@ -103,7 +121,70 @@ func (s *Supervisor) reconcileLoop(ctx context.Context) {
 		case <-timer.C():
 		}
 		s.expireDrains()
+		if now := s.opts.Clock.Now(); !watched() || now.Sub(last) >= watchedReconcileEvery {
+			s.addrs.reconcileSoon()
+			last = now
+		}
+	}
+}
+
+// watchInterfaces starts a watch of each interface whose control is an
+// addressWatcher; each change it reports asks for a reconciliation. A
+// watch that ends is started again after a backoff (1 s, doubling to a
+// minute), its failure logged once. watched reports whether every
+// interface is being watched now.
+func (s *Supervisor) watchInterfaces(ctx context.Context) (watched func() bool) {
+	type iface struct {
+		dev string
+		ctl AddressControl
+	}
+	ifaces := []iface{{s.addrs.primaryDev, s.addrs.primary}}
+	if s.addrs.lastResort != nil {
+		ifaces = append(ifaces, iface{s.addrs.lrDev, s.addrs.lastResort})
+	}
+	var unwatched atomic.Int32
+	for _, i := range ifaces {
+		w, ok := i.ctl.(addressWatcher)
+		if !ok {
+			unwatched.Add(1)
+			continue
+		}
+		unwatched.Add(1) // until its watch has started
+		go s.watch(ctx, i.dev, w, &unwatched)
+	}
+	return func() bool { return unwatched.Load() == 0 }
+}
+
+// watch keeps one interface watched until ctx ends (see watchInterfaces).
+func (s *Supervisor) watch(ctx context.Context, dev string, w addressWatcher, unwatched *atomic.Int32) {
+	log := s.opts.Log.WithField("interface", dev)
+	backoff, failing := time.Second, false
+	for {
+		unwatched.Add(-1)
+		// Changes made before ip subscribed are read now, or at the
+		// next watchedReconcileEvery.
 		s.addrs.reconcileSoon()
+		started := s.opts.Clock.Now()
+		err := w.Watch(ctx, func() { s.addrs.reconcileSoon() })
+		unwatched.Add(1)
+		if ctx.Err() != nil {
+			return
+		}
+		if s.opts.Clock.Now().Sub(started) > time.Minute {
+			backoff, failing = time.Second, false // it ran a while: a new failure
+		}
+		if !failing {
+			log.WithError(err).Warn("cannot watch the interface's addresses: reading them at every reconcile tick until the watch is back")
+			failing = true
+		}
+		timer := s.opts.Clock.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C():
+		}
+		backoff = min(2*backoff, time.Minute)
 	}
 }
 
