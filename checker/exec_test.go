@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/anycast-watchdog/anycast-watchdog/config"
@@ -278,4 +280,49 @@ func TestExecProgramJudgedAgainAtEachRun(t *testing.T) {
 	if err := c.Check(ctx); err != nil {
 		t.Errorf("fixed again: %v", err)
 	}
+}
+
+// os/exec copies a check's output into cappedBuffer with io.Copy, which
+// goes through its ReadFrom: the output is kept up to maxExecOutput and
+// counted beyond, whatever the size of the reads, and a quiet program's
+// run allocates 512 bytes, not io.Copy's 32 KiB.
+func TestCappedBufferReadFrom(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		size    int
+		dropped int
+	}{
+		{"nothing", 0, 0},
+		{"a line", 40, 0},
+		{"exactly the cap", maxExecOutput, 0},
+		{"a flood", 100 << 10, 100<<10 - maxExecOutput},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := strings.Repeat("x", tt.size)
+			var c cappedBuffer
+			n, err := io.Copy(&c, iotest.HalfReader(strings.NewReader(out)))
+			if err != nil || n != int64(tt.size) || c.buf.Len() != min(tt.size, maxExecOutput) || c.dropped != tt.dropped {
+				t.Errorf("copied %d (%v): kept %d, dropped %d; want %d, kept %d, dropped %d",
+					n, err, c.buf.Len(), c.dropped, tt.size, min(tt.size, maxExecOutput), tt.dropped)
+			}
+		})
+	}
+	t.Run("a reader's error", func(t *testing.T) {
+		var c cappedBuffer
+		if _, err := io.Copy(&c, iotest.ErrReader(io.ErrUnexpectedEOF)); err != io.ErrUnexpectedEOF {
+			t.Errorf("error %v, want %v", err, io.ErrUnexpectedEOF)
+		}
+	})
+	t.Run("a quiet program's allocations", func(t *testing.T) {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 100 {
+			var c cappedBuffer
+			io.Copy(&c, struct{ io.Reader }{strings.NewReader("")}) // a pipe: no WriteTo of its own
+		}
+		runtime.ReadMemStats(&after)
+		if perCopy := (after.TotalAlloc - before.TotalAlloc) / 100; perCopy > 2<<10 {
+			t.Errorf("%d bytes allocated to copy nothing, want at most 2 KiB (not io.Copy's 32 KiB buffer)", perCopy)
+		}
+	})
 }
