@@ -148,7 +148,11 @@ func TestDaemonPutsBackHandEdits(t *testing.T) {
 	if _, err := n.ns.Run("ip", "addr", "del", anycastV4.String(), "dev", "lo"); err != nil {
 		t.Fatal(err)
 	}
-	n.waitBoth(true, 2*interval+time.Second, "address removed by hand is put back")
+	took := n.waitBoth(true, 2*interval+time.Second, "address removed by hand is put back")
+	t.Logf("put back %s after the removal (the interface's watch reports it; reconcile ticks every %s)", took.Round(time.Millisecond), interval)
+	if strings.Contains(n.daemon.Log(), "cannot watch the interface's addresses") {
+		t.Errorf("the interface was not watched:\n%s", n.daemon.Log())
+	}
 	if !strings.Contains(n.daemon.Log(), "address changed outside anycast-watchdog; putting it back") {
 		t.Errorf("no log line for the hand edit:\n%s", n.daemon.Log())
 	}
