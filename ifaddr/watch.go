@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"syscall"
 
 	"github.com/anycast-watchdog/anycast-watchdog/internal/command"
 )
@@ -26,6 +27,11 @@ const maxWatchLine = 64 << 10
 func (c *Controller) Watch(ctx context.Context, changed func()) error {
 	cmd := exec.CommandContext(ctx, c.ip, "-o", "monitor", "address", "dev", c.dev)
 	cmd.Env = command.ChildEnv()
+	// ip outlives nothing: killed with the daemon (SIGKILL, or an exit
+	// before ctx's kill is carried out), it would wait for events forever
+	// and keep the network namespace alive. Go's threads do not exit
+	// under it (Pdeathsig follows the thread that forked).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var stderr strings.Builder
 	cmd.Stderr = &limitedWriter{w: &stderr, left: 4 << 10}
 	out, err := cmd.StdoutPipe()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -209,6 +210,10 @@ func TestDaemonRestartNeverBlipsHealthyService(t *testing.T) {
 			if sig == syscall.SIGTERM && code != 0 {
 				t.Errorf("SIGTERM: exit code %d, want 0; log:\n%s", code, n.daemon.Log())
 			}
+			// Its interface watch (ip monitor) goes with it.
+			if _, ok := lab.WaitFor(time.Second, func() bool { return len(ipMonitors(t, n.ns)) == 0 }); !ok {
+				t.Errorf("after %s the daemon's ip monitor still runs: %v", sig, ipMonitors(t, n.ns))
+			}
 			n.startDaemon()
 			time.Sleep(3 * interval) // several rounds of the new daemon
 			if at := stop(); at != "" {
@@ -219,6 +224,23 @@ func TestDaemonRestartNeverBlipsHealthyService(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ipMonitors lists the `ip monitor` processes in ns, by PID and command line.
+func ipMonitors(t *testing.T, ns *lab.Namespace) []string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "pids", ns.Name).Output()
+	if err != nil {
+		t.Fatalf("ip netns pids %s: %v", ns.Name, err)
+	}
+	var found []string
+	for _, pid := range strings.Fields(string(out)) {
+		cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+		if args := strings.Split(string(cmdline), "\x00"); len(args) > 2 && filepath.Base(args[0]) == "ip" && slices.Contains(args, "monitor") {
+			found = append(found, pid+": "+strings.Join(args, " "))
+		}
+	}
+	return found
 }
 
 func TestDaemonWithdrawsOnExitWhenConfigured(t *testing.T) {
