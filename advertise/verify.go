@@ -46,8 +46,8 @@ type verifyState struct {
 // or the metrics finding the view older than fleet_interval (freshFleet).
 // A steady node that nobody asks never reads the area. It never blocks a
 // check or an address change: the address manager only wakes it through
-// kick. mu is never held across vtysh; lock order: mu, then the address
-// manager's and the fleet store's (each taken alone otherwise).
+// kick. mu is never held across vtysh, and is taken alone: never with the
+// address manager's or the fleet store's lock held, nor they under it.
 type verifier struct {
 	addrs *addressManager
 	fleet *fleetStore
