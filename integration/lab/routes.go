@@ -188,6 +188,13 @@ func (s *RouteSampler) closeHandles() {
 	}
 }
 
+// Err is the first error a sample met so far, if any.
+func (s *RouteSampler) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
 // Samples is how many samples were taken so far.
 func (s *RouteSampler) Samples() int {
 	s.mu.Lock()
