@@ -32,6 +32,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/anycast-watchdog/anycast-watchdog/internal/procstat"
 )
 
 func main() {
@@ -203,9 +205,9 @@ func daemonPhase(ns, binary, cfg, logFile string, n int, interval, duration time
 	if err != nil {
 		return phase{}, err
 	}
-	u0, start := usageOf(cmd.Process.Pid), time.Now()
+	u0, start := procstat.Of(cmd.Process.Pid), time.Now()
 	time.Sleep(duration)
-	u1, elapsed := usageOf(cmd.Process.Pid), time.Since(start)
+	u1, elapsed := procstat.Of(cmd.Process.Pid), time.Since(start)
 	after, err := scrape()
 	if err != nil {
 		return phase{}, err
@@ -217,8 +219,8 @@ func daemonPhase(ns, binary, cfg, logFile string, n int, interval, duration time
 	}
 	c0, s0, t0 := count(before)
 	c1, s1, t1 := count(after)
-	return phase{self: u1.self - u0.self, children: u1.children - u0.children, switches: u1.switches - u0.switches,
-		checks: c1 - c0, starved: s1 - s0, timeouts: t1 - t0, rssMiB: rssMiB(cmd.Process.Pid), elapsed: elapsed}, nil
+	return phase{self: u1.Self - u0.Self, children: u1.Children - u0.Children, switches: u1.Switches - u0.Switches,
+		checks: c1 - c0, starved: s1 - s0, timeouts: t1 - t0, rssMiB: procstat.RSSMiB(cmd.Process.Pid), elapsed: elapsed}, nil
 }
 
 // refPhase starts the reference, lets it run two intervals and a second,
@@ -248,15 +250,15 @@ func refPhase(ns, ref, command string, n int, interval, duration time.Duration) 
 	if err != nil {
 		return phase{}, err
 	}
-	u0, start := usageOf(cmd.Process.Pid), time.Now()
+	u0, start := procstat.Of(cmd.Process.Pid), time.Now()
 	time.Sleep(duration)
-	u1, elapsed := usageOf(cmd.Process.Pid), time.Since(start)
+	u1, elapsed := procstat.Of(cmd.Process.Pid), time.Since(start)
 	c1, _, t1, err := counts()
 	if err != nil {
 		return phase{}, err
 	}
-	return phase{self: u1.self - u0.self, children: u1.children - u0.children, switches: u1.switches - u0.switches,
-		checks: c1 - c0, timeouts: t1 - t0, rssMiB: rssMiB(cmd.Process.Pid), elapsed: elapsed}, nil
+	return phase{self: u1.Self - u0.Self, children: u1.Children - u0.Children, switches: u1.Switches - u0.Switches,
+		checks: c1 - c0, timeouts: t1 - t0, rssMiB: procstat.RSSMiB(cmd.Process.Pid), elapsed: elapsed}, nil
 }
 
 func stop(cmd *exec.Cmd) {
@@ -321,78 +323,6 @@ func sumOf(body, name string, labels ...string) float64 {
 		}
 	}
 	return sum
-}
-
-// usage is a process's CPU and its waited-for children's, and its
-// threads' context switches.
-type usage struct {
-	self, children time.Duration
-	switches       int64
-}
-
-// usageOf reads pid's usage from /proc (zero where it cannot). Its
-// children's CPU is that of the children it has waited for plus what its
-// live children have used so far (a long-lived child, such as the
-// daemon's ip monitor, is only waited for at the end): a difference of two
-// readings is then the children's CPU in between, whether they ended
-// meanwhile or not.
-func usageOf(pid int) usage {
-	var u usage
-	if f := statFields(pid); len(f) > 14 {
-		u.self, u.children = ticks(f, 11)+ticks(f, 12), ticks(f, 13)+ticks(f, 14)
-	}
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, st := range stats {
-		child, err := strconv.Atoi(filepath.Base(filepath.Dir(st)))
-		if err != nil {
-			continue
-		}
-		if f := statFields(child); len(f) > 14 && f[1] == strconv.Itoa(pid) {
-			u.children += ticks(f, 11) + ticks(f, 12) + ticks(f, 13) + ticks(f, 14)
-		}
-	}
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
-	for _, t := range tasks {
-		b, err := os.ReadFile(t)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
-				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-				u.switches += n
-			}
-		}
-	}
-	return u
-}
-
-// statFields are the fields of /proc/PID/stat after the command's name
-// (the state is [0], the parent [1], utime [11]); nil when unreadable.
-func statFields(pid int) []string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil
-	}
-	return strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-}
-
-// ticks is field i of stat fields, clock ticks, as a duration.
-func ticks(f []string, i int) time.Duration {
-	v, _ := strconv.ParseInt(f[i], 10, 64)
-	return time.Duration(v) * 10 * time.Millisecond // USER_HZ is 100 on Linux
-}
-
-// rssMiB is pid's resident set now.
-func rssMiB(pid int) float64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && k == "VmRSS" {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
 }
 
 func median(v []float64) float64 {

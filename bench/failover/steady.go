@@ -5,11 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/anycast-watchdog/anycast-watchdog/integration/lab"
+	"github.com/anycast-watchdog/anycast-watchdog/internal/procstat"
 )
 
 // steady measures what a steady, healthy fleet costs its nodes' FRR, with
@@ -56,8 +56,8 @@ exec /usr/bin/vtysh "$@"
 	}
 	take := func(n *lab.Node) sample {
 		b, _ := os.ReadFile(filepath.Join(calls, n.NS.Name))
-		return sample{calls: strings.Count(string(b), "\n"), ospfd: cpuOf(n.FRR.Daemons["ospfd"].PID()),
-			ospf6d: cpuOf(n.FRR.Daemons["ospf6d"].PID()), daemon: cpuOf(n.Watchdog.PID())}
+		return sample{calls: strings.Count(string(b), "\n"), ospfd: procstat.Of(n.FRR.Daemons["ospfd"].PID()).Self,
+			ospf6d: procstat.Of(n.FRR.Daemons["ospf6d"].PID()).Self, daemon: procstat.Of(n.Watchdog.PID()).Self}
 	}
 	before := map[int]sample{}
 	for _, n := range a.Nodes {
@@ -83,23 +83,6 @@ exec /usr/bin/vtysh "$@"
 		fmt.Printf("  %-14s %7.1f  [%.1f–%.1f]\n", row.name, row.v[len(row.v)/2], row.v[0], row.v[len(row.v)-1])
 	}
 	return nil
-}
-
-// cpuOf is a process's user and system CPU so far, from /proc (0 when it
-// cannot be read).
-func cpuOf(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,93 @@
+// Package procstat reads a process's CPU, context switches and resident
+// memory from /proc, for the benchmarks that measure the daemon as its own
+// process (bench/exec, bench/failover). Readings are zero where /proc
+// cannot be read (the process is gone).
+package procstat
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Usage is one reading of a process.
+type Usage struct {
+	Self time.Duration // user and system CPU of every thread
+	// Children is the CPU of the children it has waited for plus what its
+	// live children have used so far (a long-lived child, such as the
+	// daemon's ip monitor, is only waited for at the end): a difference
+	// of two readings is the children's CPU in between, whether they
+	// ended meanwhile or not.
+	Children time.Duration
+	Switches int64 // voluntary and involuntary, of every thread
+}
+
+// Of reads pid's Usage.
+func Of(pid int) Usage {
+	var u Usage
+	if f := statFields(pid); len(f) > 14 {
+		u.Self, u.Children = ticks(f, 11)+ticks(f, 12), ticks(f, 13)+ticks(f, 14)
+	}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, st := range stats {
+		child, err := strconv.Atoi(filepath.Base(filepath.Dir(st)))
+		if err != nil {
+			continue
+		}
+		if f := statFields(child); len(f) > 14 && f[1] == strconv.Itoa(pid) {
+			u.Children += ticks(f, 11) + ticks(f, 12) + ticks(f, 13) + ticks(f, 14)
+		}
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	for _, t := range tasks {
+		for _, kv := range statusFields(t, "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches") {
+			n, _ := strconv.ParseInt(kv, 10, 64)
+			u.Switches += n
+		}
+	}
+	return u
+}
+
+// RSSMiB is pid's resident set now.
+func RSSMiB(pid int) float64 {
+	for _, v := range statusFields(fmt.Sprintf("/proc/%d/status", pid), "VmRSS") {
+		kb, _ := strconv.ParseFloat(strings.TrimSuffix(v, " kB"), 64)
+		return kb / 1024
+	}
+	return 0
+}
+
+// statusFields returns the values of keys in a /proc status file.
+func statusFields(path string, keys ...string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && slices.Contains(keys, k) {
+			out = append(out, strings.TrimSpace(v))
+		}
+	}
+	return out
+}
+
+// statFields are the fields of /proc/PID/stat after the command's name
+// (the state is [0], the parent [1], utime [11]); nil when unreadable.
+func statFields(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+}
+
+// ticks is field i of stat fields, clock ticks, as a duration.
+func ticks(f []string, i int) time.Duration {
+	v, _ := strconv.ParseInt(f[i], 10, 64)
+	return time.Duration(v) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
