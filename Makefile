@@ -74,13 +74,16 @@ bench-checks:
 ## /bin/true every INTERVAL, against bench/execref (a plain Go checker) in
 ## PAIRS alternating pairs of DURATION phases; prints CPU per check (self and
 ## children), context switches, RSS, starved and timed-out checks, and the
-## median ratio. `go run ./bench/checks -exec` measures the supervisor alone.
+## median ratio. SOAK=10m runs the daemon alone from its start that long and
+## counts starved and timed-out checks (SERVICES=500 INTERVAL=10s SOAK=10m).
+## `go run ./bench/checks -exec` measures the supervisor alone.
 SERVICES ?= 50,500
 INTERVAL ?= 1s
 PAIRS ?= 5
 DURATION ?= 20s
+SOAK ?= 0s
 bench-exec: build
-	$(GO) run ./bench/exec -binary ./anycast-watchdog -services $(SERVICES) -interval $(INTERVAL) -pairs $(PAIRS) -duration $(DURATION)
+	$(GO) run ./bench/exec -binary ./anycast-watchdog -services $(SERVICES) -interval $(INTERVAL) -pairs $(PAIRS) -duration $(DURATION) -soak $(SOAK)
 
 ## bench-load: 500 services x 3 checks at 500 ms for 10 minutes: flat is the goal.
 bench-load:

@@ -75,6 +75,13 @@ func TestHelperProcess(t *testing.T) {
 		os.Exit(0)
 	case "hold":
 		time.Sleep(2 * time.Second)
+	case "quiet-fail":
+		time.Sleep(3 * execWaitDelay)
+		fmt.Println("late")
+		os.Exit(3)
+	case "kill-self":
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		time.Sleep(time.Second)
 	case "stubborn":
 		signal.Ignore(syscall.SIGTERM)
 		time.Sleep(time.Hour)
@@ -113,21 +120,42 @@ func TestExecCheck(t *testing.T) {
 	tests := []struct {
 		name, mode, wantReason string
 		wantIn                 []string
+		heldOpen               bool // for 2 s by a process outside the group
 	}{
 		{name: "exit 0 passes", mode: "pass"},
-		{name: "exit 2 fails with output", mode: "fail", wantReason: "exit",
-			wantIn: []string{"exit status 2", `stdout: "DNS CRITICAL - no answer"`, `stderr: "query timed out"`}},
+		{name: "exit 2 fails with its output", mode: "fail", wantReason: "exit",
+			wantIn: []string{"exit status 2", `output: "DNS CRITICAL - no answer\nquery timed out"`}},
 		// The exit status is the verdict even when something outside the
-		// process group holds the output open past the wait delay.
-		{name: "exit 0 passes while its output is held open", mode: "pass-leaving-holder"},
+		// process group holds the output open (2 s) past the wait delay.
+		{name: "exit 0 passes while its output is held open", mode: "pass-leaving-holder", heldOpen: true},
 		{name: "exit 2 fails while its output is held open", mode: "fail-leaving-holder", wantReason: "exit",
-			wantIn: []string{"exit status 2"}},
+			wantIn: []string{"exit status 2"}, heldOpen: true},
 		{name: "100 MiB of output is capped", mode: "flood", wantReason: "exit",
 			wantIn: []string{"exit status 1", "more bytes dropped"}},
+		{name: "a signal is the cause", mode: "kill-self", wantReason: "exit",
+			wantIn: []string{"signal: terminated"}},
+		// Quiet past the wait delay, then its verdict.
+		{name: "a quiet program's exit status", mode: "quiet-fail", wantReason: "exit",
+			wantIn: []string{"exit status 3", `output: "late"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := assertCheck(t, helperCheck(t, tt.mode), 5*time.Second, tt.wantReason, "")
+			c := helperCheck(t, tt.mode) // before the Builder, which takes the environment
+			ch, err := NewBuilder(4).New(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			start := time.Now()
+			err = ch.Check(ctx)
+			// Within the wait delay of the exit, not when the holder lets go.
+			if took := time.Since(start); tt.heldOpen && took > 1500*time.Millisecond || took > 5*time.Second {
+				t.Errorf("Check took %s", took)
+			}
+			if got := Reason(err); got != tt.wantReason {
+				t.Fatalf("Check() = %v (reason %q), want reason %q", err, got, tt.wantReason)
+			}
 			for _, s := range tt.wantIn {
 				if err == nil || !strings.Contains(err.Error(), s) {
 					t.Errorf("error %v does not contain %q", err, s)
@@ -287,10 +315,10 @@ func TestExecProgramJudgedAgainAtEachRun(t *testing.T) {
 	}
 }
 
-// os/exec copies a check's output into cappedBuffer with io.Copy, which
-// goes through its ReadFrom: the output is kept up to maxExecOutput and
-// counted beyond, whatever the size of the reads, and a quiet program's
-// run allocates 512 bytes, not io.Copy's 32 KiB.
+// An exec check reads its program's output through cappedBuffer's
+// ReadFrom: the output is kept up to maxExecOutput and counted beyond,
+// whatever the size of the reads, and a quiet program's run allocates 512
+// bytes, not io.Copy's 32 KiB.
 func TestCappedBufferReadFrom(t *testing.T) {
 	for _, tt := range []struct {
 		name    string

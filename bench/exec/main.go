@@ -13,9 +13,13 @@
 // context switches,
 // its RSS, and the checks that ran, did not run (starved) or timed out.
 // It prints every phase, then per service count the median of the pairs'
-// ratios. Root only.
+// ratios. With -soak it runs the daemon alone instead, from its start (the
+// first rounds' burst included) for the soak's length, and prints its
+// checks, the ones that did not run or timed out, its rounds' lateness
+// and its CPU and RSS. Root only.
 //
 //	go run ./bench/exec [-binary ./anycast-watchdog] [-services 50,500] [-interval 1s] [-pairs 5] [-duration 20s]
+//	go run ./bench/exec -soak 10m -services 500 -interval 10s
 package main
 
 import (
@@ -44,6 +48,7 @@ func main() {
 	duration := flag.Duration("duration", 20*time.Second, "each phase's measured time")
 	command := flag.String("command", "/bin/true", "the checked program")
 	keep := flag.Bool("keep", false, "keep the work directory (configurations, logs)")
+	soak := flag.Duration("soak", 0, "run only the daemon, from its start, this long, and count what did not run")
 	scrapeURL := flag.String("scrape", "", "internal: print this URL's body (run inside the namespace)")
 	flag.Parse()
 	if *scrapeURL != "" {
@@ -57,13 +62,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "exec: needs root (a network namespace)")
 		os.Exit(2)
 	}
-	if err := run(*binary, *counts, *interval, *pairs, *duration, *command, *keep); err != nil {
+	if err := run(*binary, *counts, *interval, *pairs, *duration, *soak, *command, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "exec:", err)
 		os.Exit(1)
 	}
 }
 
-func run(binary, counts string, interval time.Duration, pairs int, duration time.Duration, command string, keep bool) error {
+func run(binary, counts string, interval time.Duration, pairs int, duration, soak time.Duration, command string, keep bool) error {
 	binary, err := filepath.Abs(binary)
 	if err != nil {
 		return err
@@ -97,6 +102,12 @@ func run(binary, counts string, interval time.Duration, pairs int, duration time
 		if err != nil || n < 1 || n > 4000 {
 			return fmt.Errorf("-services %q: each count is 1 to 4000", counts)
 		}
+		if soak > 0 {
+			if err := soakCount(dir, ns, binary, command, n, interval, soak); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := measureCount(dir, ns, binary, ref, command, n, interval, pairs, duration); err != nil {
 			return err
 		}
@@ -111,9 +122,9 @@ func measureCount(dir, ns, binary, ref, command string, n int, interval time.Dur
 		return err
 	}
 	fmt.Printf("\n%d services × %s\n", n, interval)
-	fmt.Printf("%-9s %8s %8s %8s %12s %12s %12s %10s %8s\n", "", "checks", "starved", "timeout", "self ms/chk", "child ms/chk", "total ms/chk", "ctxsw/chk", "RSS MiB")
+	fmt.Printf("%-9s %8s %8s %8s %12s %12s %12s %10s %8s\n", "", "checks", "starved", "timeout", "self ms/chk", "child ms/chk", "total ms/chk", "ctxsw/chk", "RSS (anon) MiB")
 	var ratios, selfRatios, childRatios []float64
-	var rssDaemon, rssRef []float64
+	var rssDaemon, rssRef, anonDaemon, anonRef []float64
 	for pair := range pairs {
 		var d, r phase
 		var err error
@@ -136,11 +147,58 @@ func measureCount(dir, ns, binary, ref, command string, n int, interval time.Dur
 		ratios = append(ratios, d.perCheck(d.self+d.children)/r.perCheck(r.self+r.children))
 		selfRatios = append(selfRatios, d.perCheck(d.self)/r.perCheck(r.self))
 		childRatios = append(childRatios, d.perCheck(d.children)/r.perCheck(r.children))
-		rssDaemon, rssRef = append(rssDaemon, d.rssMiB), append(rssRef, r.rssMiB)
+		rssDaemon, rssRef = append(rssDaemon, d.rss.All), append(rssRef, r.rss.All)
+		anonDaemon, anonRef = append(anonDaemon, d.rss.Anon), append(anonRef, r.rss.Anon)
 		fmt.Printf("%-9s %.2f× (self %.2f×, children %.2f×)\n", "ratio", ratios[pair], selfRatios[pair], childRatios[pair])
 	}
-	fmt.Printf("%d services: daemon / reference CPU per check, median of %d pairs: %.2f× (range %.2f–%.2f×); self %.2f×, children %.2f×; RSS median %.1f MiB against %.1f MiB\n",
-		n, pairs, median(ratios), slices.Min(ratios), slices.Max(ratios), median(selfRatios), median(childRatios), median(rssDaemon), median(rssRef))
+	fmt.Printf("%d services: daemon / reference CPU per check, median of %d pairs: %.2f× (range %.2f–%.2f×); self %.2f×, children %.2f×; RSS median %.1f MiB against %.1f MiB, of it anonymous %.1f MiB against %.1f MiB\n",
+		n, pairs, median(ratios), slices.Min(ratios), slices.Max(ratios), median(selfRatios), median(childRatios), median(rssDaemon), median(rssRef), median(anonDaemon), median(anonRef))
+	return nil
+}
+
+// soakCount runs the daemon with n services for soak from its start and
+// prints what it ran, what did not run or timed out, how late its rounds
+// started, and what it cost.
+func soakCount(dir, ns, binary, command string, n int, interval, soak time.Duration) error {
+	cfg := filepath.Join(dir, fmt.Sprintf("aw-%d.yaml", n))
+	if err := os.WriteFile(cfg, []byte(daemonConfig(dir, n, interval, command)), 0o644); err != nil {
+		return err
+	}
+	logFile := filepath.Join(dir, fmt.Sprintf("aw-%d-soak.log", n))
+	log, err := os.Create(logFile)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	cmd := exec.Command("ip", "netns", "exec", ns, binary, "run", "--config", cfg)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer stop(cmd)
+	fmt.Printf("\n%d services × %s, the daemon alone from its start for %s\n", n, interval, soak)
+	time.Sleep(soak)
+	u, elapsed, rss := procstat.Of(cmd.Process.Pid), time.Since(start), procstat.RSSMiB(cmd.Process.Pid)
+	body, err := scrapeIn(ns)
+	if err != nil {
+		b, _ := os.ReadFile(logFile)
+		return fmt.Errorf("%w; log:\n%s", err, tail(string(b), 20))
+	}
+	checks := sumOf(body, "anycast_watchdog_check_duration_seconds_count")
+	fmt.Printf("checks %.0f, starved %.0f, timed out %.0f, failed otherwise %.0f; CPU %.3f ms per check (self %.3f, children %.3f), %.1f%% of a core; RSS %.1f MiB (anonymous %.1f)\n",
+		checks, sumOf(body, "anycast_watchdog_check_failures_total", `reason="starved"`),
+		sumOf(body, "anycast_watchdog_check_failures_total", `reason="timeout"`),
+		sumOf(body, "anycast_watchdog_check_failures_total")-sumOf(body, "anycast_watchdog_check_failures_total", `reason="starved"`)-sumOf(body, "anycast_watchdog_check_failures_total", `reason="timeout"`),
+		(u.Self+u.Children).Seconds()*1000/max(checks, 1), u.Self.Seconds()*1000/max(checks, 1), u.Children.Seconds()*1000/max(checks, 1),
+		100*(u.Self+u.Children).Seconds()/elapsed.Seconds(), rss.All, rss.Anon)
+	rounds := sumOf(body, "anycast_watchdog_round_lateness_seconds_count")
+	fmt.Printf("rounds %.0f, started late by", rounds)
+	for _, le := range []string{"0.001", "0.01", "0.1", "1"} {
+		fmt.Printf(" ≤ %s s: %.0f,", le, sumOf(body, "anycast_watchdog_round_lateness_seconds_bucket", `le="`+le+`"`))
+	}
+	fmt.Printf(" more: %.0f\n", rounds-sumOf(body, "anycast_watchdog_round_lateness_seconds_bucket", `le="1"`))
 	return nil
 }
 
@@ -160,15 +218,15 @@ type phase struct {
 	switches        int64
 	checks, starved float64
 	timeouts        float64
-	rssMiB          float64
+	rss             procstat.Resident
 	elapsed         time.Duration
 }
 
 func (p phase) perCheck(d time.Duration) float64 { return d.Seconds() * 1000 / max(p.checks, 1) }
 
 func (p phase) print(name string) {
-	fmt.Printf("%-9s %8.0f %8.0f %8.0f %12.3f %12.3f %12.3f %10.2f %8.1f   (%.1f%% of a core)\n", name, p.checks, p.starved, p.timeouts,
-		p.perCheck(p.self), p.perCheck(p.children), p.perCheck(p.self+p.children), float64(p.switches)/max(p.checks, 1), p.rssMiB,
+	fmt.Printf("%-9s %8.0f %8.0f %8.0f %12.3f %12.3f %12.3f %10.2f %6.1f (%4.1f)   (%.1f%% of a core)\n", name, p.checks, p.starved, p.timeouts,
+		p.perCheck(p.self), p.perCheck(p.children), p.perCheck(p.self+p.children), float64(p.switches)/max(p.checks, 1), p.rss.All, p.rss.Anon,
 		100*(p.self+p.children).Seconds()/p.elapsed.Seconds())
 }
 
@@ -220,7 +278,7 @@ func daemonPhase(ns, binary, cfg, logFile string, n int, interval, duration time
 	c0, s0, t0 := count(before)
 	c1, s1, t1 := count(after)
 	return phase{self: u1.Self - u0.Self, children: u1.Children - u0.Children, switches: u1.Switches - u0.Switches,
-		checks: c1 - c0, starved: s1 - s0, timeouts: t1 - t0, rssMiB: procstat.RSSMiB(cmd.Process.Pid), elapsed: elapsed}, nil
+		checks: c1 - c0, starved: s1 - s0, timeouts: t1 - t0, rss: procstat.RSSMiB(cmd.Process.Pid), elapsed: elapsed}, nil
 }
 
 // refPhase starts the reference, lets it run two intervals and a second,
@@ -258,7 +316,7 @@ func refPhase(ns, ref, command string, n int, interval, duration time.Duration) 
 		return phase{}, err
 	}
 	return phase{self: u1.Self - u0.Self, children: u1.Children - u0.Children, switches: u1.Switches - u0.Switches,
-		checks: c1 - c0, timeouts: t1 - t0, rssMiB: procstat.RSSMiB(cmd.Process.Pid), elapsed: elapsed}, nil
+		checks: c1 - c0, timeouts: t1 - t0, rss: procstat.RSSMiB(cmd.Process.Pid), elapsed: elapsed}, nil
 }
 
 func stop(cmd *exec.Cmd) {

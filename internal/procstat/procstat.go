@@ -52,13 +52,25 @@ func Of(pid int) Usage {
 	return u
 }
 
-// RSSMiB is pid's resident set now.
-func RSSMiB(pid int) float64 {
-	for _, v := range statusFields(fmt.Sprintf("/proc/%d/status", pid), "VmRSS") {
-		kb, _ := strconv.ParseFloat(strings.TrimSuffix(v, " kB"), 64)
-		return kb / 1024
+// Resident is a process's resident set now, in MiB: all of it, and its
+// anonymous part (heap, stacks: what only this process holds). The rest is
+// file-backed, mostly the program's own pages, shared page cache that the
+// kernel maps ahead of use (fault-around) and may drop.
+type Resident struct{ All, Anon float64 }
+
+// RSSMiB is pid's resident set now; zero when unreadable.
+func RSSMiB(pid int) Resident {
+	var r Resident
+	fields := statusFields(fmt.Sprintf("/proc/%d/status", pid), "VmRSS", "RssAnon")
+	if len(fields) == 2 {
+		r.All, r.Anon = kbToMiB(fields[0]), kbToMiB(fields[1])
 	}
-	return 0
+	return r
+}
+
+func kbToMiB(v string) float64 {
+	kb, _ := strconv.ParseFloat(strings.TrimSuffix(v, " kB"), 64)
+	return kb / 1024
 }
 
 // statusFields returns the values of keys in a /proc status file.
