@@ -9,16 +9,28 @@ package helperproc
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 )
 
 // Argv is the command line that runs the test binary's TestHelperProcess,
-// then args.
+// then args. Its program is an absolute path, as exec checks require (they
+// start programs without a PATH lookup).
 func Argv(args ...string) []string {
-	argv := []string{os.Args[0], "-test.run=TestHelperProcess"}
+	argv := []string{absolute(os.Args[0]), "-test.run=TestHelperProcess"}
 	if emu := os.Getenv("AW_TEST_EMULATOR"); emu != "" {
+		if path, err := exec.LookPath(emu); err == nil {
+			emu = absolute(path)
+		}
 		argv = append([]string{emu}, argv...)
 	}
 	return append(argv, args...)
+}
+
+func absolute(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }
 
 // Command is Argv as an *exec.Cmd.
