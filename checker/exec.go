@@ -176,14 +176,10 @@ func (e execChecker) run(ctx context.Context, output *cappedBuffer) (syscall.Wai
 	}()
 	output.ReadFrom(r) // to its end, or execWaitDelay after the exit
 	x := <-exited
-	return x.status, waitError(pid, x.err)
-}
-
-func waitError(pid int, err error) error {
-	if err != nil {
-		return fmt.Errorf("wait for process %d: %w", pid, err)
+	if x.err != nil {
+		return 0, fmt.Errorf("wait for process %d: %w", pid, x.err)
 	}
-	return nil
+	return x.status, nil
 }
 
 // exitDescription says how a program ended, as os/exec's ExitError does.

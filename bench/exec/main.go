@@ -165,32 +165,26 @@ func soakCount(dir, ns, binary, command string, n int, interval, soak time.Durat
 		return err
 	}
 	logFile := filepath.Join(dir, fmt.Sprintf("aw-%d-soak.log", n))
-	log, err := os.Create(logFile)
-	if err != nil {
-		return err
-	}
-	defer log.Close()
-	cmd := exec.Command("ip", "netns", "exec", ns, binary, "run", "--config", cfg)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	cmd, err := startDaemon(ns, binary, cfg, logFile)
+	if err != nil {
 		return err
 	}
 	defer stop(cmd)
 	fmt.Printf("\n%d services × %s, the daemon alone from its start for %s\n", n, interval, soak)
 	time.Sleep(soak)
-	u, elapsed, rss := procstat.Of(cmd.Process.Pid), time.Since(start), procstat.RSSMiB(cmd.Process.Pid)
+	u, elapsed, rss := procstat.Of(cmd.Process.Pid), time.Since(start), procstat.ResidentOf(cmd.Process.Pid)
 	body, err := scrapeIn(ns)
 	if err != nil {
 		b, _ := os.ReadFile(logFile)
 		return fmt.Errorf("%w; log:\n%s", err, tail(string(b), 20))
 	}
 	checks := sumOf(body, "anycast_watchdog_check_duration_seconds_count")
+	starved := sumOf(body, "anycast_watchdog_check_failures_total", `reason="starved"`)
+	timeouts := sumOf(body, "anycast_watchdog_check_failures_total", `reason="timeout"`)
+	failed := sumOf(body, "anycast_watchdog_check_failures_total")
 	fmt.Printf("checks %.0f, starved %.0f, timed out %.0f, failed otherwise %.0f; CPU %.3f ms per check (self %.3f, children %.3f), %.1f%% of a core; RSS %.1f MiB (anonymous %.1f)\n",
-		checks, sumOf(body, "anycast_watchdog_check_failures_total", `reason="starved"`),
-		sumOf(body, "anycast_watchdog_check_failures_total", `reason="timeout"`),
-		sumOf(body, "anycast_watchdog_check_failures_total")-sumOf(body, "anycast_watchdog_check_failures_total", `reason="starved"`)-sumOf(body, "anycast_watchdog_check_failures_total", `reason="timeout"`),
+		checks, starved, timeouts, failed-starved-timeouts,
 		(u.Self+u.Children).Seconds()*1000/max(checks, 1), u.Self.Seconds()*1000/max(checks, 1), u.Children.Seconds()*1000/max(checks, 1),
 		100*(u.Self+u.Children).Seconds()/elapsed.Seconds(), rss.All, rss.Anon)
 	rounds := sumOf(body, "anycast_watchdog_round_lateness_seconds_count")
@@ -230,18 +224,28 @@ func (p phase) print(name string) {
 		100*(p.self+p.children).Seconds()/p.elapsed.Seconds())
 }
 
-// daemonPhase starts the daemon, waits until every service is up and two
-// intervals more, and measures duration of it between two scrapes.
-func daemonPhase(ns, binary, cfg, logFile string, n int, interval, duration time.Duration) (phase, error) {
+// startDaemon starts `anycast-watchdog run` with cfg in namespace ns, in
+// its own process group, its output to logFile (kept open by the process).
+func startDaemon(ns, binary, cfg, logFile string) (*exec.Cmd, error) {
 	log, err := os.Create(logFile)
 	if err != nil {
-		return phase{}, err
+		return nil, err
 	}
-	defer log.Close()
+	defer log.Close() // the child has its own descriptor
 	cmd := exec.Command("ip", "netns", "exec", ns, binary, "run", "--config", cfg)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// daemonPhase starts the daemon, waits until every service is up and two
+// intervals more, and measures duration of it between two scrapes.
+func daemonPhase(ns, binary, cfg, logFile string, n int, interval, duration time.Duration) (phase, error) {
+	cmd, err := startDaemon(ns, binary, cfg, logFile)
+	if err != nil {
 		return phase{}, err
 	}
 	defer stop(cmd)
@@ -278,7 +282,7 @@ func daemonPhase(ns, binary, cfg, logFile string, n int, interval, duration time
 	c0, s0, t0 := count(before)
 	c1, s1, t1 := count(after)
 	return phase{self: u1.Self - u0.Self, children: u1.Children - u0.Children, switches: u1.Switches - u0.Switches,
-		checks: c1 - c0, starved: s1 - s0, timeouts: t1 - t0, rss: procstat.RSSMiB(cmd.Process.Pid), elapsed: elapsed}, nil
+		checks: c1 - c0, starved: s1 - s0, timeouts: t1 - t0, rss: procstat.ResidentOf(cmd.Process.Pid), elapsed: elapsed}, nil
 }
 
 // refPhase starts the reference, lets it run two intervals and a second,
@@ -316,7 +320,7 @@ func refPhase(ns, ref, command string, n int, interval, duration time.Duration) 
 		return phase{}, err
 	}
 	return phase{self: u1.Self - u0.Self, children: u1.Children - u0.Children, switches: u1.Switches - u0.Switches,
-		checks: c1 - c0, timeouts: t1 - t0, rss: procstat.RSSMiB(cmd.Process.Pid), elapsed: elapsed}, nil
+		checks: c1 - c0, timeouts: t1 - t0, rss: procstat.ResidentOf(cmd.Process.Pid), elapsed: elapsed}, nil
 }
 
 func stop(cmd *exec.Cmd) {

@@ -44,8 +44,8 @@ func Of(pid int) Usage {
 	}
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
 	for _, t := range tasks {
-		for _, kv := range statusFields(t, "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches") {
-			n, _ := strconv.ParseInt(kv, 10, 64)
+		for _, v := range statusFields(t, "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches") {
+			n, _ := strconv.ParseInt(v, 10, 64)
 			u.Switches += n
 		}
 	}
@@ -58,14 +58,10 @@ func Of(pid int) Usage {
 // kernel maps ahead of use (fault-around) and may drop.
 type Resident struct{ All, Anon float64 }
 
-// RSSMiB is pid's resident set now; zero when unreadable.
-func RSSMiB(pid int) Resident {
-	var r Resident
-	fields := statusFields(fmt.Sprintf("/proc/%d/status", pid), "VmRSS", "RssAnon")
-	if len(fields) == 2 {
-		r.All, r.Anon = kbToMiB(fields[0]), kbToMiB(fields[1])
-	}
-	return r
+// ResidentOf is pid's resident set now; zero when unreadable.
+func ResidentOf(pid int) Resident {
+	f := statusFields(fmt.Sprintf("/proc/%d/status", pid), "VmRSS", "RssAnon")
+	return Resident{All: kbToMiB(f["VmRSS"]), Anon: kbToMiB(f["RssAnon"])}
 }
 
 func kbToMiB(v string) float64 {
@@ -73,16 +69,17 @@ func kbToMiB(v string) float64 {
 	return kb / 1024
 }
 
-// statusFields returns the values of keys in a /proc status file.
-func statusFields(path string, keys ...string) []string {
+// statusFields returns the values of keys in a /proc status file, by key
+// (none when unreadable).
+func statusFields(path string, keys ...string) map[string]string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil
 	}
-	var out []string
+	out := map[string]string{}
 	for _, line := range strings.Split(string(b), "\n") {
 		if k, v, ok := strings.Cut(line, ":"); ok && slices.Contains(keys, k) {
-			out = append(out, strings.TrimSpace(v))
+			out[k] = strings.TrimSpace(v)
 		}
 	}
 	return out
